@@ -1,0 +1,236 @@
+/**
+ * The catalog reader: everything this service asks Backstage, over `@backstage/catalog-client`.
+ *
+ * Every HTTP call goes through one policy (see {@link CatalogReader.fetchWithPolicy}):
+ * a bearer token from the {@link BackstageTokenProvider}; a per-attempt timeout combined with the caller's
+ * `abortSignal`; retries of 429/502/503/504, timeouts and network errors with exponential backoff and jitter,
+ * honouring `Retry-After`, bounded by `maxRetries`; and one token refresh + retry on 401.
+ */
+import { CatalogClient } from '@backstage/catalog-client';
+import type { Entity } from '@backstage/catalog-model';
+import { parseRetryAfter, retryDelay, sleep } from './backoff';
+import {
+  BackstageAuthError,
+  BackstageRequestError,
+  BackstageUnavailableError,
+  OperationAbortedError,
+  SyncServiceError,
+} from './errors';
+import type { BackstageTokenProvider } from './identity';
+import { silentLogger, type Logger } from './logger';
+import type { Metrics } from './metrics';
+import { entityNameOf, formatEntityRef, toDocumentId } from './refs';
+
+export interface CatalogReaderOptions {
+  baseUrl: string;
+  tokenProvider: BackstageTokenProvider;
+  requestTimeoutInMs: number;
+  maxRetries: number;
+  retryBaseDelayInMs: number;
+  retryMaxDelayInMs: number;
+  pageSize: number;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** The fetch implementation; Node's global fetch by default. */
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  abortSignal?: AbortSignal;
+}
+
+/** What reconciliation needs to know about a catalog entity without reading it whole. */
+export interface CatalogProjectionItem {
+  id: string;
+  entityRef: string;
+  uid: string | undefined;
+  etag: string | undefined;
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+const PROJECTION_FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag'];
+
+export class CatalogReader {
+  private readonly fetchImpl: typeof fetch;
+  private readonly logger: Logger;
+  /** Number of HTTP requests sent to Backstage, retries included (for logs and benchmarks). */
+  requestCount = 0;
+
+  constructor(private readonly options: CatalogReaderOptions) {
+    this.fetchImpl = options.fetch ?? globalThis.fetch;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Streams the `kind/namespace/name/uid/etag` projection of every entity, a page at a time,
+   * following the `queryEntities` cursor.
+   */
+  async *streamProjection(options: CallOptions & { filter?: Record<string, string> } = {}): AsyncGenerator<CatalogProjectionItem[]> {
+    const client = this.client(options);
+    let cursor: string | undefined;
+    do {
+      const page = cursor
+        ? await client.queryEntities({ cursor, limit: this.options.pageSize, fields: PROJECTION_FIELDS })
+        : await client.queryEntities({
+            limit: this.options.pageSize,
+            fields: PROJECTION_FIELDS,
+            ...(options.filter && { filter: options.filter }),
+            totalItems: 'exclude',
+          } as Parameters<CatalogClient['queryEntities']>[0]);
+      const items: CatalogProjectionItem[] = [];
+      for (const entity of page.items) {
+        const name = entityNameOf(entity);
+        items.push({
+          id: toDocumentId(name),
+          entityRef: formatEntityRef(name),
+          uid: entity.metadata.uid,
+          etag: entity.metadata.etag,
+        });
+      }
+      if (items.length > 0) yield items;
+      cursor = page.pageInfo.nextCursor;
+    } while (cursor);
+  }
+
+  /** Full entities for `refs`, in the same order; `undefined` where the catalog has no such entity. */
+  async getEntitiesByRefs(refs: readonly string[], options: CallOptions = {}): Promise<Array<Entity | undefined>> {
+    if (refs.length === 0) return [];
+    const response = await this.client(options).getEntitiesByRefs({ entityRefs: [...refs] });
+    return response.items;
+  }
+
+  /** One full entity, or `undefined` when Backstage answers 404. */
+  async getEntityByRef(ref: string, options: CallOptions = {}): Promise<Entity | undefined> {
+    return this.client(options).getEntityByRef(ref);
+  }
+
+  /** A client whose every request runs under this call's abort signal. Construction is two field writes. */
+  private client(options: CallOptions): CatalogClient {
+    return new CatalogClient({
+      discoveryApi: { getBaseUrl: async (pluginId: string) => `${this.options.baseUrl}/api/${pluginId}` },
+      fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options.abortSignal) },
+    });
+  }
+
+  private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, abortSignal?: AbortSignal): Promise<Response> {
+    const o = this.options;
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const method = init?.method ?? 'GET';
+    const path = safePath(url);
+    let refreshedToken = false;
+    let forceRefresh = false;
+    let attempt = 0;
+    for (;;) {
+      if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, abortSignal.reason);
+      const token = await o.tokenProvider.getToken({ forceRefresh, ...(abortSignal && { abortSignal }) });
+      forceRefresh = false;
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${token}`);
+      const timeout = AbortSignal.timeout(o.requestTimeoutInMs);
+      const signal = abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout;
+      const started = performance.now();
+      let response: Response | undefined;
+      let failure: unknown;
+      this.requestCount += 1;
+      try {
+        response = await this.fetchImpl(url, { ...init, headers, signal });
+      } catch (error) {
+        if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, error);
+        failure = error;
+      }
+      const durationInMs = performance.now() - started;
+      const status = response?.status;
+      o.metrics?.record('backstage.request.duration', durationInMs, { method, status: status ?? 'error' });
+
+      if (response && status === 401 && !refreshedToken) {
+        await discard(response);
+        this.logger.warn('Backstage answered 401; refreshing the token and retrying once', { path });
+        refreshedToken = true;
+        forceRefresh = true;
+        continue;
+      }
+      if (response && (status === 401 || status === 403)) {
+        const detail = await errorDetail(response);
+        o.metrics?.increment('backstage.errors', 1, { status: status! });
+        throw new BackstageAuthError(
+          status === 401
+            ? `Backstage rejected the token (401) for ${method} ${path}${detail}. Check that backend.auth.externalAccess trusts this identity's issuer and audience.`
+            : `Backstage refused ${method} ${path} (403)${detail}. Check the permission policy for this service's principal.`,
+          status,
+        );
+      }
+      const retryable = failure !== undefined || (status !== undefined && RETRYABLE_STATUS.has(status));
+      if (!retryable) {
+        if (response && status! >= 400 && status !== 404) {
+          // 404 is meaningful (entity absent) and left to the catalog client; other 4xx are our fault.
+          if (status! >= 500) {
+            const detail = await errorDetail(response);
+            throw new BackstageUnavailableError(`Backstage failed ${method} ${path} with ${status}${detail}`, status);
+          }
+          const detail = await errorDetail(response);
+          throw new BackstageRequestError(`Backstage rejected ${method} ${path} with ${status}${detail}`, status!);
+        }
+        return response!;
+      }
+      const reason = failure !== undefined ? describeFailure(failure, timeout) : `HTTP ${status}`;
+      if (attempt >= o.maxRetries) {
+        if (response) await discard(response);
+        o.metrics?.increment('backstage.errors', 1, { status: status ?? 'error' });
+        throw new BackstageUnavailableError(
+          `Backstage ${method} ${path} still failing after ${attempt + 1} attempts (${reason})`,
+          status,
+          failure,
+        );
+      }
+      const retryAfterInMs = response ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
+      if (response) await discard(response);
+      const delay = retryDelay(attempt, retryAfterInMs, {
+        baseDelayInMs: o.retryBaseDelayInMs,
+        maxDelayInMs: o.retryMaxDelayInMs,
+      });
+      o.metrics?.increment('backstage.retries', 1, { status: status ?? 'error' });
+      this.logger.warn('Backstage request failed; retrying', { path, reason, attempt: attempt + 1, delayInMs: delay });
+      await sleep(delay, abortSignal);
+      attempt += 1;
+    }
+  }
+}
+
+/** Backstage's error bodies are `{ error: { name, message } }`; a short, token-free detail for messages. */
+async function errorDetail(response: Response): Promise<string> {
+  try {
+    const text = (await response.text()).slice(0, 2000);
+    const parsed = JSON.parse(text) as { error?: { message?: unknown } };
+    const message = parsed?.error?.message;
+    return typeof message === 'string' ? `: ${message.slice(0, 300)}` : '';
+  } catch {
+    return '';
+  }
+}
+
+async function discard(response: Response): Promise<void> {
+  try {
+    await response.body?.cancel();
+  } catch {
+    // nothing to release
+  }
+}
+
+function describeFailure(error: unknown, timeout: AbortSignal): string {
+  if (timeout.aborted) return 'timed out';
+  const cause = (error as { cause?: { code?: unknown } })?.cause;
+  if (cause && typeof cause.code === 'string') return cause.code;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function safePath(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url;
+  }
+}
+
+export function isCatalogError(error: unknown): error is SyncServiceError {
+  return error instanceof BackstageAuthError || error instanceof BackstageUnavailableError || error instanceof BackstageRequestError;
+}

@@ -1,0 +1,116 @@
+/**
+ * The mirror's document shapes (Cosmos container `entities`, partition key `/id`) and the pure functions
+ * that build them. See docs/data-model.md.
+ */
+import { createHash } from 'node:crypto';
+import type { Entity } from '@backstage/catalog-model';
+import { configure } from 'safe-stable-stringify';
+import { entityNameOf, formatEntityRef, toDocumentId } from './refs';
+
+const stableStringify = configure({ deterministic: true, bigint: false, circularValue: Error });
+
+/** What identifies a mirrored entity; every document shape carries it. */
+export interface EntityIdentity {
+  /** Lower-cased `kind:namespace:name`. */
+  id: string;
+  /** `kind:namespace/name` in the entity's own casing. */
+  entityRef: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Backstage `metadata.uid`. */
+  uid: string | null;
+}
+
+/** A live entity in the mirror. */
+export interface LiveEntityDocument extends EntityIdentity {
+  sourceEtag: string | null;
+  entity: Entity;
+  syncHash: string;
+  syncedAt: string;
+  deleted?: false;
+}
+
+/** An entity Backstage no longer has. Readers ignore it; Cosmos TTL removes it later. */
+export interface TombstoneDocument extends EntityIdentity {
+  sourceEtag: null;
+  deleted: true;
+  deletedAt: string;
+  ttl: number;
+  syncHash: string;
+  syncedAt: string;
+}
+
+export type EntityDocument = LiveEntityDocument | TombstoneDocument;
+
+/** Cosmos system properties that come back on reads. */
+export interface SystemProperties {
+  _etag?: string;
+  _ts?: number;
+  _rid?: string;
+  _self?: string;
+}
+
+export function isTombstone(doc: EntityDocument | undefined): doc is TombstoneDocument {
+  return doc?.deleted === true;
+}
+
+/** The mirror document for a Backstage entity as the catalog returned it. */
+export function toEntityDocument(entity: Entity, now: Date = new Date()): LiveEntityDocument {
+  const name = entityNameOf(entity);
+  const withoutHash = {
+    id: toDocumentId(name),
+    entityRef: formatEntityRef(name),
+    kind: name.kind,
+    namespace: name.namespace,
+    name: name.name,
+    uid: entity.metadata.uid ?? null,
+    sourceEtag: entity.metadata.etag ?? null,
+    entity,
+    syncedAt: now.toISOString(),
+  };
+  return { ...withoutHash, syncHash: computeSyncHash(withoutHash) };
+}
+
+/** The tombstone that replaces `previous` when Backstage no longer has the entity. */
+export function toTombstone(
+  previous: EntityIdentity,
+  ttlInSeconds: number,
+  now: Date = new Date(),
+): TombstoneDocument {
+  const withoutHash = {
+    id: previous.id,
+    entityRef: previous.entityRef,
+    kind: previous.kind,
+    namespace: previous.namespace,
+    name: previous.name,
+    uid: previous.uid,
+    sourceEtag: null,
+    deleted: true as const,
+    deletedAt: now.toISOString(),
+    ttl: ttlInSeconds,
+    syncedAt: now.toISOString(),
+  };
+  return { ...withoutHash, syncHash: computeSyncHash(withoutHash) };
+}
+
+/**
+ * SHA-256 over the canonical JSON of what the sync wrote: every field except `syncHash` itself and
+ * Cosmos system properties (`_etag`, `_ts`, …). A document whose content no longer matches its hash was
+ * changed by someone other than the sync (drift).
+ */
+export function computeSyncHash(doc: Record<string, unknown>): string {
+  const content: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    if (key === 'syncHash' || key.startsWith('_')) continue;
+    content[key] = value;
+  }
+  return createHash('sha256').update(stableStringify(content) ?? '').digest('base64url');
+}
+
+/** Strips Cosmos system properties from a read document. */
+export function withoutSystemProperties<T extends object>(doc: T & SystemProperties): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) if (!key.startsWith('_')) out[key] = value;
+  return out as T;
+}

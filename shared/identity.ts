@@ -1,0 +1,102 @@
+/**
+ * Identity: one TokenCredential per process, shared by every client (Cosmos, Service Bus, Backstage).
+ *
+ * In Azure it is the Function App's user-assigned managed identity, found by client id. Locally the same
+ * DefaultAzureCredential code path runs against the local managed-identity endpoint (IDENTITY_ENDPOINT /
+ * IDENTITY_HEADER), so nothing identity-related is special-cased for development.
+ */
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import { DefaultAzureCredential } from '@azure/identity';
+import { OperationAbortedError, SyncServiceError } from './errors';
+
+export function createCredential(options: { managedIdentityClientId?: string | undefined } = {}): TokenCredential {
+  return new DefaultAzureCredential(
+    options.managedIdentityClientId ? { managedIdentityClientId: options.managedIdentityClientId } : {},
+  );
+}
+
+export interface GetTokenOptions {
+  /** Ignore the cached token and ask the credential again (used once after a 401). */
+  forceRefresh?: boolean;
+  abortSignal?: AbortSignal;
+}
+
+/** Supplies the bearer token the catalog reader sends to Backstage. */
+export interface BackstageTokenProvider {
+  getToken(options?: GetTokenOptions): Promise<string>;
+}
+
+/** The credential could not produce a token for Backstage. */
+export class TokenAcquisitionError extends SyncServiceError {
+  constructor(scope: string, cause: unknown) {
+    super(`Could not get an Entra token for ${scope}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      code: 'TokenAcquisitionFailed',
+      transient: true,
+      cause,
+    });
+  }
+}
+
+export interface EntraTokenProviderOptions {
+  /** Ask for a new token this long before the cached one expires (default 5 minutes, as MSAL does). */
+  refreshMarginInMs?: number;
+  /** Clock; injectable for tests. */
+  now?: () => number;
+}
+
+/**
+ * Entra tokens for the Backstage app registration's scope, cached and refreshed ahead of expiry.
+ * Concurrent callers share one in-flight request. `forceRefresh` drops the cached token first.
+ */
+export class EntraTokenProvider implements BackstageTokenProvider {
+  private cached: AccessToken | undefined;
+  private inFlight: Promise<AccessToken> | undefined;
+  private readonly refreshMarginInMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly credential: TokenCredential,
+    private readonly scope: string,
+    options: EntraTokenProviderOptions = {},
+  ) {
+    this.refreshMarginInMs = options.refreshMarginInMs ?? 5 * 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  async getToken(options: GetTokenOptions = {}): Promise<string> {
+    if (options.abortSignal?.aborted) throw new OperationAbortedError();
+    if (options.forceRefresh) this.cached = undefined;
+    if (this.cached && !this.needsRefresh(this.cached)) return this.cached.token;
+    this.inFlight ??= this.fetchToken(options.abortSignal).finally(() => {
+      this.inFlight = undefined;
+    });
+    const token = await this.inFlight;
+    return token.token;
+  }
+
+  private needsRefresh(token: AccessToken): boolean {
+    const now = this.now();
+    if (token.refreshAfterTimestamp !== undefined && now >= token.refreshAfterTimestamp) return true;
+    return now >= token.expiresOnTimestamp - this.refreshMarginInMs;
+  }
+
+  private async fetchToken(abortSignal?: AbortSignal): Promise<AccessToken> {
+    let token: AccessToken | null;
+    try {
+      token = await this.credential.getToken(this.scope, abortSignal ? { abortSignal } : {});
+    } catch (error) {
+      throw new TokenAcquisitionError(this.scope, error);
+    }
+    if (!token) throw new TokenAcquisitionError(this.scope, new Error('the credential returned no token'));
+    this.cached = token;
+    return token;
+  }
+}
+
+/** A fixed token (Backstage `externalAccess` type `static`). Local mode only; config refuses it in production. */
+export class StaticTokenProvider implements BackstageTokenProvider {
+  constructor(private readonly token: string) {}
+  async getToken(_options?: GetTokenOptions): Promise<string> {
+    return this.token;
+  }
+}
