@@ -1,0 +1,63 @@
+/**
+ * Adapters between `@azure/functions` HTTP objects and the core's framework-neutral request/response.
+ * The only place HTTP functions touch Functions types beyond their signatures.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { toProblem } from '../../shared/api';
+import { ConfigurationError } from '../../shared/errors';
+import { createSinkLogger, type Logger } from '../../shared/logger';
+import { problem, ProblemType, type ApiRequest, type ApiResponse } from '../../shared/problem';
+import { getRuntime, type Runtime } from '../../shared/runtime';
+
+export function toApiRequest(request: HttpRequest): ApiRequest {
+  return {
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    params: request.params,
+    query: request.query,
+    text: () => request.text(),
+  };
+}
+
+export function toHttpResponse(response: ApiResponse): HttpResponseInit {
+  return { status: response.status, headers: response.headers, ...(response.body !== undefined && { body: response.body }) };
+}
+
+export function contextLogger(context: InvocationContext): Logger {
+  return createSinkLogger(context, { invocationId: context.invocationId, function: context.functionName });
+}
+
+/**
+ * Runs an HTTP handler against the process runtime. A configuration error (logged in full, with every
+ * bad setting named) answers 503 without revealing the settings to an anonymous caller.
+ */
+export async function handleHttp(
+  request: HttpRequest,
+  context: InvocationContext,
+  handler: (runtime: Runtime, request: ApiRequest, logger: Logger) => Promise<ApiResponse>,
+): Promise<HttpResponseInit> {
+  const logger = contextLogger(context);
+  let runtime: Runtime;
+  try {
+    runtime = getRuntime();
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      logger.error(error.message, { issues: error.issues });
+      return toHttpResponse(problem(503, ProblemType.misconfigured, 'Service misconfigured', 'The service configuration is invalid; see its logs.'));
+    }
+    return toHttpResponse(toProblem(error, logger));
+  }
+  return toHttpResponse(await handler(runtime, toApiRequest(request), logger));
+}
+
+// Validate the configuration when the worker starts, so a bad setting is reported at start-up with every
+// problem named — not only when the first request arrives. (Outside the Functions host this is a no-op.)
+app.hook.appStart((context) => {
+  try {
+    getRuntime();
+  } catch (error) {
+    context.hookData.configurationError = true;
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+});

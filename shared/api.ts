@@ -1,0 +1,141 @@
+/**
+ * The core's HTTP endpoints, free of any Functions types: entity reads, admin reconcile, health.
+ * Every failure becomes an RFC 9457 problem; nothing internal (stack traces, tokens) leaks to callers.
+ */
+import { AuthenticationError, AuthorizationError, AuthUnavailableError, type Principal, type TokenValidator } from './auth';
+import type { EntityStore } from './cosmos';
+import { isTombstone, withoutSystemProperties } from './documents';
+import { InvalidEntityRefError, SyncServiceError } from './errors';
+import type { Logger } from './logger';
+import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from './problem';
+import { toDocumentId, validateEntityName } from './refs';
+import type { SyncEngine } from './sync';
+
+export interface ApiOptions {
+  engine: SyncEngine;
+  store: EntityStore;
+  validator: TokenValidator;
+  roles: { read: string; admin: string };
+  logger: Logger;
+  version: string;
+  mode: string;
+}
+
+export interface ApiCallOptions {
+  abortSignal?: AbortSignal;
+  logger?: Logger;
+}
+
+export class Api {
+  constructor(private readonly options: ApiOptions) {}
+
+  /** GET /api/health — anonymous; says whether the mirror's database answers. */
+  async health(_request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    const started = performance.now();
+    let cosmos: { status: 'ok' | 'unavailable'; durationInMs: number };
+    try {
+      await this.options.store.container.read(call.abortSignal ? { abortSignal: call.abortSignal } : {});
+      cosmos = { status: 'ok', durationInMs: Math.round(performance.now() - started) };
+    } catch (error) {
+      (call.logger ?? this.options.logger).warn('Health check: Cosmos DB unavailable', { error });
+      cosmos = { status: 'unavailable', durationInMs: Math.round(performance.now() - started) };
+    }
+    const healthy = cosmos.status === 'ok';
+    return json(healthy ? 200 : 503, {
+      status: healthy ? 'ok' : 'degraded',
+      version: this.options.version,
+      mode: this.options.mode,
+      checks: { cosmos },
+    });
+  }
+
+  /** GET /api/entities/{kind}/{namespace}/{name} — read role; the mirror document, 404 when absent or tombstoned. */
+  async getEntity(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.read, this.options.roles.admin], async () => {
+      const { kind, namespace, name } = request.params;
+      const parts = validateEntityName({ kind: kind ?? '', namespace: namespace ?? '', name: name ?? '' });
+      const id = toDocumentId(parts);
+      const doc = await this.options.store.read(id, call.abortSignal ? { abortSignal: call.abortSignal } : {});
+      if (!doc || isTombstone(doc)) {
+        return problem(404, ProblemType.notFound, 'Entity not found', `The mirror has no entity ${kind}:${namespace}/${name}`);
+      }
+      const etag = doc._etag ? `"${doc._etag.replace(/"/g, '')}"` : undefined;
+      if (etag && request.headers.get('if-none-match') === etag) return { status: 304, headers: { etag } };
+      return json(200, withoutSystemProperties(doc), etag ? { etag } : {});
+    });
+  }
+
+  /** POST /api/admin/reconcile[?force=true] — admin role; runs a full reconcile and returns its stats. */
+  async reconcile(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.admin], async (principal) => {
+      const force = await readForce(request);
+      if (force instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', force.message);
+      (call.logger ?? this.options.logger).info('Reconcile requested', { by: principal.appId ?? principal.subject, force });
+      const result = await this.options.engine.reconcile({ force, ...(call.abortSignal && { abortSignal: call.abortSignal }) });
+      if (result.deletionGuard.tripped && !result.deletionGuard.allowed) {
+        return problem(
+          409,
+          ProblemType.deletionGuard,
+          'Mass-deletion guard refused to tombstone',
+          `${result.deletionGuard.reason}. Everything else was synced. Re-run with ?force=true if the removal is intended.`,
+          { result },
+        );
+      }
+      return json(200, result);
+    });
+  }
+
+  private async guarded(
+    request: ApiRequest,
+    call: ApiCallOptions,
+    roles: readonly string[],
+    handler: (principal: Principal) => Promise<ApiResponse>,
+  ): Promise<ApiResponse> {
+    const logger = call.logger ?? this.options.logger;
+    try {
+      const principal = await this.options.validator.authenticate(request.headers.get('authorization'), roles);
+      return await handler(principal);
+    } catch (error) {
+      return toProblem(error, logger);
+    }
+  }
+}
+
+/** Maps an error to its problem response; unknown errors are logged and answered without detail. */
+export function toProblem(error: unknown, logger: Logger): ApiResponse {
+  if (error instanceof AuthenticationError) {
+    return problem(401, ProblemType.unauthorized, 'Unauthorized', error.message, {}, { 'www-authenticate': error.wwwAuthenticate });
+  }
+  if (error instanceof AuthorizationError) {
+    return problem(403, ProblemType.forbidden, 'Forbidden', error.message, { requiredRoles: error.requiredRoles });
+  }
+  if (error instanceof InvalidEntityRefError) {
+    return problem(400, ProblemType.invalidEntityRef, 'Invalid entity reference', error.message);
+  }
+  if (error instanceof AuthUnavailableError || (error instanceof SyncServiceError && error.transient)) {
+    logger.warn('Request failed on a dependency', { error });
+    return problem(503, ProblemType.unavailable, 'Service unavailable', 'A dependency is unavailable; try again later.', {}, { 'retry-after': '5' });
+  }
+  logger.error('Request failed', { error });
+  return problem(500, ProblemType.internal, 'Internal error', 'The request failed; the error was logged.');
+}
+
+async function readForce(request: ApiRequest): Promise<boolean | Error> {
+  const query = request.query.get('force');
+  if (query !== null && !['true', 'false', ''].includes(query)) return new Error("Query parameter 'force' must be true or false");
+  let force = query === 'true' || query === '';
+  const text = (await request.text()).trim();
+  if (text) {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return new Error('The body must be JSON, e.g. {"force": true}, or empty');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return new Error('The body must be a JSON object');
+    const value = (body as { force?: unknown }).force;
+    if (value !== undefined && typeof value !== 'boolean') return new Error("'force' must be a boolean");
+    force = force || value === true;
+  }
+  return force;
+}

@@ -1,0 +1,66 @@
+/**
+ * Framework-neutral HTTP shapes for the core's endpoints, and RFC 9457 problem details.
+ * The Functions adapters (functions/lib/http.ts) translate to and from `@azure/functions`.
+ */
+export interface ApiRequest {
+  method: string;
+  url: string;
+  headers: { get(name: string): string | null };
+  params: Readonly<Record<string, string | undefined>>;
+  query: URLSearchParams;
+  /** The raw body; read at most once. */
+  text(): Promise<string>;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Serialized JSON (or empty). */
+  body?: string;
+}
+
+/** Problem `type` URIs. Stable: clients may switch on them. Documented in docs/api.md. */
+export const ProblemType = {
+  unauthorized: 'urn:backstage-cosmos-sync:problem:unauthorized',
+  forbidden: 'urn:backstage-cosmos-sync:problem:forbidden',
+  notFound: 'urn:backstage-cosmos-sync:problem:not-found',
+  invalidRequest: 'urn:backstage-cosmos-sync:problem:invalid-request',
+  invalidEntityRef: 'urn:backstage-cosmos-sync:problem:invalid-entity-ref',
+  deletionGuard: 'urn:backstage-cosmos-sync:problem:deletion-guard',
+  unavailable: 'urn:backstage-cosmos-sync:problem:unavailable',
+  misconfigured: 'urn:backstage-cosmos-sync:problem:misconfigured',
+  internal: 'urn:backstage-cosmos-sync:problem:internal',
+} as const;
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  [extension: string]: unknown;
+}
+
+export function problem(
+  status: number,
+  type: string,
+  title: string,
+  detail?: string,
+  extensions: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): ApiResponse {
+  const body: ProblemDetails = { type, title, status, ...(detail !== undefined && { detail }), ...extensions };
+  return {
+    status,
+    headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function json(status: number, value: unknown, headers: Record<string, string> = {}): ApiResponse {
+  return {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(value),
+  };
+}
