@@ -1,0 +1,158 @@
+/**
+ * Starts the local Backstage stand-in (./server.ts) as a child process: a real catalog backend from npm
+ * with an in-memory SQLite database, trusting the local identity issuer through
+ * `backend.auth.externalAccess` (type `jwks`) — the way a real Backstage trusts Entra.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+export interface BackstageStandInOptions {
+  port?: number;
+  /** Trust tokens from this issuer (the local identity stand-in or Entra). */
+  jwks?: { url: string; issuer: string; audience: string };
+  /** A static external-access token (for test harnesses and the dev stack's admin calls). */
+  staticToken?: string;
+  /** Catalog locations registered from config (files). Runtime `file` locations are allowed too. */
+  locations?: string[];
+  /** Seconds between processing passes; short for tests. */
+  processingIntervalSeconds?: number;
+  /** Extra app-config merged last (e.g. events, the change-events module's settings). */
+  extraConfig?: Record<string, unknown>;
+  /** Where the backend's logs go: 'inherit' shows them, a function receives them, default keeps the last lines. */
+  output?: 'inherit' | ((line: string) => void);
+  startupTimeoutInMs?: number;
+  /** The entry script; defaults to ./server.ts. */
+  entry?: string;
+}
+
+export interface BackstageStandIn {
+  baseUrl: string;
+  /** The most recent log lines (for error messages). */
+  recentLogs(): string[];
+  stop(): Promise<void>;
+}
+
+export const BACKSTAGE_AUDIENCE = 'api://backstage-local';
+
+export async function startBackstage(options: BackstageStandInOptions = {}): Promise<BackstageStandIn> {
+  const port = options.port ?? (await freePort());
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const externalAccess: unknown[] = [];
+  if (options.jwks) {
+    externalAccess.push({
+      type: 'jwks',
+      options: {
+        url: options.jwks.url,
+        issuer: options.jwks.issuer,
+        algorithm: 'RS256',
+        audience: options.jwks.audience,
+        subjectPrefix: 'entra',
+      },
+    });
+  }
+  if (options.staticToken) {
+    externalAccess.push({ type: 'static', options: { token: options.staticToken, subject: 'local-admin' } });
+  }
+  const config = {
+    app: { baseUrl },
+    backend: {
+      baseUrl,
+      listen: { port, host: '127.0.0.1' },
+      database: { client: 'better-sqlite3', connection: ':memory:' },
+      auth: { externalAccess },
+    },
+    catalog: {
+      rules: [{ allow: ['Component', 'System', 'API', 'Resource', 'Location', 'Domain', 'Group', 'User', 'Template'] }],
+      processingInterval: { seconds: options.processingIntervalSeconds ?? 2 },
+      stitchingStrategy: { mode: 'immediate' },
+      locations: (options.locations ?? []).map((target) => ({ type: 'file', target: resolve(target) })),
+    },
+    ...options.extraConfig,
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'backstage-standin-'));
+  const configPath = join(dir, 'app-config.yaml');
+  writeFileSync(configPath, stringify(config));
+
+  const entry = options.entry ?? join(__dirname, 'server.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
+    cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
+    env: { ...process.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const onLine = (line: string) => {
+    logs.push(line);
+    if (logs.length > 200) logs.shift();
+    if (options.output === 'inherit') process.stdout.write(`[backstage] ${line}\n`);
+    else if (typeof options.output === 'function') options.output(line);
+  };
+  pipeLines(child, onLine);
+
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    await waitForReady(baseUrl, exited, options.startupTimeoutInMs ?? 90_000);
+  } catch (error) {
+    await stop();
+    throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`);
+  }
+  return { baseUrl, recentLogs: () => [...logs], stop };
+}
+
+async function waitForReady(baseUrl: string, exited: Promise<number | null>, timeoutInMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutInMs;
+  let exitCode: number | null | undefined;
+  void exited.then((code) => {
+    exitCode = code;
+  });
+  while (Date.now() < deadline) {
+    if (exitCode !== undefined) throw new Error(`the process exited with code ${exitCode}`);
+    try {
+      const response = await fetch(`${baseUrl}/.backstage/health/v1/readiness`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`not ready after ${timeoutInMs} ms`);
+}
+
+function pipeLines(child: ChildProcess, onLine: (line: string) => void): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffer = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      buffer += chunk;
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        onLine(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+      }
+    });
+  }
+}
+
+/** A port the OS says is free right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolvePort(port));
+    });
+  });
+}

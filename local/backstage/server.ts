@@ -1,0 +1,31 @@
+/**
+ * Entry point of the local Backstage stand-in: a real catalog backend from npm.
+ * Started as a child process by `startBackstage()` (see ./index.ts) with `--config <app-config.yaml>`;
+ * the config (port, database, trust of the local identity issuer) is written by the caller.
+ */
+import { createBackend } from '@backstage/backend-defaults';
+import { createBackendModule } from '@backstage/backend-plugin-api';
+import { catalogLocationsExtensionPoint } from '@backstage/plugin-catalog-node';
+import catalogPlugin from '@backstage/plugin-catalog-backend';
+
+/** Lets tests and the dev stack register `file` locations at runtime (POST /locations). */
+const fileLocations = createBackendModule({
+  pluginId: 'catalog',
+  moduleId: 'local-file-locations',
+  register(env) {
+    env.registerInit({
+      deps: { locations: catalogLocationsExtensionPoint },
+      async init({ locations }) {
+        locations.setAllowedLocationTypes(['url', 'file']);
+      },
+    });
+  },
+});
+
+const backend = createBackend();
+backend.add(catalogPlugin);
+backend.add(fileLocations);
+backend.start().catch((error: unknown) => {
+  console.error('Backstage stand-in failed to start', error);
+  process.exit(1);
+});

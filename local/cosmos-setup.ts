@@ -1,0 +1,25 @@
+/**
+ * Creates the database and containers the way infrastructure declares them in Azure. Production never
+ * runs this (data-plane RBAC cannot create containers); local stacks and tests do.
+ */
+import type { CosmosClient } from '@azure/cosmos';
+import type { CosmosConfig } from '../shared/config';
+
+export async function ensureCosmosResources(
+  client: CosmosClient,
+  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer'>,
+): Promise<void> {
+  const { database } = await client.databases.createIfNotExists({ id: config.databaseName });
+  await database.containers.createIfNotExists({
+    id: config.entitiesContainer,
+    partitionKey: { paths: ['/id'] },
+    defaultTtl: -1, // TTL on, per document: tombstones carry their own `ttl`
+    indexingPolicy: {
+      indexingMode: 'consistent',
+      includedPaths: [{ path: '/*' }],
+      excludedPaths: [{ path: '/entity/*' }, { path: '/"_etag"/?' }],
+    },
+  });
+  await database.containers.createIfNotExists({ id: config.edgesContainer, partitionKey: { paths: ['/source'] } });
+  await database.containers.createIfNotExists({ id: config.leasesContainer, partitionKey: { paths: ['/id'] } });
+}
