@@ -1,0 +1,206 @@
+/**
+ * The catalog reader's request policy (retries, Retry-After, timeouts, 401 refresh, abort) exercised with the
+ * real `@backstage/catalog-client` over real HTTP, against a scripted server that answers like Backstage
+ * does — and, for the happy paths, misbehaves on cue. (Fault injection in front of the real Backstage
+ * stand-in is a separate suite.)
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CatalogReader } from '../../shared/catalog';
+import { BackstageAuthError, BackstageRequestError, BackstageUnavailableError, OperationAbortedError } from '../../shared/errors';
+import type { BackstageTokenProvider, GetTokenOptions } from '../../shared/identity';
+import { createJsonLogger } from '../../shared/logger';
+import { InMemoryMetrics } from '../../shared/metrics';
+
+type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void;
+
+let server: http.Server;
+let baseUrl: string;
+let script: Handler[] = [];
+const seen: Array<{ method: string; url: string; authorization: string | undefined; body: string }> = [];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization, body });
+      const handler = script.shift() ?? ((_q, _b, r) => r.writeHead(500).end());
+      handler(req, body, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((r) => {
+  server.closeAllConnections();
+  server.close(() => r());
+}));
+beforeEach(() => {
+  script = [];
+  seen.length = 0;
+});
+
+const entity = (name: string) => ({
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: { name, namespace: 'default', uid: `uid-${name}`, etag: `etag-${name}` },
+  spec: {},
+});
+const json = (status: number, value: unknown, headers: Record<string, string> = {}): Handler => (_q, _b, res) =>
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+const error = (status: number, message: string, headers: Record<string, string> = {}) =>
+  json(status, { error: { name: 'Error', message }, response: { statusCode: status } }, headers);
+
+class RecordingTokens implements BackstageTokenProvider {
+  calls: GetTokenOptions[] = [];
+  async getToken(options: GetTokenOptions = {}) {
+    this.calls.push(options);
+    return `token-${this.calls.filter((c) => c.forceRefresh).length}`;
+  }
+}
+
+function reader(overrides: Partial<ConstructorParameters<typeof CatalogReader>[0]> = {}) {
+  const logs: Array<Record<string, unknown>> = [];
+  const tokens = new RecordingTokens();
+  const metrics = new InMemoryMetrics();
+  const r = new CatalogReader({
+    baseUrl,
+    tokenProvider: tokens,
+    requestTimeoutInMs: 2_000,
+    maxRetries: 3,
+    retryBaseDelayInMs: 1,
+    retryMaxDelayInMs: 5_000,
+    pageSize: 2,
+    logger: createJsonLogger({ level: 'debug', write: (l) => logs.push(JSON.parse(l)) }),
+    metrics,
+    ...overrides,
+  });
+  return { r, logs, tokens, metrics };
+}
+
+test('getEntityByRef sends the bearer token and returns the entity', async () => {
+  script = [json(200, entity('a'))];
+  const { r } = reader();
+  expect(await r.getEntityByRef('component:default/a')).toEqual(entity('a'));
+  expect(seen[0]).toMatchObject({ method: 'GET', url: '/api/catalog/entities/by-name/component/default/a', authorization: 'Bearer token-0' });
+});
+
+test('404 means absent, without retries', async () => {
+  script = [error(404, 'NotFound')];
+  const { r } = reader();
+  expect(await r.getEntityByRef('component:default/gone')).toBeUndefined();
+  expect(r.requestCount).toBe(1);
+});
+
+test('502/503/504 are retried with backoff until success', async () => {
+  script = [error(503, 'down'), error(502, 'bad gateway'), error(504, 'timeout'), json(200, entity('a'))];
+  const { r, metrics, logs } = reader();
+  expect(await r.getEntityByRef('component:default/a')).toEqual(entity('a'));
+  expect(r.requestCount).toBe(4);
+  expect(metrics.counter('backstage.retries')).toBe(3);
+  expect(logs.filter((l) => l.message === 'Backstage request failed; retrying').map((l) => l.reason)).toEqual(['HTTP 503', 'HTTP 502', 'HTTP 504']);
+});
+
+test('429 waits what Retry-After says', async () => {
+  script = [error(429, 'slow down', { 'retry-after': '1' }), json(200, entity('a'))];
+  const { r, logs } = reader();
+  await r.getEntityByRef('component:default/a');
+  expect(logs.find((l) => l.message === 'Backstage request failed; retrying')).toMatchObject({ reason: 'HTTP 429', delayInMs: 1000 });
+});
+
+test('retries are bounded: the last failure becomes BackstageUnavailableError', async () => {
+  script = Array.from({ length: 10 }, () => error(503, 'down'));
+  const { r } = reader({ maxRetries: 2 });
+  const failure = await r.getEntityByRef('component:default/a').catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(BackstageUnavailableError);
+  expect((failure as Error).message).toMatch(/still failing after 3 attempts \(HTTP 503\)/);
+  expect((failure as BackstageUnavailableError).transient).toBe(true);
+  expect(r.requestCount).toBe(3);
+});
+
+test('a request that hangs past the timeout is retried, then reported as timed out', async () => {
+  const hang: Handler = () => undefined; // never answers
+  script = [hang, hang];
+  const { r } = reader({ requestTimeoutInMs: 200, maxRetries: 1 });
+  const failure = await r.getEntityByRef('component:default/a').catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(BackstageUnavailableError);
+  expect((failure as Error).message).toMatch(/timed out/);
+  expect(r.requestCount).toBe(2);
+});
+
+test('401 → one token refresh and one retry', async () => {
+  script = [error(401, 'Unauthorized'), json(200, entity('a'))];
+  const { r, tokens } = reader();
+  expect(await r.getEntityByRef('component:default/a')).toEqual(entity('a'));
+  expect(tokens.calls.map((c) => c.forceRefresh ?? false)).toEqual([false, true]);
+  expect(seen.map((s) => s.authorization)).toEqual(['Bearer token-0', 'Bearer token-1']);
+});
+
+test('401 again after the refresh is a BackstageAuthError with the server message', async () => {
+  script = [error(401, 'Illegal token'), error(401, 'Illegal token')];
+  const { r } = reader();
+  const failure = await r.getEntityByRef('component:default/a').catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(BackstageAuthError);
+  expect((failure as Error).message).toMatch(/rejected the token \(401\) for GET .*: Illegal token/);
+  expect((failure as BackstageAuthError).transient).toBe(false);
+  expect(r.requestCount).toBe(2);
+});
+
+test('403 is not retried', async () => {
+  script = [error(403, 'NotAllowed')];
+  const { r } = reader();
+  await expect(r.getEntityByRef('component:default/a')).rejects.toThrow(/refused GET .* \(403\): NotAllowed/);
+  expect(r.requestCount).toBe(1);
+});
+
+test('other 4xx are our fault: no retry, BackstageRequestError', async () => {
+  script = [error(400, 'bad filter')];
+  const { r } = reader();
+  const failure = await r.getEntityByRef('component:default/a').catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(BackstageRequestError);
+  expect(r.requestCount).toBe(1);
+});
+
+test("the caller's abort signal stops waiting at once and is not retried", async () => {
+  script = [() => undefined];
+  const { r } = reader({ requestTimeoutInMs: 30_000 });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 50);
+  await expect(r.getEntityByRef('component:default/a', { abortSignal: controller.signal })).rejects.toBeInstanceOf(OperationAbortedError);
+  expect(r.requestCount).toBe(1);
+});
+
+test('streamProjection follows the cursor and asks only for the projection fields', async () => {
+  script = [
+    json(200, { items: [entity('a'), entity('b')], pageInfo: { nextCursor: 'c1' } }),
+    error(503, 'blip'),
+    json(200, { items: [entity('c')], pageInfo: {} }),
+  ];
+  const { r } = reader();
+  const pages = [];
+  for await (const page of r.streamProjection()) pages.push(page);
+  expect(pages).toEqual([
+    [
+      { id: 'component:default:a', entityRef: 'Component:default/a', uid: 'uid-a', etag: 'etag-a' },
+      { id: 'component:default:b', entityRef: 'Component:default/b', uid: 'uid-b', etag: 'etag-b' },
+    ],
+    [{ id: 'component:default:c', entityRef: 'Component:default/c', uid: 'uid-c', etag: 'etag-c' }],
+  ]);
+  const first = new URL(seen[0]!.url, baseUrl);
+  expect(first.pathname).toBe('/api/catalog/entities/by-query');
+  expect(first.searchParams.getAll('fields').join(',')).toBe('kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag');
+  expect(first.searchParams.get('limit')).toBe('2');
+  expect(new URL(seen[2]!.url, baseUrl).searchParams.get('cursor')).toBe('c1'); // the retried page
+});
+
+test('getEntitiesByRefs posts the refs and keeps their order, with gaps for unknown refs', async () => {
+  script = [json(200, { items: [entity('a'), null, entity('c')] })];
+  const { r } = reader();
+  const result = await r.getEntitiesByRefs(['component:default/a', 'component:default/x', 'component:default/c']);
+  expect(result).toEqual([entity('a'), undefined, entity('c')]);
+  expect(seen[0]).toMatchObject({ method: 'POST' });
+  expect(JSON.parse(seen[0]!.body).entityRefs).toEqual(['component:default/a', 'component:default/x', 'component:default/c']);
+  expect(await r.getEntitiesByRefs([])).toEqual([]);
+  expect(seen).toHaveLength(1);
+});

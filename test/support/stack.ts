@@ -1,0 +1,100 @@
+/**
+ * Test helpers over the shared stand-ins started by global-setup.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { CosmosClient } from '@azure/cosmos';
+import { ensureCosmosResources } from '../../local/cosmos-setup';
+import { IdentityAdminClient } from '../../local/identity';
+import { BACKSTAGE_AUDIENCE } from '../../local/backstage';
+import { loadConfig, type AppConfig, type Environment } from '../../shared/config';
+import { createCosmosClient } from '../../shared/cosmos';
+import { createCredential } from '../../shared/identity';
+
+export const API_AUDIENCE = 'api://backstage-cosmos-sync-local';
+export const BACKSTAGE_SCOPE = `${BACKSTAGE_AUDIENCE}/.default`;
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run tests through jest (global-setup starts the stand-ins)`);
+  return value;
+}
+
+export const standins = {
+  get identityUrl() {
+    return required('TEST_IDENTITY_URL');
+  },
+  get issuer() {
+    return required('TEST_ISSUER');
+  },
+  get jwksUri() {
+    return required('TEST_JWKS_URI');
+  },
+  get cosmosEndpoint() {
+    return required('TEST_COSMOS_ENDPOINT');
+  },
+  get cosmosCaPath() {
+    return required('TEST_COSMOS_CA_PATH');
+  },
+};
+
+export function identityAdmin(): IdentityAdminClient {
+  return new IdentityAdminClient(standins.identityUrl);
+}
+
+/** A unique name for databases and client ids, so test files never share state. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** The settings a deployment would have, pointed at the stand-ins, with a unique database. */
+export function testEnvironment(overrides: Environment = {}): Environment {
+  return {
+    APP_MODE: 'local',
+    LOG_LEVEL: 'warn',
+    AZURE_CLIENT_ID: uniqueName('mi'),
+    CosmosDBConnection__accountEndpoint: standins.cosmosEndpoint,
+    COSMOS_CA_CERT_PATH: standins.cosmosCaPath,
+    COSMOS_DATABASE_NAME: uniqueName('catalog'),
+    BACKSTAGE_BASE_URL: 'http://127.0.0.1:1', // replaced by tests that start Backstage
+    BACKSTAGE_TOKEN_SCOPE: BACKSTAGE_SCOPE,
+    BACKSTAGE_RETRY_BASE_DELAY_MS: '50',
+    BACKSTAGE_RETRY_MAX_DELAY_MS: '500',
+    AUTH_ISSUER: standins.issuer,
+    AUTH_AUDIENCE: API_AUDIENCE,
+    ...overrides,
+  };
+}
+
+/** Creates the database and containers for `config` (what infrastructure does in Azure). */
+export async function provisionCosmos(config: AppConfig): Promise<CosmosClient> {
+  const client = createCosmosClient(config.cosmos, createCredential({ managedIdentityClientId: config.managedIdentityClientId }), {
+    mode: config.mode,
+  });
+  await ensureCosmosResources(client, config.cosmos);
+  return client;
+}
+
+export function testConfig(overrides: Environment = {}): AppConfig {
+  return loadConfig(testEnvironment(overrides));
+}
+
+/** A user token from the local issuer, for calling the HTTP endpoints. */
+export async function userToken(options: { roles?: string[]; audience?: string; lifetimeInSeconds?: number; foreignKey?: boolean; issuer?: string } = {}): Promise<string> {
+  return identityAdmin().mint({ audience: options.audience ?? API_AUDIENCE, subject: uniqueName('user'), ...options });
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutInMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutInMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutInMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Timed out after ${timeoutInMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}

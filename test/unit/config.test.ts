@@ -1,0 +1,134 @@
+import { DEFAULT_RECONCILE_SCHEDULE, isNcrontab, loadConfig, parseCosmosConnectionString, reconcileSchedule } from '../../shared/config';
+import { ConfigurationError } from '../../shared/errors';
+
+const production = {
+  CosmosDBConnection__accountEndpoint: 'https://acct.documents.azure.com:443/',
+  BACKSTAGE_BASE_URL: 'https://backstage.example.com/',
+  BACKSTAGE_TOKEN_SCOPE: 'api://11111111-2222-3333-4444-555555555555/.default',
+  AUTH_ISSUER: 'https://login.microsoftonline.com/tenant/v2.0',
+  AUTH_AUDIENCE: 'api://sync, 6666',
+  AZURE_CLIENT_ID: 'client-id',
+};
+
+/** Each bad setting with its messages joined by ' | '. */
+function issuesOf(env: Record<string, string | undefined>): Record<string, string> {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigurationError);
+    const out: Record<string, string> = {};
+    for (const i of (error as ConfigurationError).issues) out[i.setting] = out[i.setting] ? `${out[i.setting]} | ${i.message}` : i.message;
+    return out;
+  }
+  throw new Error('expected a ConfigurationError');
+}
+
+test('a complete production configuration with defaults', () => {
+  const config = loadConfig(production);
+  expect(config).toMatchObject({
+    mode: 'production',
+    managedIdentityClientId: 'client-id',
+    cosmos: { endpoint: 'https://acct.documents.azure.com:443/', databaseName: 'catalog', entitiesContainer: 'entities', maxRetryAttempts: 9 },
+    backstage: { baseUrl: 'https://backstage.example.com', requestTimeoutInMs: 10_000, maxRetries: 4, pageSize: 500 },
+    sync: { tombstoneTtlInSeconds: 604_800, maxAttempts: 5 },
+    reconcile: { schedule: '0 */30 * * * *', maxDeleteRatio: 0.2 },
+    auth: { issuers: ['https://login.microsoftonline.com/tenant/v2.0'], audiences: ['api://sync', '6666'], readRole: 'Catalog.Read', adminRole: 'Catalog.Admin' },
+  });
+  expect(config.cosmos.key).toBeUndefined();
+  expect(config.backstage.staticToken).toBeUndefined();
+});
+
+test('an empty environment names every required setting at once', () => {
+  expect(issuesOf({})).toEqual({
+    CosmosDBConnection__accountEndpoint: expect.stringMatching(/^required/),
+    BACKSTAGE_BASE_URL: 'required',
+    BACKSTAGE_TOKEN_SCOPE: expect.stringMatching(/^required/),
+    AUTH_ISSUER: 'required',
+    AUTH_AUDIENCE: 'required',
+  });
+});
+
+test('the error message lists each setting on its own line', () => {
+  expect(() => loadConfig({ ...production, BACKSTAGE_BASE_URL: 'backstage.example.com', BACKSTAGE_PAGE_SIZE: 'lots' })).toThrow(
+    /Invalid configuration \(2 problems\):\n {2}- BACKSTAGE_BASE_URL: must be an absolute http\(s\) URL\n {2}- BACKSTAGE_PAGE_SIZE: must be a number/,
+  );
+});
+
+test('production mode refuses keys, static tokens and extra CAs', () => {
+  const issues = issuesOf({
+    ...production,
+    CosmosDBConnection__accountEndpoint: undefined,
+    CosmosDBConnection: 'AccountEndpoint=https://acct.documents.azure.com:443/;AccountKey=c2VjcmV0;',
+    BACKSTAGE_TOKEN_SCOPE: undefined,
+    BACKSTAGE_STATIC_TOKEN: 'static-token-value',
+    COSMOS_CA_CERT_PATH: '/tmp/ca.pem',
+  });
+  expect(issues.CosmosDBConnection).toMatch(/key-based connection strings are refused in production mode/);
+  expect(issues.BACKSTAGE_STATIC_TOKEN).toMatch(/refused in production mode/);
+  expect(issues.COSMOS_CA_CERT_PATH).toMatch(/refused in production mode/);
+  // Values are never echoed back.
+  expect(JSON.stringify(issues)).not.toMatch(/c2VjcmV0|static-token-value/);
+});
+
+test('production mode requires TLS endpoints', () => {
+  const issues = issuesOf({ ...production, CosmosDBConnection__accountEndpoint: 'http://acct:8081/', AUTH_ISSUER: 'http://issuer/v2.0' });
+  expect(issues.CosmosDBConnection__accountEndpoint).toMatch(/must be https/);
+  expect(issues.AUTH_ISSUER).toMatch(/must be https/);
+});
+
+test('local mode accepts a connection string and a static token', () => {
+  const config = loadConfig({
+    ...production,
+    APP_MODE: 'local',
+    CosmosDBConnection__accountEndpoint: undefined,
+    CosmosDBConnection: 'AccountEndpoint=https://127.0.0.1:8081/;AccountKey=a2V5;',
+    BACKSTAGE_TOKEN_SCOPE: undefined,
+    BACKSTAGE_STATIC_TOKEN: 'local-static-token',
+  });
+  expect(config.cosmos).toMatchObject({ endpoint: 'https://127.0.0.1:8081/', key: 'a2V5' });
+  expect(config.backstage.staticToken).toBe('local-static-token');
+});
+
+test('conflicting and malformed settings', () => {
+  const issues = issuesOf({
+    ...production,
+    APP_MODE: 'local',
+    CosmosDBConnection: 'nonsense',
+    BACKSTAGE_STATIC_TOKEN: 'x'.repeat(10),
+    BACKSTAGE_RETRY_BASE_DELAY_MS: '1000',
+    BACKSTAGE_RETRY_MAX_DELAY_MS: '10',
+    RECONCILE_MAX_DELETE_RATIO: '1.5',
+    RECONCILE_SCHEDULE: '*/5 * * * *',
+    APP_MODE_TYPO: 'ignored',
+  });
+  expect(issues).toMatchObject({
+    CosmosDBConnection: expect.stringMatching(/not both.*must look like AccountEndpoint/),
+    BACKSTAGE_STATIC_TOKEN: expect.stringMatching(/not both/),
+    BACKSTAGE_RETRY_MAX_DELAY_MS: expect.stringMatching(/must not be smaller/),
+    RECONCILE_MAX_DELETE_RATIO: 'must be at most 1',
+    RECONCILE_SCHEDULE: expect.stringMatching(/six-field NCRONTAB/),
+  });
+  expect(issuesOf({ ...production, APP_MODE: 'staging' }).APP_MODE).toMatch(/'production' or 'local'/);
+  expect(issuesOf({ ...production, BACKSTAGE_TOKEN_SCOPE: 'api://backstage' }).BACKSTAGE_TOKEN_SCOPE).toMatch(/\/\.default/);
+  expect(issuesOf({ ...production, BACKSTAGE_MAX_RETRIES: '2.5' }).BACKSTAGE_MAX_RETRIES).toMatch(/whole number/);
+});
+
+test('empty values count as unset', () => {
+  expect(loadConfig({ ...production, COSMOS_DATABASE_NAME: '', LOG_LEVEL: '  ' }).cosmos.databaseName).toBe('catalog');
+});
+
+test('timer schedules', () => {
+  expect(isNcrontab('0 */30 * * * *')).toBe(true);
+  expect(isNcrontab('0 0 2 * * 1-5')).toBe(true);
+  expect(isNcrontab('*/30 * * * *')).toBe(false);
+  expect(isNcrontab('every half hour')).toBe(false);
+  expect(reconcileSchedule({})).toBe(DEFAULT_RECONCILE_SCHEDULE);
+  expect(reconcileSchedule({ RECONCILE_SCHEDULE: ' 0 0 * * * * ' })).toBe('0 0 * * * *');
+});
+
+test('connection strings', () => {
+  expect(parseCosmosConnectionString('AccountEndpoint=https://a:1/;AccountKey=k==;')).toEqual({ endpoint: 'https://a:1/', key: 'k==' });
+  expect(parseCosmosConnectionString('accountendpoint=https://a/;accountkey=k')).toEqual({ endpoint: 'https://a/', key: 'k' });
+  expect(parseCosmosConnectionString('AccountEndpoint=https://a/')).toBeUndefined();
+  expect(parseCosmosConnectionString('AccountKey=k')).toBeUndefined();
+});

@@ -1,0 +1,29 @@
+import { fanOutMetrics, InMemoryMetrics } from '../../shared/metrics';
+import { VERSION } from '../../shared/version';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+test('counters and measurements by dimension', () => {
+  const m = new InMemoryMetrics();
+  m.increment('sync.entities', 1, { outcome: 'created' });
+  m.increment('sync.entities', 2, { outcome: 'created' });
+  m.increment('sync.entities', 1, { outcome: 'unchanged' });
+  m.record('latency', 10);
+  m.record('latency', 30, { path: 'x' });
+  expect(m.counter('sync.entities', { outcome: 'created' })).toBe(3);
+  expect(m.counter('sync.entities')).toBe(4);
+  expect(m.counter('sync')).toBe(0);
+  expect(m.summary('latency')).toEqual({ count: 2, sum: 40, min: 10, max: 30 });
+});
+
+test('fan-out reaches every target', () => {
+  const a = new InMemoryMetrics();
+  const b = new InMemoryMetrics();
+  fanOutMetrics(a, b).increment('x', 2);
+  expect([a.counter('x'), b.counter('x')]).toEqual([2, 2]);
+});
+
+test('the reported version is the package version', () => {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  expect(VERSION).toBe(pkg.version);
+});

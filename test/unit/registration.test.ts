@@ -1,0 +1,59 @@
+/**
+ * What the Functions host would receive when it loads the app: the binding metadata of every function.
+ * `@azure/functions` hands registrations to `@azure/functions-core`, which only exists inside the host;
+ * a virtual module captures them here.
+ */
+const registered: Array<{ name: string; bindings: Record<string, Record<string, unknown>>; retryOptions?: unknown }> = [];
+const hooks: string[] = [];
+
+jest.mock(
+  '@azure/functions-core',
+  () => ({
+    setProgrammingModel: () => undefined,
+    getProgrammingModel: () => undefined,
+    registerFunction: (metadata: (typeof registered)[number]) => {
+      registered.push(metadata);
+      return { dispose: () => undefined };
+    },
+    registerHook: (name: string) => {
+      hooks.push(name);
+      return { dispose: () => undefined };
+    },
+    log: () => undefined,
+  }),
+  { virtual: true },
+);
+
+beforeAll(() => {
+  process.env.RECONCILE_SCHEDULE = '0 0 */2 * * *';
+  jest.isolateModules(() => {
+    require('../../functions/health');
+    require('../../functions/getEntity');
+    require('../../functions/adminReconcile');
+    require('../../functions/reconcileCatalog');
+  });
+});
+afterAll(() => {
+  delete process.env.RECONCILE_SCHEDULE;
+});
+
+function trigger(name: string) {
+  const fn = registered.find((f) => f.name === name);
+  expect(fn).toBeDefined();
+  return Object.values(fn!.bindings).find((b) => String(b.type).endsWith('Trigger'))!;
+}
+
+test('the HTTP functions and their routes', () => {
+  expect(trigger('health')).toMatchObject({ type: 'httpTrigger', route: 'health', methods: ['GET'], authLevel: 'anonymous' });
+  expect(trigger('getEntity')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}', methods: ['GET'] });
+  expect(trigger('adminReconcile')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile', methods: ['POST'] });
+});
+
+test('the reconcile timer uses RECONCILE_SCHEDULE and retries with backoff', () => {
+  expect(trigger('reconcileCatalog')).toMatchObject({ type: 'timerTrigger', schedule: '0 0 */2 * * *', useMonitor: true, runOnStartup: false });
+  expect(registered.find((f) => f.name === 'reconcileCatalog')!.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 3 });
+});
+
+test('configuration is validated at app start', () => {
+  expect(hooks).toContain('appStart');
+});
