@@ -4,6 +4,7 @@
  */
 import { AuthenticationError, AuthorizationError, AuthUnavailableError, type Principal, type TokenValidator } from './auth';
 import type { EntityStore } from './cosmos';
+import type { DeadLetterAdmin } from './deadletters';
 import { isTombstone, withoutSystemProperties } from './documents';
 import { InvalidEntityRefError, SyncServiceError } from './errors';
 import type { Logger } from './logger';
@@ -14,6 +15,7 @@ import type { SyncEngine } from './sync';
 export interface ApiOptions {
   engine: SyncEngine;
   store: EntityStore;
+  deadLetters: DeadLetterAdmin;
   validator: TokenValidator;
   roles: { read: string; admin: string };
   logger: Logger;
@@ -85,6 +87,48 @@ export class Api {
     });
   }
 
+  /** GET /api/admin/deadletters[?max=50&from=<sequence number>] — admin role; peeks the dead-letter queue. */
+  async listDeadLetters(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.admin], async () => {
+      const max = boundedInteger(request.query.get('max'), 50, 1, 500);
+      const from = boundedInteger(request.query.get('from'), undefined, 0, Number.MAX_SAFE_INTEGER);
+      if (max instanceof Error || from instanceof Error) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', (max instanceof Error ? max : (from as Error)).message);
+      }
+      const items = await this.options.deadLetters.list({ max, ...(from !== undefined && { fromSequenceNumber: from }) });
+      return json(200, { items, count: items.length });
+    });
+  }
+
+  /**
+   * POST /api/admin/deadletters/replay — admin role. Body `{"max": 100}` replays up to that many;
+   * `{"sequenceNumbers": ["12", "15"]}` replays exactly those.
+   */
+  async replayDeadLetters(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.admin], async (principal) => {
+      const body = await readJsonObject(request);
+      if (body instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', body.message);
+      const max = body.max === undefined ? 100 : body.max;
+      if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 1000) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', "'max' must be a whole number from 1 to 1000");
+      }
+      const sequenceNumbers = body.sequenceNumbers;
+      if (
+        sequenceNumbers !== undefined &&
+        (!Array.isArray(sequenceNumbers) || sequenceNumbers.length > 1000 || !sequenceNumbers.every((n) => typeof n === 'string' && /^\d{1,19}$/.test(n)))
+      ) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', "'sequenceNumbers' must be an array of decimal strings, as listed by GET /api/admin/deadletters");
+      }
+      (call.logger ?? this.options.logger).info('Dead-letter replay requested', { by: principal.appId ?? principal.subject });
+      const result = await this.options.deadLetters.replay({
+        max,
+        ...(sequenceNumbers !== undefined && { sequenceNumbers: sequenceNumbers as string[] }),
+        ...(call.abortSignal && { abortSignal: call.abortSignal }),
+      });
+      return json(200, result);
+    });
+  }
+
   private async guarded(
     request: ApiRequest,
     call: ApiCallOptions,
@@ -120,22 +164,32 @@ export function toProblem(error: unknown, logger: Logger): ApiResponse {
   return problem(500, ProblemType.internal, 'Internal error', 'The request failed; the error was logged.');
 }
 
+function boundedInteger<T extends number | undefined>(value: string | null, fallback: T, min: number, max: number): number | T | Error {
+  if (value === null || value === '') return fallback;
+  if (!/^\d+$/.test(value)) return new Error(`'${value}' is not a whole number`);
+  const n = Number(value);
+  if (n < min || n > max) return new Error(`${n} is outside ${min}–${max}`);
+  return n;
+}
+
+async function readJsonObject(request: ApiRequest): Promise<Record<string, unknown> | Error> {
+  const text = (await request.text()).trim();
+  if (!text) return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return new Error('The body must be a JSON object or empty');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return new Error('The body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
 async function readForce(request: ApiRequest): Promise<boolean | Error> {
   const query = request.query.get('force');
   if (query !== null && !['true', 'false', ''].includes(query)) return new Error("Query parameter 'force' must be true or false");
-  let force = query === 'true' || query === '';
-  const text = (await request.text()).trim();
-  if (text) {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return new Error('The body must be JSON, e.g. {"force": true}, or empty');
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return new Error('The body must be a JSON object');
-    const value = (body as { force?: unknown }).force;
-    if (value !== undefined && typeof value !== 'boolean') return new Error("'force' must be a boolean");
-    force = force || value === true;
-  }
-  return force;
+  const body = await readJsonObject(request);
+  if (body instanceof Error) return new Error(`${body.message}, e.g. {"force": true}`);
+  if (body.force !== undefined && typeof body.force !== 'boolean') return new Error("'force' must be a boolean");
+  return query === 'true' || query === '' || body.force === true;
 }

@@ -46,7 +46,35 @@ export interface AuthConfig {
   jwksUri?: string;
   readRole: string;
   adminRole: string;
+  senderRole: string;
   clockToleranceInSeconds: number;
+}
+
+export interface ServiceBusConfig {
+  /** e.g. `<namespace>.servicebus.windows.net` (identity-based). */
+  fullyQualifiedNamespace?: string;
+  /** Local broker only. */
+  connectionString?: string;
+  queueName: string;
+  sendTimeoutInMs: number;
+}
+
+export type IntakeAuthMode = 'entra' | 'standard-webhooks';
+
+export interface IntakeConfig {
+  authModes: IntakeAuthMode[];
+  /** Standard Webhooks secrets (`whsec_…`); several while rotating. */
+  webhookSecrets: string[];
+  webhookToleranceInSeconds: number;
+  maxBodyBytes: number;
+  maxBatchEvents: number;
+}
+
+export interface QueueRetryConfig {
+  /** Attempts per message (the first delivery included) before it is dead-lettered. */
+  maxAttempts: number;
+  baseDelayInMs: number;
+  maxDelayInMs: number;
 }
 
 export interface AppConfig {
@@ -65,6 +93,9 @@ export interface AppConfig {
     writeMaxRetries: number;
   };
   auth: AuthConfig;
+  serviceBus: ServiceBusConfig;
+  intake: IntakeConfig;
+  queueRetry: QueueRetryConfig;
 }
 
 export type Environment = Record<string, string | undefined>;
@@ -78,6 +109,13 @@ export const DEFAULT_RECONCILE_SCHEDULE = '0 */30 * * * *';
  */
 export function reconcileSchedule(env: Environment = process.env): string {
   return env.RECONCILE_SCHEDULE?.trim() || DEFAULT_RECONCILE_SCHEDULE;
+}
+
+export const DEFAULT_QUEUE_NAME = 'entity-sync';
+
+/** The queue the sync trigger listens on, read at registration time like {@link reconcileSchedule}. */
+export function syncQueueName(env: Environment = process.env): string {
+  return env.SERVICEBUS_QUEUE_NAME?.trim() || DEFAULT_QUEUE_NAME;
 }
 
 const notANumber = (issue: { code: string }) => (issue.code === 'invalid_type' ? 'must be a number' : undefined);
@@ -139,6 +177,33 @@ const schema = z
     AUTH_JWKS_URI: httpUrl.optional(),
     AUTH_READ_ROLE: z.string().trim().min(1).default('Catalog.Read'),
     AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
+    AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
+
+    ServiceBusConnection__fullyQualifiedNamespace: z
+      .string()
+      .trim()
+      .refine((v) => /^[a-z0-9.-]+(:\d+)?$/i.test(v), 'must be a host name, e.g. <namespace>.servicebus.windows.net')
+      .optional(),
+    ServiceBusConnection: optionalString,
+    SERVICEBUS_QUEUE_NAME: z.string().trim().min(1).max(260).default(DEFAULT_QUEUE_NAME),
+    SERVICEBUS_SEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
+
+    INTAKE_AUTH: z
+      .string()
+      .trim()
+      .default('entra')
+      .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+      .refine((modes) => modes.length > 0 && modes.every((m) => m === 'entra' || m === 'standard-webhooks'), {
+        message: "must be 'entra', 'standard-webhooks' or both, comma-separated",
+      }),
+    WEBHOOK_SECRETS: optionalString,
+    WEBHOOK_TOLERANCE_SECONDS: int(1, 300).default(300), // the Standard Webhooks library enforces ±5 min itself
+    INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+    INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
+
+    QUEUE_MAX_ATTEMPTS: int(1, 100).default(8),
+    QUEUE_RETRY_BASE_DELAY_MS: int(1, 3_600_000).default(5_000),
+    QUEUE_RETRY_MAX_DELAY_MS: int(1, 86_400_000).default(15 * 60_000),
     AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
   });
 
@@ -198,6 +263,38 @@ function policyIssues(s: Environment): ConfigurationIssue[] {
   }
   if (production && s.AUTH_JWKS_URI && isUrl(s.AUTH_JWKS_URI, ['http:'])) {
     issue('AUTH_JWKS_URI', 'must be https in production mode');
+  }
+
+  const serviceBusNamespace = s.ServiceBusConnection__fullyQualifiedNamespace;
+  if (!serviceBusNamespace && !s.ServiceBusConnection) {
+    issue('ServiceBusConnection__fullyQualifiedNamespace', 'required: the Service Bus namespace host, e.g. <namespace>.servicebus.windows.net');
+  }
+  if (serviceBusNamespace && s.ServiceBusConnection) {
+    issue('ServiceBusConnection', 'set either ServiceBusConnection__fullyQualifiedNamespace (managed identity) or ServiceBusConnection, not both');
+  }
+  if (s.ServiceBusConnection && production) {
+    issue(
+      'ServiceBusConnection',
+      'connection strings are refused in production mode; set ServiceBusConnection__fullyQualifiedNamespace and grant the managed identity the Service Bus data roles',
+    );
+  } else if (s.ServiceBusConnection && !/Endpoint=sb:\/\/[^;]+/i.test(s.ServiceBusConnection)) {
+    issue('ServiceBusConnection', 'must look like Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…;');
+  }
+  const modes = (s.INTAKE_AUTH ?? 'entra').toLowerCase();
+  const secrets = (s.WEBHOOK_SECRETS ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+  if (modes.includes('standard-webhooks') && secrets.length === 0) {
+    issue('WEBHOOK_SECRETS', 'required when INTAKE_AUTH includes standard-webhooks: one or more whsec_… secrets, comma-separated');
+  }
+  for (const secret of secrets) {
+    if (!/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(secret)) {
+      issue('WEBHOOK_SECRETS', 'each secret must be whsec_ followed by at least 18 bytes of base64');
+      break;
+    }
+  }
+  const retryBase = Number(s.QUEUE_RETRY_BASE_DELAY_MS ?? 5_000);
+  const retryMax = Number(s.QUEUE_RETRY_MAX_DELAY_MS ?? 15 * 60_000);
+  if (Number.isFinite(retryBase) && Number.isFinite(retryMax) && retryMax < retryBase) {
+    issue('QUEUE_RETRY_MAX_DELAY_MS', 'must not be smaller than QUEUE_RETRY_BASE_DELAY_MS');
   }
   return issues;
 }
@@ -260,7 +357,26 @@ export function loadConfig(env: Environment = process.env): AppConfig {
       ...(s.AUTH_JWKS_URI && { jwksUri: s.AUTH_JWKS_URI }),
       readRole: s.AUTH_READ_ROLE,
       adminRole: s.AUTH_ADMIN_ROLE,
+      senderRole: s.AUTH_SENDER_ROLE,
       clockToleranceInSeconds: s.AUTH_CLOCK_TOLERANCE_SECONDS,
+    },
+    serviceBus: {
+      ...(s.ServiceBusConnection__fullyQualifiedNamespace && { fullyQualifiedNamespace: s.ServiceBusConnection__fullyQualifiedNamespace }),
+      ...(s.ServiceBusConnection && { connectionString: s.ServiceBusConnection }),
+      queueName: s.SERVICEBUS_QUEUE_NAME,
+      sendTimeoutInMs: s.SERVICEBUS_SEND_TIMEOUT_MS,
+    },
+    intake: {
+      authModes: [...new Set(s.INTAKE_AUTH)] as IntakeAuthMode[],
+      webhookSecrets: (s.WEBHOOK_SECRETS ?? '').split(',').map((v) => v.trim()).filter(Boolean),
+      webhookToleranceInSeconds: s.WEBHOOK_TOLERANCE_SECONDS,
+      maxBodyBytes: s.INTAKE_MAX_BODY_BYTES,
+      maxBatchEvents: s.INTAKE_MAX_BATCH_EVENTS,
+    },
+    queueRetry: {
+      maxAttempts: s.QUEUE_MAX_ATTEMPTS,
+      baseDelayInMs: s.QUEUE_RETRY_BASE_DELAY_MS,
+      maxDelayInMs: s.QUEUE_RETRY_MAX_DELAY_MS,
     },
   };
 }

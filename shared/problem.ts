@@ -8,8 +8,10 @@ export interface ApiRequest {
   headers: { get(name: string): string | null };
   params: Readonly<Record<string, string | undefined>>;
   query: URLSearchParams;
-  /** The raw body; read at most once. */
+  /** The raw body as text; read the body at most once (this or {@link ApiRequest.arrayBuffer}). */
   text(): Promise<string>;
+  /** The raw body as bytes. */
+  arrayBuffer(): Promise<ArrayBuffer>;
 }
 
 export interface ApiResponse {
@@ -27,6 +29,13 @@ export const ProblemType = {
   invalidRequest: 'urn:backstage-cosmos-sync:problem:invalid-request',
   invalidEntityRef: 'urn:backstage-cosmos-sync:problem:invalid-entity-ref',
   deletionGuard: 'urn:backstage-cosmos-sync:problem:deletion-guard',
+  invalidSignature: 'urn:backstage-cosmos-sync:problem:invalid-signature',
+  duplicateDelivery: 'urn:backstage-cosmos-sync:problem:duplicate-delivery',
+  unsupportedMediaType: 'urn:backstage-cosmos-sync:problem:unsupported-media-type',
+  payloadTooLarge: 'urn:backstage-cosmos-sync:problem:payload-too-large',
+  invalidJson: 'urn:backstage-cosmos-sync:problem:invalid-json',
+  invalidEvent: 'urn:backstage-cosmos-sync:problem:invalid-event',
+  queueUnavailable: 'urn:backstage-cosmos-sync:problem:queue-unavailable',
   unavailable: 'urn:backstage-cosmos-sync:problem:unavailable',
   misconfigured: 'urn:backstage-cosmos-sync:problem:misconfigured',
   internal: 'urn:backstage-cosmos-sync:problem:internal',

@@ -4,14 +4,19 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import type { CosmosClient } from '@azure/cosmos';
+import type { ServiceBusClient } from '@azure/service-bus';
 import { Api } from './api';
 import { TokenValidator } from './auth';
 import { CatalogReader } from './catalog';
 import { loadConfig, type AppConfig, type Environment } from './config';
 import { createCosmosClient, EntityStore } from './cosmos';
+import { DeadLetterAdmin } from './deadletters';
 import { createCredential, EntraTokenProvider, StaticTokenProvider, type BackstageTokenProvider } from './identity';
 import { createJsonLogger, type Logger } from './logger';
+import { EventIntake } from './intake';
 import { InMemoryMetrics, type Metrics } from './metrics';
+import { SyncMessageProcessor } from './processor';
+import { createServiceBusClient, EventQueue } from './servicebus';
 import { SyncEngine } from './sync';
 import { VERSION } from './version';
 
@@ -26,8 +31,13 @@ export interface Runtime {
   catalog: CatalogReader;
   engine: SyncEngine;
   validator: TokenValidator;
+  serviceBusClient: ServiceBusClient;
+  queue: EventQueue;
+  processor: SyncMessageProcessor;
+  intake: EventIntake;
+  deadLetters: DeadLetterAdmin;
   api: Api;
-  dispose(): void;
+  dispose(): Promise<void>;
 }
 
 export interface RuntimeOverrides {
@@ -64,9 +74,25 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     },
   });
   const validator = new TokenValidator(config.auth);
+
+  const serviceBusClient = createServiceBusClient(config.serviceBus, credential);
+  const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), {
+    sendTimeoutInMs: config.serviceBus.sendTimeoutInMs,
+  });
+  const processor = new SyncMessageProcessor({ engine, queue, logger: logger.child({ component: 'queue' }), metrics, retry: config.queueRetry });
+  const intake = new EventIntake({
+    config: config.intake,
+    senderRole: config.auth.senderRole,
+    validator,
+    queue,
+    logger: logger.child({ component: 'intake' }),
+    metrics,
+  });
+  const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, logger.child({ component: 'deadletters' }));
   const api = new Api({
     engine,
     store: entityStore,
+    deadLetters,
     validator,
     roles: { read: config.auth.readRole, admin: config.auth.adminRole },
     logger,
@@ -84,8 +110,16 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     catalog,
     engine,
     validator,
+    serviceBusClient,
+    queue,
+    processor,
+    intake,
+    deadLetters,
     api,
-    dispose: () => cosmosClient.dispose(),
+    dispose: async () => {
+      cosmosClient.dispose();
+      await serviceBusClient.close();
+    },
   };
 }
 
@@ -98,7 +132,8 @@ export function getRuntime(env: Environment = process.env): Runtime {
 }
 
 /** Drops the process runtime (tests; a Functions worker never needs it). */
-export function resetRuntime(): void {
-  instance?.dispose();
+export async function resetRuntime(): Promise<void> {
+  const current = instance;
   instance = undefined;
+  await current?.dispose();
 }

@@ -1,0 +1,125 @@
+/**
+ * Operating the dead-letter queue of `entity-sync`: list what is there (with reasons) and replay it.
+ *
+ * Replay re-enqueues a fresh message (new id, attempt 1, `originalMessageId` kept) in the entity's session and
+ * only then completes the dead letter, so a failure in between leaves a duplicate at worst — harmless, since
+ * the sync is level-triggered — never a loss.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
+import Long from 'long';
+import type { Logger } from './logger';
+import { EventQueue, toServiceBusMessage } from './servicebus';
+import { syncMessageBodySchema } from './events';
+import { toDocumentId } from './refs';
+
+export interface DeadLetterEntry {
+  sequenceNumber: string;
+  messageId: string | undefined;
+  sessionId: string | undefined;
+  entityRef: string | undefined;
+  reason: string | undefined;
+  description: string | undefined;
+  attempt: number | undefined;
+  enqueuedTime: string | undefined;
+  body: unknown;
+}
+
+export interface ReplayResult {
+  replayed: Array<{ sequenceNumber: string; entityRef: string | undefined; newMessageId: string }>;
+  /** Dead letters that were looked at but not replayed (not selected, or their body cannot be replayed). */
+  skipped: Array<{ sequenceNumber: string; why: string }>;
+}
+
+export class DeadLetterAdmin {
+  constructor(
+    private readonly client: ServiceBusClient,
+    private readonly queueName: string,
+    private readonly queue: EventQueue,
+    private readonly logger: Logger,
+  ) {}
+
+  async list(options: { max: number; fromSequenceNumber?: number }): Promise<DeadLetterEntry[]> {
+    const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });
+    try {
+      const messages = await receiver.peekMessages(options.max, {
+        ...(options.fromSequenceNumber !== undefined && { fromSequenceNumber: Long.fromNumber(options.fromSequenceNumber) }),
+      });
+      return messages.map(toEntry);
+    } finally {
+      await receiver.close();
+    }
+  }
+
+  /** Replays up to `max` dead letters, or only those whose sequence numbers are given. */
+  async replay(options: { max: number; sequenceNumbers?: string[]; abortSignal?: AbortSignal }): Promise<ReplayResult> {
+    const wanted = options.sequenceNumbers ? new Set(options.sequenceNumbers) : undefined;
+    const result: ReplayResult = { replayed: [], skipped: [] };
+    const seen = new Set<string>();
+    const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });
+    try {
+      // Dead letters not replayed are abandoned and come straight back; stop once a batch holds nothing new.
+      for (;;) {
+        const batch = await receiver.receiveMessages(50, { maxWaitTimeInMs: 1_000 });
+        const fresh = batch.filter((m) => !seen.has(String(m.sequenceNumber)));
+        for (const message of batch) {
+          const sequenceNumber = String(message.sequenceNumber);
+          const isFresh = !seen.has(sequenceNumber);
+          seen.add(sequenceNumber);
+          const selected = isFresh && (wanted ? wanted.has(sequenceNumber) : result.replayed.length < options.max);
+          if (!selected) {
+            await receiver.abandonMessage(message);
+            continue;
+          }
+          const body = syncMessageBodySchema.safeParse(message.body);
+          if (!body.success) {
+            await receiver.abandonMessage(message);
+            result.skipped.push({ sequenceNumber, why: 'the body does not follow the sync contract; fix or remove it by hand' });
+            continue;
+          }
+          const newMessageId = randomUUID();
+          const properties = message.applicationProperties ?? {};
+          await this.queue.enqueue(
+            [
+              toServiceBusMessage(
+                { messageId: newMessageId, sessionId: message.sessionId ?? toDocumentId(body.data.entityRef), body: body.data },
+                {
+                  attempt: 1,
+                  originalMessageId: String(properties.originalMessageId ?? message.messageId),
+                  ...(typeof properties.traceparent === 'string' && { traceparent: properties.traceparent }),
+                },
+              ),
+            ],
+            options.abortSignal ? { abortSignal: options.abortSignal } : {},
+          );
+          await receiver.completeMessage(message);
+          result.replayed.push({ sequenceNumber, entityRef: body.data.entityRef, newMessageId });
+          this.logger.info('Dead letter replayed', { operation: 'replay', entityRef: body.data.entityRef, sequenceNumber, newMessageId });
+        }
+        const done = wanted ? [...wanted].every((n) => seen.has(n)) : result.replayed.length >= options.max;
+        if (batch.length === 0 || fresh.length === 0 || done) break;
+      }
+      if (wanted) for (const n of wanted) if (!seen.has(n)) result.skipped.push({ sequenceNumber: n, why: 'no such dead letter' });
+      return result;
+    } finally {
+      await receiver.close();
+    }
+  }
+}
+
+function toEntry(message: ServiceBusReceivedMessage): DeadLetterEntry {
+  const body = message.body as { entityRef?: unknown } | undefined;
+  const attempt = Number(message.applicationProperties?.attempt);
+  return {
+    sequenceNumber: String(message.sequenceNumber),
+    messageId: message.messageId === undefined ? undefined : String(message.messageId),
+    sessionId: message.sessionId,
+    entityRef: typeof body?.entityRef === 'string' ? body.entityRef : undefined,
+    reason: message.deadLetterReason,
+    description: message.deadLetterErrorDescription,
+    attempt: Number.isInteger(attempt) ? attempt : undefined,
+    enqueuedTime: message.enqueuedTimeUtc?.toISOString(),
+    body: message.body,
+  };
+}
+

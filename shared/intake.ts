@@ -1,0 +1,181 @@
+/**
+ * `POST /api/catalog/events`: catalog change events in, queue messages out.
+ *
+ * Order of checks, each answered with its own RFC 9457 problem and **nothing enqueued**:
+ * content type (415) → body size (413) → authentication on the raw bytes (401/403; Standard Webhooks
+ * signatures are verified before anything is parsed) → UTF-8 and JSON (400) → every event of the request
+ * (400 lists each problem) → replayed webhook-id (409). Then events are coalesced per entity and enqueued;
+ * a queue that cannot be reached answers 503 with `Retry-After`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuthUnavailableError, TokenValidator } from './auth';
+import { toProblem } from './api';
+import type { IntakeConfig } from './config';
+import { coalesceEvents, validateEvent, type CatalogEvent, type EventValidationError } from './events';
+import type { Logger } from './logger';
+import type { Metrics } from './metrics';
+import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from './problem';
+import { EventQueue, QueueUnavailableError, toServiceBusMessage } from './servicebus';
+import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from './webhooks';
+
+export const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
+export const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';
+
+export interface IntakeOptions {
+  config: IntakeConfig;
+  senderRole: string;
+  validator: TokenValidator;
+  queue: EventQueue;
+  logger: Logger;
+  metrics?: Metrics;
+  webhookVerifier?: WebhookVerifier;
+}
+
+export class EventIntake {
+  private readonly verifier: WebhookVerifier | undefined;
+
+  constructor(private readonly options: IntakeOptions) {
+    const { config } = options;
+    this.verifier =
+      options.webhookVerifier ??
+      (config.authModes.includes('standard-webhooks')
+        ? new WebhookVerifier(config.webhookSecrets, { toleranceInSeconds: config.webhookToleranceInSeconds })
+        : undefined);
+  }
+
+  async handle(request: ApiRequest, call: { abortSignal?: AbortSignal; logger?: Logger } = {}): Promise<ApiResponse> {
+    const logger = call.logger ?? this.options.logger;
+    const { config } = this.options;
+    const reject = (response: ApiResponse, reason: string) => {
+      this.options.metrics?.increment('intake.rejected', 1, { status: response.status, reason });
+      return response;
+    };
+
+    // 1. Content type.
+    const mediaType = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (mediaType !== MEDIA_TYPE_SINGLE && mediaType !== MEDIA_TYPE_BATCH) {
+      return reject(
+        problem(415, ProblemType.unsupportedMediaType, 'Unsupported media type', `Content-Type must be ${MEDIA_TYPE_SINGLE} or ${MEDIA_TYPE_BATCH}`, {}, {
+          accept: `${MEDIA_TYPE_SINGLE}, ${MEDIA_TYPE_BATCH}`,
+        }),
+        'media-type',
+      );
+    }
+
+    // 2. Size, before reading when the length is declared, and after.
+    const declared = Number(request.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > config.maxBodyBytes) return reject(tooLarge(config.maxBodyBytes), 'size');
+    const raw = Buffer.from(await request.arrayBuffer());
+    if (raw.length > config.maxBodyBytes) return reject(tooLarge(config.maxBodyBytes), 'size');
+
+    // 3. Authentication, on the raw bytes.
+    let webhookId: string | undefined;
+    try {
+      webhookId = await this.authenticate(request, raw);
+    } catch (error) {
+      if (error instanceof WebhookSignatureError) {
+        return reject(
+          problem(401, ProblemType.invalidSignature, 'Invalid webhook signature', error.message, {}, { 'www-authenticate': 'Bearer' }),
+          'signature',
+        );
+      }
+      if (error instanceof WebhookReplayError) {
+        return reject(problem(409, ProblemType.duplicateDelivery, 'Already accepted', error.message, { webhookId: error.webhookId }), 'replay');
+      }
+      const response = toProblem(error as AuthUnavailableError, logger);
+      return reject(response, 'auth');
+    }
+
+    // 4. Text and JSON.
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(raw);
+    } catch {
+      return reject(problem(400, ProblemType.invalidJson, 'Invalid body', 'The body is not valid UTF-8'), 'utf8');
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      const detail = error instanceof RangeError ? 'The JSON is nested too deeply' : `The body is not valid JSON: ${(error as Error).message}`;
+      return reject(problem(400, ProblemType.invalidJson, 'Invalid JSON', detail), 'json');
+    }
+
+    // 5. The events.
+    const values: unknown[] = mediaType === MEDIA_TYPE_BATCH ? (Array.isArray(parsed) ? parsed : [undefined]) : [parsed];
+    if (mediaType === MEDIA_TYPE_BATCH && !Array.isArray(parsed)) {
+      return reject(problem(400, ProblemType.invalidEvent, 'Invalid batch', `A ${MEDIA_TYPE_BATCH} body must be a JSON array of events`), 'batch-shape');
+    }
+    if (values.length === 0) return reject(problem(400, ProblemType.invalidEvent, 'Empty batch', 'The batch holds no events'), 'empty');
+    if (values.length > config.maxBatchEvents) {
+      return reject(
+        problem(413, ProblemType.payloadTooLarge, 'Batch too large', `A batch may hold at most ${config.maxBatchEvents} events; this one has ${values.length}`),
+        'batch-length',
+      );
+    }
+    const events: CatalogEvent[] = [];
+    const errors: EventValidationError[] = [];
+    values.forEach((value, index) => {
+      const result = validateEvent(value, index);
+      if (result.event) events.push(result.event);
+      errors.push(...result.errors);
+    });
+    if (errors.length > 0) {
+      return reject(
+        problem(400, ProblemType.invalidEvent, 'Invalid event', `${new Set(errors.map((e) => e.index)).size} of ${values.length} events are invalid; nothing was accepted`, {
+          errors: errors.slice(0, 100),
+        }),
+        'event',
+      );
+    }
+
+    // 6. Coalesce and enqueue.
+    const traceparent = validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
+    const queued = coalesceEvents(events);
+    try {
+      await this.options.queue.enqueue(
+        queued.map((event) => toServiceBusMessage(event, { attempt: 1, traceparent })),
+        call.abortSignal ? { abortSignal: call.abortSignal } : {},
+      );
+    } catch (error) {
+      if (error instanceof QueueUnavailableError) {
+        logger.error('Could not enqueue catalog events', { error, events: events.length });
+        return reject(
+          problem(503, ProblemType.queueUnavailable, 'Queue unavailable', 'The events could not be queued; send them again later.', {}, { 'retry-after': '10' }),
+          'queue',
+        );
+      }
+      throw error;
+    }
+    if (webhookId !== undefined) this.verifier?.remember(webhookId);
+    this.options.metrics?.increment('intake.events', events.length);
+    this.options.metrics?.increment('intake.enqueued', queued.length);
+    logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length });
+    return json(202, { accepted: events.length, enqueued: queued.length });
+  }
+
+  /** Returns the webhook id for Standard Webhooks requests; throws for anything unauthenticated. */
+  private async authenticate(request: ApiRequest, raw: Buffer): Promise<string | undefined> {
+    const modes = this.options.config.authModes;
+    if (this.verifier && WebhookVerifier.isSigned(request.headers)) return this.verifier.verify(raw, request.headers);
+    if (modes.includes('entra')) {
+      await this.options.validator.authenticate(request.headers.get('authorization'), [this.options.senderRole]);
+      return undefined;
+    }
+    throw new WebhookSignatureError('This endpoint expects Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)');
+  }
+}
+
+function tooLarge(max: number): ApiResponse {
+  return problem(413, ProblemType.payloadTooLarge, 'Body too large', `The body may be at most ${max} bytes`);
+}
+
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export function validTraceparent(value: string | null): string | undefined {
+  return value && TRACEPARENT.test(value.trim()) ? value.trim() : undefined;
+}
+
+export function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+}

@@ -1,0 +1,103 @@
+/**
+ * Service Bus: the one client of the process (managed identity through `fullyQualifiedNamespace`; a connection
+ * string only for the local broker, refused in production mode) and the `entity-sync` queue's sender.
+ */
+import { randomUUID } from 'node:crypto';
+import type { TokenCredential } from '@azure/core-auth';
+import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
+import type { ServiceBusConfig } from './config';
+import { OperationAbortedError, SyncServiceError } from './errors';
+import type { QueuedEvent, SyncMessageBody } from './events';
+
+export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
+  const options = { retryOptions: { maxRetries: 3, timeoutInMs: config.sendTimeoutInMs } };
+  if (config.connectionString) return new ServiceBusClient(config.connectionString, options);
+  return new ServiceBusClient(config.fullyQualifiedNamespace!, credential, options);
+}
+
+/** The queue could not take the messages; nothing is known to be lost (the caller should answer 503). */
+export class QueueUnavailableError extends SyncServiceError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'QueueUnavailable', transient: true, cause });
+  }
+}
+
+/** Application properties every sync message carries. */
+export interface SyncMessageProperties {
+  /** 1 for the first try; retries carry the next number. */
+  attempt: number;
+  /** W3C trace context of the request that produced the event. */
+  traceparent?: string;
+  /** Set on retries and replays: the message id this one continues. */
+  originalMessageId?: string;
+}
+
+export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageProperties): ServiceBusMessage {
+  return {
+    messageId: event.messageId,
+    sessionId: event.sessionId,
+    contentType: 'application/json',
+    subject: event.body.type,
+    body: event.body,
+    applicationProperties: {
+      attempt: properties.attempt,
+      ...(properties.traceparent && { traceparent: properties.traceparent }),
+      ...(properties.originalMessageId && { originalMessageId: properties.originalMessageId }),
+    },
+  };
+}
+
+export class EventQueue {
+  constructor(
+    readonly sender: ServiceBusSender,
+    private readonly options: { sendTimeoutInMs: number },
+  ) {}
+
+  /**
+   * Sends the messages in as few batches as the size limit allows. Throws {@link QueueUnavailableError}
+   * when the queue cannot be reached. (If a later batch fails after an earlier one was sent, the sender's
+   * retry re-sends the same message ids and duplicate detection drops what already arrived.)
+   */
+  async enqueue(messages: ServiceBusMessage[], options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+    const abortSignal = combine(options.abortSignal, this.options.sendTimeoutInMs);
+    try {
+      let batch = await this.sender.createMessageBatch({ abortSignal });
+      for (const message of messages) {
+        if (batch.tryAddMessage(message)) continue;
+        if (batch.count === 0) throw new QueueUnavailableError(`message ${message.messageId} is larger than the queue accepts`);
+        await this.sender.sendMessages(batch, { abortSignal });
+        batch = await this.sender.createMessageBatch({ abortSignal });
+        if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${message.messageId} is larger than the queue accepts`);
+      }
+      if (batch.count > 0) await this.sender.sendMessages(batch, { abortSignal });
+    } catch (error) {
+      if (options.abortSignal?.aborted) throw new OperationAbortedError('Enqueue aborted', error);
+      if (error instanceof QueueUnavailableError) throw error;
+      throw new QueueUnavailableError(`Could not send to Service Bus queue ${this.sender.entityPath}: ${(error as Error).message}`, error);
+    }
+  }
+
+  /**
+   * Schedules the next attempt of a message: a new message (new id, so duplicate detection keeps it) in the
+   * same session, visible at `at`.
+   */
+  async scheduleRetry(
+    body: SyncMessageBody,
+    sessionId: string,
+    properties: SyncMessageProperties,
+    at: Date,
+    options: { abortSignal?: AbortSignal } = {},
+  ): Promise<void> {
+    const message = toServiceBusMessage({ messageId: randomUUID(), sessionId, body }, properties);
+    try {
+      await this.sender.scheduleMessages(message, at, { abortSignal: combine(options.abortSignal, this.options.sendTimeoutInMs) });
+    } catch (error) {
+      throw new QueueUnavailableError(`Could not schedule a retry on ${this.sender.entityPath}: ${(error as Error).message}`, error);
+    }
+  }
+}
+
+function combine(signal: AbortSignal | undefined, timeoutInMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutInMs);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}
