@@ -17,6 +17,7 @@ export function toApiRequest(request: HttpRequest): ApiRequest {
     params: request.params,
     query: request.query,
     text: () => request.text(),
+    arrayBuffer: () => request.arrayBuffer(),
   };
 }
 

@@ -1,0 +1,9 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { handleHttp } from './lib/http';
+
+/** POST /api/admin/deadletters/replay — re-enqueue dead letters, then complete them (admin role). */
+export async function replayDeadLetters(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  return handleHttp(request, context, (runtime, req, logger) => runtime.api.replayDeadLetters(req, { logger }));
+}
+
+app.http('replayDeadLetters', { route: 'admin/deadletters/replay', methods: ['POST'], authLevel: 'anonymous', handler: replayDeadLetters });
