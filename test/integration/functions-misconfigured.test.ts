@@ -10,7 +10,7 @@ afterAll(() => resetRuntime());
 
 test('invalid configuration: 503 misconfigured, details only in the log', async () => {
   for (const key of Object.keys(process.env)) {
-    if (/^(APP_MODE|CosmosDBConnection|COSMOS_|BACKSTAGE_|AUTH_|RECONCILE_)/.test(key)) delete process.env[key];
+    if (/^(APP_MODE|CosmosDBConnection|ServiceBusConnection|COSMOS_|BACKSTAGE_|AUTH_|RECONCILE_)/.test(key)) delete process.env[key];
   }
   Object.assign(process.env, { APP_MODE: 'production', CosmosDBConnection: 'AccountEndpoint=https://x.documents.azure.com/;AccountKey=abc;' });
   const logs: string[] = [];

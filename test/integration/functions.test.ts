@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  resetRuntime();
+  await resetRuntime();
   await fixture?.stop();
 });
 
@@ -141,7 +141,7 @@ describe('POST /api/admin/reconcile, then reads', () => {
       context('adminReconcile'),
     );
     expect(response.status).toBe(400);
-    expect(body(response).detail).toMatch(/body must be JSON/);
+    expect(body(response).detail).toMatch(/body must be a JSON object or empty/);
   });
 
   test('200 with the stats for the admin role', async () => {

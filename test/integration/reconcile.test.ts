@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  runtime?.dispose();
+  await runtime?.dispose();
   await fixture?.stop();
 });
 

@@ -6,6 +6,9 @@ import { CosmosClient } from '@azure/cosmos';
 import { ensureCosmosResources } from '../../local/cosmos-setup';
 import { IdentityAdminClient } from '../../local/identity';
 import { BACKSTAGE_AUDIENCE } from '../../local/backstage';
+import { join } from 'node:path';
+import { LocalServiceBus } from '../../local/servicebus/broker';
+import { loadEmulatorConfig, type QueueOptions } from '../../local/servicebus/config';
 import { loadConfig, type AppConfig, type Environment } from '../../shared/config';
 import { createCosmosClient } from '../../shared/cosmos';
 import { createCredential } from '../../shared/identity';
@@ -61,8 +64,16 @@ export function testEnvironment(overrides: Environment = {}): Environment {
     BACKSTAGE_RETRY_MAX_DELAY_MS: '500',
     AUTH_ISSUER: standins.issuer,
     AUTH_AUDIENCE: API_AUDIENCE,
+    // Replaced by tests that start a broker; the client does not connect until first used.
+    ServiceBusConnection: 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;',
     ...overrides,
   };
+}
+
+/** A local Service Bus broker with the queues of local/servicebus/Config.json (optionally adjusted). */
+export async function startBroker(adjust: Partial<QueueOptions> = {}): Promise<LocalServiceBus> {
+  const queues = loadEmulatorConfig(join(__dirname, '..', '..', 'local', 'servicebus', 'Config.json')).map((q) => ({ ...q, ...adjust }));
+  return LocalServiceBus.start({ queues });
 }
 
 /** Creates the database and containers for `config` (what infrastructure does in Azure). */

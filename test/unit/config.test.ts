@@ -8,6 +8,7 @@ const production = {
   AUTH_ISSUER: 'https://login.microsoftonline.com/tenant/v2.0',
   AUTH_AUDIENCE: 'api://sync, 6666',
   AZURE_CLIENT_ID: 'client-id',
+  ServiceBusConnection__fullyQualifiedNamespace: 'sb-ns.servicebus.windows.net',
 };
 
 /** Each bad setting with its messages joined by ' | '. */
@@ -45,6 +46,7 @@ test('an empty environment names every required setting at once', () => {
     BACKSTAGE_TOKEN_SCOPE: expect.stringMatching(/^required/),
     AUTH_ISSUER: 'required',
     AUTH_AUDIENCE: 'required',
+    ServiceBusConnection__fullyQualifiedNamespace: expect.stringMatching(/^required/),
   });
 });
 
@@ -68,6 +70,29 @@ test('production mode refuses keys, static tokens and extra CAs', () => {
   expect(issues.COSMOS_CA_CERT_PATH).toMatch(/refused in production mode/);
   // Values are never echoed back.
   expect(JSON.stringify(issues)).not.toMatch(/c2VjcmV0|static-token-value/);
+});
+
+test('Service Bus: identity by default, connection strings for the local broker only', () => {
+  expect(loadConfig(production).serviceBus).toEqual({ fullyQualifiedNamespace: 'sb-ns.servicebus.windows.net', queueName: 'entity-sync', sendTimeoutInMs: 10_000 });
+  const local = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;';
+  expect(issuesOf({ ...production, ServiceBusConnection__fullyQualifiedNamespace: undefined, ServiceBusConnection: local }).ServiceBusConnection).toMatch(
+    /connection strings are refused in production mode/,
+  );
+  expect(loadConfig({ ...production, APP_MODE: 'local', ServiceBusConnection__fullyQualifiedNamespace: undefined, ServiceBusConnection: local }).serviceBus.connectionString).toBe(local);
+  expect(issuesOf({ ...production, ServiceBusConnection__fullyQualifiedNamespace: 'https://sb-ns/' }).ServiceBusConnection__fullyQualifiedNamespace).toMatch(/host name/);
+});
+
+test('intake authentication modes and webhook secrets', () => {
+  expect(loadConfig(production).intake).toMatchObject({ authModes: ['entra'], webhookSecrets: [], maxBodyBytes: 1_048_576, maxBatchEvents: 500 });
+  const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  expect(loadConfig({ ...production, INTAKE_AUTH: 'entra, standard-webhooks', WEBHOOK_SECRETS: `${secret},${secret}` }).intake).toMatchObject({
+    authModes: ['entra', 'standard-webhooks'],
+    webhookSecrets: [secret, secret],
+  });
+  expect(issuesOf({ ...production, INTAKE_AUTH: 'standard-webhooks' }).WEBHOOK_SECRETS).toMatch(/required when INTAKE_AUTH/);
+  expect(issuesOf({ ...production, INTAKE_AUTH: 'standard-webhooks', WEBHOOK_SECRETS: 'hunter2' }).WEBHOOK_SECRETS).toMatch(/whsec_/);
+  expect(issuesOf({ ...production, INTAKE_AUTH: 'basic' }).INTAKE_AUTH).toMatch(/'entra', 'standard-webhooks' or both/);
+  expect(issuesOf({ ...production, QUEUE_RETRY_BASE_DELAY_MS: '1000', QUEUE_RETRY_MAX_DELAY_MS: '10' }).QUEUE_RETRY_MAX_DELAY_MS).toMatch(/must not be smaller/);
 });
 
 test('production mode requires TLS endpoints', () => {

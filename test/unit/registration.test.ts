@@ -26,15 +26,21 @@ jest.mock(
 
 beforeAll(() => {
   process.env.RECONCILE_SCHEDULE = '0 0 */2 * * *';
+  process.env.SERVICEBUS_QUEUE_NAME = 'entity-sync-test';
   jest.isolateModules(() => {
     require('../../functions/health');
     require('../../functions/getEntity');
     require('../../functions/adminReconcile');
     require('../../functions/reconcileCatalog');
+    require('../../functions/catalogEvents');
+    require('../../functions/listDeadLetters');
+    require('../../functions/replayDeadLetters');
+    require('../../functions/syncEntity');
   });
 });
 afterAll(() => {
   delete process.env.RECONCILE_SCHEDULE;
+  delete process.env.SERVICEBUS_QUEUE_NAME;
 });
 
 function trigger(name: string) {
@@ -47,6 +53,21 @@ test('the HTTP functions and their routes', () => {
   expect(trigger('health')).toMatchObject({ type: 'httpTrigger', route: 'health', methods: ['GET'], authLevel: 'anonymous' });
   expect(trigger('getEntity')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}', methods: ['GET'] });
   expect(trigger('adminReconcile')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile', methods: ['POST'] });
+  expect(trigger('catalogEvents')).toMatchObject({ type: 'httpTrigger', route: 'catalog/events', methods: ['POST'], authLevel: 'anonymous' });
+  expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });
+  expect(trigger('replayDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters/replay', methods: ['POST'] });
+});
+
+test('the sync trigger: a session queue from the setting, identity connection, SDK binding with manual settlement', () => {
+  expect(trigger('syncEntity')).toMatchObject({
+    type: 'serviceBusTrigger',
+    connection: 'ServiceBusConnection',
+    queueName: 'entity-sync-test',
+    isSessionsEnabled: true,
+    sdkBinding: true,
+    autoCompleteMessages: false,
+    cardinality: 'one',
+  });
 });
 
 test('the reconcile timer uses RECONCILE_SCHEDULE and retries with backoff', () => {
