@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { generate } from 'selfsigned';
 
+/** What kind of operation an HTTP request to the emulator is, for counting. */
+export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
+
 export interface CosmosEmulator {
+  /** Requests served so far, by kind (benchmarks and request-count tests). */
+  requests(): Record<CosmosRequestKind, number> & { total: number };
+  resetRequests(): void;
   /** e.g. https://127.0.0.1:PORT/ */
   endpoint: string;
   /** PEM of the self-signed certificate; trust it as a CA. */
@@ -40,12 +46,19 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
     ],
   });
   const server = createHttpsServer({ cert: pems.cert, key: pems.private, keepAlive: true } as never);
+  const counts = emptyCounts();
+  server.on('request', (req) => {
+    counts[classify(req.method ?? 'GET', req.url ?? '/', req.headers)] += 1;
+    counts.total += 1;
+  });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const { port } = server.address() as AddressInfo;
   const dir = mkdtempSync(join(tmpdir(), 'cosmos-emulator-'));
   const certificatePath = join(dir, 'cert.pem');
   writeFileSync(certificatePath, pems.cert);
   return {
+    requests: () => ({ ...counts }),
+    resetRequests: () => Object.assign(counts, emptyCounts()),
     endpoint: `https://${host}:${port}/`,
     certificatePem: pems.cert,
     certificatePath,
@@ -55,4 +68,25 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
         server.close(() => resolve());
       }),
   };
+}
+
+function emptyCounts(): Record<CosmosRequestKind, number> & { total: number } {
+  return { read: 0, query: 0, create: 0, upsert: 0, replace: 0, delete: 0, patch: 0, batch: 0, changefeed: 0, metadata: 0, total: 0 };
+}
+
+function classify(method: string, url: string, headers: Record<string, string | string[] | undefined>): CosmosRequestKind {
+  const path = url.split('?')[0]!;
+  const isDocs = /\/docs(\/[^/]+)?$/.test(path);
+  if (!isDocs) return 'metadata';
+  const single = /\/docs\/[^/]+$/.test(path);
+  if (method === 'GET') return headers['a-im'] ? 'changefeed' : single ? 'read' : 'query';
+  if (method === 'POST') {
+    if (headers['x-ms-documentdb-isquery'] || headers['x-ms-cosmos-is-query-plan-request']) return 'query';
+    if (headers['x-ms-cosmos-is-batch-request'] || headers['x-ms-cosmos-batch-atomic'] !== undefined) return 'batch';
+    return headers['x-ms-documentdb-is-upsert'] === 'True' || headers['x-ms-documentdb-is-upsert'] === 'true' ? 'upsert' : 'create';
+  }
+  if (method === 'PUT') return 'replace';
+  if (method === 'PATCH') return 'patch';
+  if (method === 'DELETE') return 'delete';
+  return 'metadata';
 }

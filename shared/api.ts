@@ -5,10 +5,13 @@
 import { AuthenticationError, AuthorizationError, AuthUnavailableError, type Principal, type TokenValidator } from './auth';
 import type { EntityStore } from './cosmos';
 import type { DeadLetterAdmin } from './deadletters';
+import { toDot, toMermaid, type Direction, type GraphService } from './graph';
+import type { ProjectionFailureStore } from './projection-failures';
+import type { EdgeProjector } from './projector';
 import { isTombstone, withoutSystemProperties } from './documents';
 import { InvalidEntityRefError, SyncServiceError } from './errors';
 import type { Logger } from './logger';
-import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from './problem';
+import { json, problem, ProblemType, text, type ApiRequest, type ApiResponse } from './problem';
 import { toDocumentId, validateEntityName } from './refs';
 import type { SyncEngine } from './sync';
 
@@ -16,6 +19,9 @@ export interface ApiOptions {
   engine: SyncEngine;
   store: EntityStore;
   deadLetters: DeadLetterAdmin;
+  graph: GraphService;
+  projector: EdgeProjector;
+  projectionFailures: ProjectionFailureStore;
   validator: TokenValidator;
   roles: { read: string; admin: string };
   logger: Logger;
@@ -84,6 +90,79 @@ export class Api {
         );
       }
       return json(200, result);
+    });
+  }
+
+  /**
+   * GET /api/graph/{kind}/{namespace}/{name}?direction=downstream|upstream|both&depth=1..10&relations=a,b
+   * &format=json|mermaid|dot&limit=<max nodes> — read role.
+   */
+  async graph(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.read, this.options.roles.admin], async () => {
+      const { kind, namespace, name } = request.params;
+      const parts = validateEntityName({ kind: kind ?? '', namespace: namespace ?? '', name: name ?? '' });
+      const q = request.query;
+      const bad = (detail: string) => problem(400, ProblemType.invalidRequest, 'Invalid graph query', detail);
+      const direction = q.get('direction') ?? 'downstream';
+      if (!['downstream', 'upstream', 'both'].includes(direction)) return bad("'direction' must be downstream, upstream or both");
+      const depth = boundedInteger(q.get('depth'), 3, 1, 10);
+      if (depth instanceof Error) return bad(`'depth': ${depth.message}`);
+      const limit = boundedInteger(q.get('limit'), 500, 1, 5000);
+      if (limit instanceof Error) return bad(`'limit': ${limit.message}`);
+      const format = q.get('format') ?? 'json';
+      if (!['json', 'mermaid', 'dot'].includes(format)) return bad("'format' must be json, mermaid or dot");
+      const relationsParam = q.get('relations');
+      const relations = relationsParam === null ? undefined : relationsParam.split(',').map((r) => r.trim()).filter(Boolean);
+      if (relations && (relations.length === 0 || relations.length > 20 || relations.some((r) => !/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/.test(r)))) {
+        return bad("'relations' must be a comma-separated list of up to 20 relation types, e.g. dependsOn,consumesApi");
+      }
+      const result = await this.options.graph.traverse(
+        { root: toDocumentId(parts), direction: direction as Direction, depth, maxNodes: limit, ...(relations && { relations }) },
+        call.abortSignal ? { abortSignal: call.abortSignal } : {},
+      );
+      if (!result) return problem(404, ProblemType.notFound, 'Entity not found', `The mirror has no entity ${kind}:${namespace}/${name}`);
+      if (format === 'mermaid') return text(toMermaid(result), 'text/plain; charset=utf-8');
+      if (format === 'dot') return text(toDot(result), 'text/vnd.graphviz; charset=utf-8');
+      return json(200, result);
+    });
+  }
+
+  /** GET /api/admin/projection-failures[?max=100] — admin role. */
+  async listProjectionFailures(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.admin], async () => {
+      const max = boundedInteger(request.query.get('max'), 100, 1, 1000);
+      if (max instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', `'max': ${max.message}`);
+      const items = await this.options.projectionFailures.list(max);
+      return json(200, { items, count: items.length });
+    });
+  }
+
+  /**
+   * POST /api/admin/projection-failures/replay — admin role. Body `{"ids": [...]}` or empty for all (up to 100):
+   * projects each entity again from its current mirror document and removes the record on success.
+   */
+  async replayProjectionFailures(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
+    return this.guarded(request, call, [this.options.roles.admin], async () => {
+      const body = await readJsonObject(request);
+      if (body instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', body.message);
+      const ids = body.ids;
+      if (ids !== undefined && (!Array.isArray(ids) || ids.length > 1000 || !ids.every((i) => typeof i === 'string' && i.length > 0 && i.length <= 300))) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', "'ids' must be an array of failure ids");
+      }
+      const targets = (ids as string[] | undefined) ?? (await this.options.projectionFailures.list(100)).map((f) => f.id);
+      const replayed: string[] = [];
+      const failed: Array<{ id: string; error: string }> = [];
+      for (const id of targets) {
+        try {
+          const doc = await this.options.store.read(id);
+          if (doc) await this.options.projector.projectDocument(doc as never, call.abortSignal ? { abortSignal: call.abortSignal } : {});
+          await this.options.projectionFailures.remove(id);
+          replayed.push(id);
+        } catch (error) {
+          failed.push({ id, error: error instanceof Error ? error.message : String(error) });
+        }
+      }
+      return json(200, { replayed, failed });
     });
   }
 

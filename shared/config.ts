@@ -111,6 +111,15 @@ export function reconcileSchedule(env: Environment = process.env): string {
   return env.RECONCILE_SCHEDULE?.trim() || DEFAULT_RECONCILE_SCHEDULE;
 }
 
+/** Database and container names the Cosmos DB trigger registers with, read at registration time. */
+export function cosmosNames(env: Environment = process.env): { databaseName: string; entitiesContainer: string; leasesContainer: string } {
+  return {
+    databaseName: env.COSMOS_DATABASE_NAME?.trim() || 'catalog',
+    entitiesContainer: env.COSMOS_ENTITIES_CONTAINER?.trim() || 'entities',
+    leasesContainer: env.COSMOS_LEASES_CONTAINER?.trim() || 'leases',
+  };
+}
+
 export const DEFAULT_QUEUE_NAME = 'entity-sync';
 
 /** The queue the sync trigger listens on, read at registration time like {@link reconcileSchedule}. */

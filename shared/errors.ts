@@ -74,6 +74,8 @@ export class BackstageRequestError extends SyncServiceError {
 /** A Cosmos DB operation failed. `statusCode` is Cosmos's; 429/408/449/5xx are transient. */
 export class CosmosOperationError extends SyncServiceError {
   readonly statusCode: number | undefined;
+  /** What Cosmos asked us to wait (429), when it said. */
+  retryAfterInMs?: number;
   constructor(message: string, statusCode: number | undefined, cause?: unknown) {
     super(message, { code: 'CosmosOperationFailed', transient: isTransientCosmosStatus(statusCode), cause });
     this.statusCode = statusCode;

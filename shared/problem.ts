@@ -73,3 +73,7 @@ export function json(status: number, value: unknown, headers: Record<string, str
     body: JSON.stringify(value),
   };
 }
+
+export function text(body: string, contentType: string, status = 200): ApiResponse {
+  return { status, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body };
+}

@@ -11,6 +11,10 @@ import { CatalogReader } from './catalog';
 import { loadConfig, type AppConfig, type Environment } from './config';
 import { createCosmosClient, EntityStore } from './cosmos';
 import { DeadLetterAdmin } from './deadletters';
+import { EdgeStore } from './edges';
+import { GraphService } from './graph';
+import { ProjectionFailureStore } from './projection-failures';
+import { EdgeProjector } from './projector';
 import { createCredential, EntraTokenProvider, StaticTokenProvider, type BackstageTokenProvider } from './identity';
 import { createJsonLogger, type Logger } from './logger';
 import { EventIntake } from './intake';
@@ -36,6 +40,10 @@ export interface Runtime {
   processor: SyncMessageProcessor;
   intake: EventIntake;
   deadLetters: DeadLetterAdmin;
+  edgeStore: EdgeStore;
+  projector: EdgeProjector;
+  projectionFailures: ProjectionFailureStore;
+  graph: GraphService;
   api: Api;
   dispose(): Promise<void>;
 }
@@ -89,10 +97,26 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     metrics,
   });
   const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, logger.child({ component: 'deadletters' }));
+
+  const edgesContainer = cosmosClient.database(config.cosmos.databaseName).container(config.cosmos.edgesContainer);
+  const retry = { maxRetries: config.reconcile.writeMaxRetries, baseDelayInMs: config.backstage.retryBaseDelayInMs, maxDelayInMs: config.backstage.retryMaxDelayInMs };
+  const edgeStore = new EdgeStore(edgesContainer, { metrics, retry });
+  const projectionFailures = new ProjectionFailureStore(edgesContainer);
+  const projector = new EdgeProjector({
+    edges: edgeStore,
+    failures: projectionFailures,
+    resync: (entityRef, drifted) => queue.enqueueResync(entityRef, drifted),
+    logger: logger.child({ component: 'projector' }),
+    metrics,
+  });
+  const graph = new GraphService(edgesContainer, entityStore);
   const api = new Api({
     engine,
     store: entityStore,
     deadLetters,
+    graph,
+    projector,
+    projectionFailures,
     validator,
     roles: { read: config.auth.readRole, admin: config.auth.adminRole },
     logger,
@@ -115,6 +139,10 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     processor,
     intake,
     deadLetters,
+    edgeStore,
+    projector,
+    projectionFailures,
+    graph,
     api,
     dispose: async () => {
       cosmosClient.dispose();

@@ -78,6 +78,27 @@ export class EventQueue {
   }
 
   /**
+   * Asks for a sync of `entityRef` (drift repair). The message id names the drifted version, so one drifted
+   * version seen twice by the change feed enqueues one re-sync.
+   */
+  async enqueueResync(entityRef: string, drifted: { id: string; etag: string | undefined }, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+    const messageId = `drift:${drifted.id}:${drifted.etag ?? randomUUID()}`.slice(0, 128);
+    await this.enqueue(
+      [
+        toServiceBusMessage(
+          {
+            messageId,
+            sessionId: drifted.id,
+            body: { entityRef, type: 'upserted', eventId: messageId, eventTime: new Date().toISOString(), source: 'urn:backstage-cosmos-sync:drift-repair' },
+          },
+          { attempt: 1 },
+        ),
+      ],
+      options,
+    );
+  }
+
+  /**
    * Schedules the next attempt of a message: a new message (new id, so duplicate detection keeps it) in the
    * same session, visible at `at`.
    */

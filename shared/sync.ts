@@ -19,7 +19,7 @@ import {
   type MirrorIndexItem,
   type WriteOperation,
 } from './cosmos';
-import { isTombstone, toEntityDocument, toTombstone } from './documents';
+import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, type EntityDocument } from './documents';
 import { ConcurrencyConflictError, CosmosOperationError, describeError, isTransient, OperationAbortedError } from './errors';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
 import { silentLogger, type Logger } from './logger';
@@ -92,6 +92,8 @@ export interface SyncEngineOptions {
     fetchBatchSize: number;
     concurrency: number;
     writeMaxRetries: number;
+    /** Point writes in flight per batch. */
+    writeConcurrency?: number;
     retryBaseDelayInMs?: number;
     retryMaxDelayInMs?: number;
   };
@@ -124,7 +126,7 @@ export class SyncEngine {
 
     for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
       const current = await store.read(id, call);
-      if (attempt === 1 && options.knownEtag !== undefined && current && !isTombstone(current) && current.sourceEtag === options.knownEtag) {
+      if (attempt === 1 && options.knownEtag !== undefined && current && !isTombstone(current) && current.sourceEtag === options.knownEtag && isIntact(current)) {
         return done('unchanged', attempt, false);
       }
       const entity = await catalog.getEntityByRef(entityRef, options.abortSignal ? { abortSignal: options.abortSignal } : {});
@@ -140,7 +142,9 @@ export class SyncEngine {
         }
       }
 
-      if (current && !isTombstone(current) && isSameVersion(current, entity)) return done('unchanged', attempt, true);
+      // Same version and untouched since the sync wrote it: nothing to do. (A document someone edited in the
+      // mirror no longer matches its syncHash and is rewritten from Backstage: drift repair.)
+      if (current && !isTombstone(current) && isSameVersion(current, entity) && isIntact(current)) return done('unchanged', attempt, true);
       const doc = toEntityDocument(entity, this.now());
       try {
         if (current) await store.replace(doc, current._etag!, call);
@@ -255,7 +259,7 @@ export class SyncEngine {
     }
 
     result.requestCharge = round(charge.total);
-    result.writes = ['create', 'replace', 'bulk-create', 'bulk-replace'].reduce((n, op) => n + charge.count(op), 0);
+    result.writes = ['create', 'replace'].reduce((n, op) => n + charge.count(op), 0);
     result.backstageRequests = catalog.requestCount - backstageBefore;
     result.durationInMs = Math.round(performance.now() - started);
     progress({ phase: 'done', done: result.seen, total: result.seen });
@@ -347,7 +351,7 @@ export class SyncEngine {
     await this.runFallbacks(fallbacks, result, call);
   }
 
-  /** Bulk-writes; a whole-batch failure that is transient marks every operation failed instead of aborting the run. */
+  /** Writes a batch; a whole-batch failure that is transient marks every operation failed instead of aborting the run. */
   private async writeOrFail(
     operations: WriteOperation[],
     result: ReconcileResult,
@@ -356,9 +360,9 @@ export class SyncEngine {
     if (operations.length === 0) return [];
     const s = this.options.reconcile;
     try {
-      return await this.options.store.bulkWrite(
+      return await this.options.store.writeMany(
         operations,
-        { maxRetries: s.writeMaxRetries, baseDelayInMs: s.retryBaseDelayInMs ?? 500, maxDelayInMs: s.retryMaxDelayInMs ?? 30_000 },
+        { maxRetries: s.writeMaxRetries, baseDelayInMs: s.retryBaseDelayInMs ?? 500, maxDelayInMs: s.retryMaxDelayInMs ?? 30_000, concurrency: s.writeConcurrency ?? 16 },
         call,
       );
     } catch (error) {
@@ -386,6 +390,11 @@ export class SyncEngine {
     if (result.failures.length < 100) result.failures.push({ entityRef, error: describeError(error) });
     this.logger.warn('Entity failed to sync during reconcile', { entityRef, error });
   }
+}
+
+/** The document still holds exactly what the sync wrote. */
+function isIntact(doc: EntityDocument): boolean {
+  return computeSyncHash(doc as unknown as Record<string, unknown>) === doc.syncHash;
 }
 
 function isSameVersion(doc: { sourceEtag: string | null; uid: string | null }, entity: Entity): boolean {

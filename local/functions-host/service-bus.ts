@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
+import { pause } from './pause';
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusSessionReceiver } from '@azure/service-bus';
 
@@ -143,14 +144,4 @@ export function startSessionTrigger(options: SessionTriggerOptions): SessionTrig
 function isTimeout(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return code === 'ServiceTimeout' || code === 'OperationTimeoutError' || code === 'SessionCannotBeLocked';
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }

@@ -27,6 +27,7 @@ jest.mock(
 beforeAll(() => {
   process.env.RECONCILE_SCHEDULE = '0 0 */2 * * *';
   process.env.SERVICEBUS_QUEUE_NAME = 'entity-sync-test';
+  process.env.COSMOS_DATABASE_NAME = 'catalog-test';
   jest.isolateModules(() => {
     require('../../functions/health');
     require('../../functions/getEntity');
@@ -36,11 +37,16 @@ beforeAll(() => {
     require('../../functions/listDeadLetters');
     require('../../functions/replayDeadLetters');
     require('../../functions/syncEntity');
+    require('../../functions/projectEdges');
+    require('../../functions/graph');
+    require('../../functions/listProjectionFailures');
+    require('../../functions/replayProjectionFailures');
   });
 });
 afterAll(() => {
   delete process.env.RECONCILE_SCHEDULE;
   delete process.env.SERVICEBUS_QUEUE_NAME;
+  delete process.env.COSMOS_DATABASE_NAME;
 });
 
 function trigger(name: string) {
@@ -68,6 +74,23 @@ test('the sync trigger: a session queue from the setting, identity connection, S
     autoCompleteMessages: false,
     cardinality: 'one',
   });
+});
+
+test('the change-feed trigger: identity connection, never creates the leases container, retries with backoff', () => {
+  expect(trigger('projectEdges')).toMatchObject({
+    type: 'cosmosDBTrigger',
+    connection: 'CosmosDBConnection',
+    databaseName: 'catalog-test',
+    containerName: 'entities',
+    leaseContainerName: 'leases',
+    createLeaseContainerIfNotExists: false,
+    maxItemsPerInvocation: 100,
+    startFromBeginning: true,
+  });
+  expect(registered.find((f) => f.name === 'projectEdges')!.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 5 });
+  expect(trigger('graph')).toMatchObject({ type: 'httpTrigger', route: 'graph/{kind}/{namespace}/{name}', methods: ['GET'] });
+  expect(trigger('listProjectionFailures')).toMatchObject({ route: 'admin/projection-failures', methods: ['GET'] });
+  expect(trigger('replayProjectionFailures')).toMatchObject({ route: 'admin/projection-failures/replay', methods: ['POST'] });
 });
 
 test('the reconcile timer uses RECONCILE_SCHEDULE and retries with backoff', () => {

@@ -1,0 +1,29 @@
+import { app, type InvocationContext } from '@azure/functions';
+import { cosmosNames } from '../shared/config';
+import { getRuntime } from '../shared/runtime';
+import { contextLogger } from './lib/http';
+
+/**
+ * Cosmos DB change feed of `entities` → `edges` (only the difference), drift repair, failures recorded for replay.
+ * Throws only when a batch could not even be recorded, so the host retries it without moving the checkpoint.
+ */
+export async function projectEdges(documents: unknown[], context: InvocationContext): Promise<void> {
+  await getRuntime().projector.projectBatch(documents, { logger: contextLogger(context) });
+}
+
+const names = cosmosNames();
+app.cosmosDB('projectEdges', {
+  connection: 'CosmosDBConnection',
+  databaseName: names.databaseName,
+  containerName: names.entitiesContainer,
+  leaseContainerName: names.leasesContainer,
+  // With Entra auth the trigger cannot create containers; infrastructure declares `leases`.
+  createLeaseContainerIfNotExists: false,
+  leaseContainerPrefix: 'projectEdges-',
+  maxItemsPerInvocation: 100,
+  // A new deployment projects everything already in the mirror once.
+  startFromBeginning: true,
+  feedPollDelay: 2_000,
+  retry: { strategy: 'exponentialBackoff', maxRetryCount: 5, minimumInterval: { seconds: 5 }, maximumInterval: { minutes: 5 } },
+  handler: projectEdges,
+});

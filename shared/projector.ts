@@ -1,0 +1,154 @@
+/**
+ * The change-feed projection: for each changed `entities` document, make the source's edges equal its relations,
+ * writing only the difference; repair drift; never let one bad document stop or silently vanish from the feed.
+ *
+ * - Live document → edges derived from `entity.relations`; tombstone → no edges. One single-partition query reads
+ *   the current edges; only additions, changes and removals are written (an unchanged entity writes nothing, a
+ *   redelivered batch writes nothing).
+ * - Drift: a document whose content no longer matches its own `syncHash` was edited by someone other than the
+ *   sync. It is not projected; a re-sync of its ref is enqueued, and the restored document comes back through the
+ *   feed. The sync's own writes always match their hash.
+ * - A document that fails `attemptsPerDocument` times (or cannot be understood at all) is recorded as a
+ *   projection failure — listed and replayed through the admin API — and the rest of the batch goes on. Only if
+ *   even recording fails does the batch fail, so the host retries it and the checkpoint stays put.
+ */
+import pLimit from 'p-limit';
+import { backoffDelay, sleep } from './backoff';
+import { RequestChargeTracker } from './cosmos';
+import { computeSyncHash, type EntityDocument, type SystemProperties } from './documents';
+import { deriveEdges, diffEdges, type EdgeStore } from './edges';
+import { describeError, isTransient, OperationAbortedError } from './errors';
+import type { Logger } from './logger';
+import type { Metrics } from './metrics';
+import { formatEntityRef, fromDocumentId } from './refs';
+import type { ProjectionFailureStore } from './projection-failures';
+
+export interface ProjectorOptions {
+  edges: EdgeStore;
+  failures: ProjectionFailureStore;
+  /** Enqueues a re-sync of an entity whose mirror document drifted. */
+  resync: (entityRef: string, reason: { id: string; etag: string | undefined }) => Promise<void>;
+  logger: Logger;
+  metrics?: Metrics;
+  attemptsPerDocument?: number;
+  concurrency?: number;
+  retryBaseDelayInMs?: number;
+  now?: () => Date;
+}
+
+export type DocumentOutcome = 'projected' | 'unchanged' | 'drift' | 'failed';
+
+export interface ProjectionResult {
+  documents: number;
+  projected: number;
+  unchanged: number;
+  drifted: number;
+  failed: number;
+  edgesAdded: number;
+  edgesRemoved: number;
+  requestCharge: number;
+}
+
+type FeedDocument = EntityDocument & SystemProperties & { _lsn?: number };
+
+export class EdgeProjector {
+  private readonly now: () => Date;
+
+  constructor(private readonly options: ProjectorOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async projectBatch(documents: readonly unknown[], call: { abortSignal?: AbortSignal; logger?: Logger } = {}): Promise<ProjectionResult> {
+    const logger = call.logger ?? this.options.logger;
+    const charge = new RequestChargeTracker();
+    const result: ProjectionResult = { documents: documents.length, projected: 0, unchanged: 0, drifted: 0, failed: 0, edgesAdded: 0, edgesRemoved: 0, requestCharge: 0 };
+    // The latest version of each document is all that matters.
+    const latest = new Map<string, unknown>();
+    const unidentified: unknown[] = [];
+    for (const doc of documents) {
+      const id = (doc as { id?: unknown })?.id;
+      if (typeof id === 'string' && id.length > 0) latest.set(id, doc);
+      else unidentified.push(doc);
+    }
+    for (const doc of unidentified) {
+      await this.options.failures.record({ id: `unidentified:${Date.now()}`, error: 'a change-feed document without an id', document: doc });
+      result.failed += 1;
+    }
+    const limit = pLimit(this.options.concurrency ?? 8);
+    await Promise.all(
+      [...latest.entries()].map(([id, doc]) =>
+        limit(async () => {
+          const outcome = await this.projectWithRetries(id, doc as FeedDocument, charge, call.abortSignal, logger);
+          if (outcome.kind === 'failed') result.failed += 1;
+          else if (outcome.kind === 'drift') result.drifted += 1;
+          else if (outcome.added + outcome.removed === 0) result.unchanged += 1;
+          else {
+            result.projected += 1;
+            result.edgesAdded += outcome.added;
+            result.edgesRemoved += outcome.removed;
+          }
+        }),
+      ),
+    );
+    result.requestCharge = Math.round(charge.total * 100) / 100;
+    const m = this.options.metrics;
+    m?.increment('edges.added', result.edgesAdded);
+    m?.increment('edges.removed', result.edgesRemoved);
+    if (result.drifted) m?.increment('projection.drift', result.drifted);
+    if (result.failed) m?.increment('projection.failed', result.failed);
+    logger.info('Edges projected', { operation: 'projectEdges', ...result });
+    return result;
+  }
+
+  /** Projects one document now, from what the caller read (e.g. a replay); throws on failure. */
+  async projectDocument(doc: FeedDocument, call: { charge?: RequestChargeTracker; abortSignal?: AbortSignal; logger?: Logger } = {}) {
+    const logger = call.logger ?? this.options.logger;
+    const id = doc.id;
+    if (typeof doc.syncHash !== 'string' || computeSyncHash(doc as unknown as Record<string, unknown>) !== doc.syncHash) {
+      const entityRef = refOf(doc);
+      await this.options.resync(entityRef, { id, etag: doc._etag });
+      logger.warn('Mirror document drifted from what the sync wrote; re-sync enqueued', { operation: 'projectEdges', entityRef, id });
+      return { kind: 'drift' as const, added: 0, removed: 0 };
+    }
+    const desired = doc.deleted === true ? [] : deriveEdges({ id, entityRef: doc.entityRef, kind: doc.kind }, doc.entity, this.now());
+    const current = await this.options.edges.edgesOf(id, { ...(call.charge && { charge: call.charge }), ...(call.abortSignal && { abortSignal: call.abortSignal }) });
+    const diff = diffEdges(current, desired);
+    if (diff.upserts.length + diff.deletes.length > 0) {
+      await this.options.edges.apply(id, diff, { ...(call.charge && { charge: call.charge }), ...(call.abortSignal && { abortSignal: call.abortSignal }) });
+      logger.debug('Edges of entity projected', { entityRef: doc.entityRef, added: diff.upserts.length, removed: diff.deletes.length });
+    }
+    return { kind: 'projected' as const, added: diff.upserts.length, removed: diff.deletes.length };
+  }
+
+  private async projectWithRetries(id: string, doc: FeedDocument, charge: RequestChargeTracker, abortSignal: AbortSignal | undefined, logger: Logger) {
+    const attempts = this.options.attemptsPerDocument ?? 3;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      try {
+        return await this.projectDocument(doc, { charge, ...(abortSignal && { abortSignal }), logger });
+      } catch (error) {
+        if (error instanceof OperationAbortedError) throw error;
+        lastError = error;
+        // Errors that cannot heal (a document we cannot understand) are not retried.
+        if (!isTransient(error) || attempt === attempts) break;
+        await sleep(backoffDelay(attempt - 1, { baseDelayInMs: this.options.retryBaseDelayInMs ?? 200, maxDelayInMs: 5_000 }), abortSignal);
+      }
+    }
+    await this.options.failures.record({ id, entityRef: safeRef(doc), error: describeError(lastError), lsn: doc._lsn, etag: doc._etag });
+    logger.error('Projection of a document failed; recorded for replay', { operation: 'projectEdges', id, error: lastError });
+    return { kind: 'failed' as const, added: 0, removed: 0 };
+  }
+}
+
+function refOf(doc: FeedDocument): string {
+  if (typeof doc.entityRef === 'string' && doc.entityRef.length > 0) return doc.entityRef;
+  return formatEntityRef(fromDocumentId(doc.id));
+}
+
+function safeRef(doc: FeedDocument): string | undefined {
+  try {
+    return refOf(doc);
+  } catch {
+    return undefined;
+  }
+}
