@@ -88,7 +88,7 @@ export interface WriteResult {
   error?: CosmosOperationError;
 }
 
-export interface BulkRetryOptions {
+export interface WriteRetryOptions {
   maxRetries: number;
   baseDelayInMs: number;
   maxDelayInMs: number;
@@ -172,7 +172,7 @@ export class EntityStore {
    * Why not the SDK's bulk executor: `executeBulkOperations` waits in steps of one second for partial batches, so
    * every call costs at least a second — slower than point writes at the batch sizes a sync produces.
    */
-  async writeMany(operations: readonly WriteOperation[], retry: BulkRetryOptions, options: StoreCallOptions = {}): Promise<WriteResult[]> {
+  async writeMany(operations: readonly WriteOperation[], retry: WriteRetryOptions, options: StoreCallOptions = {}): Promise<WriteResult[]> {
     const results: WriteResult[] = new Array(operations.length);
     const limit = pLimit(retry.concurrency ?? 16);
     let pending = operations.map((operation, index) => ({ operation, index }));

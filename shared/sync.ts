@@ -6,7 +6,7 @@
  *   on the `_etag` it read, create when absent) and starts over when another writer got there first, so
  *   the last successful writer always fetched after the previous write. A 404 from Backstage tombstones.
  * - `reconcile()` diffs the catalog's `uid/etag` projection against the mirror's index, fetches only new or
- *   changed entities (in batches), writes them with bulk operations and bounded concurrency, and tombstones
+ *   changed entities (in batches), writes them with bounded concurrency, and tombstones
  *   what the catalog no longer has — unless the mass-deletion guard refuses.
  */
 import type { Entity } from '@backstage/catalog-model';
@@ -371,7 +371,7 @@ export class SyncEngine {
     }
   }
 
-  /** Entities whose bulk write lost a race go through the single-entity path, which re-reads both sides. */
+  /** Entities whose batch write lost a race go through the single-entity path, which re-reads both sides. */
   private async runFallbacks(refs: string[], result: ReconcileResult, call: { charge: RequestChargeTracker; abortSignal?: AbortSignal }) {
     for (const entityRef of refs) {
       try {
