@@ -3,7 +3,7 @@ const swc = ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs
 
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
+  roots: ['<rootDir>/test', '<rootDir>/backstage/src'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(ts|js|mjs)$': swc },
   // jose ships ESM only; let swc turn it into CommonJS for jest's module registry.

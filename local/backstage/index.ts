@@ -57,7 +57,7 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
   if (options.staticToken) {
     externalAccess.push({ type: 'static', options: { token: options.staticToken, subject: 'local-admin' } });
   }
-  const config = {
+  const config = deepMerge({
     app: { baseUrl },
     backend: {
       baseUrl,
@@ -71,8 +71,7 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
       stitchingStrategy: { mode: 'immediate' },
       locations: (options.locations ?? []).map((target) => ({ type: 'file', target: resolve(target) })),
     },
-    ...options.extraConfig,
-  };
+  }, options.extraConfig ?? {});
   const dir = mkdtempSync(join(tmpdir(), 'backstage-standin-'));
   const configPath = join(dir, 'app-config.yaml');
   writeFileSync(configPath, stringify(config));
@@ -155,4 +154,17 @@ export function freePort(): Promise<number> {
       server.close(() => resolvePort(port));
     });
   });
+}
+
+/** Objects merged key by key; anything else in `extra` replaces what `base` had. */
+function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const current = out[key];
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)
+        ? deepMerge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
 }

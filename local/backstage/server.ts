@@ -7,6 +7,8 @@ import { createBackend } from '@backstage/backend-defaults';
 import { createBackendModule } from '@backstage/backend-plugin-api';
 import { catalogLocationsExtensionPoint } from '@backstage/plugin-catalog-node';
 import catalogPlugin from '@backstage/plugin-catalog-backend';
+// The change-events module this repository ships (idle unless `catalog.changeEvents` is configured).
+import changeEventsModule from '../../backstage/src';
 
 /** Lets tests and the dev stack register `file` locations at runtime (POST /locations). */
 const fileLocations = createBackendModule({
@@ -25,6 +27,7 @@ const fileLocations = createBackendModule({
 const backend = createBackend();
 backend.add(catalogPlugin);
 backend.add(fileLocations);
+backend.add(changeEventsModule);
 backend.start().catch((error: unknown) => {
   console.error('Backstage stand-in failed to start', error);
   process.exit(1);

@@ -30,13 +30,14 @@ export interface FixtureCatalog {
   stop(): Promise<void>;
 }
 
-export async function startFixtureCatalog(): Promise<FixtureCatalog> {
+export async function startFixtureCatalog(options: { extraConfig?: Record<string, unknown> } = {}): Promise<FixtureCatalog> {
   const dir = mkdtempSync(join(tmpdir(), 'catalog-fixture-'));
   cpSync(FIXTURE_DIR, dir, { recursive: true });
   const backstage = await startBackstage({
     jwks: { url: standins.jwksUri, issuer: standins.issuer, audience: BACKSTAGE_AUDIENCE },
     staticToken: HARNESS_TOKEN,
     processingIntervalSeconds: 1,
+    ...(options.extraConfig && { extraConfig: options.extraConfig }),
   });
   const admin = new CatalogClient({
     discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` },
