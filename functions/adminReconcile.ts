@@ -1,3 +1,4 @@
+import './lib/bootstrap';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { handleHttp } from './lib/http';
 

@@ -1,3 +1,4 @@
+import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import { cosmosNames } from '../shared/config';
 import { getRuntime } from '../shared/runtime';

@@ -1,6 +1,8 @@
+import './lib/bootstrap';
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { reconcileSchedule } from '../shared/config';
 import { getRuntime } from '../shared/runtime';
+import { inSpan } from '../shared/telemetry';
 import { contextLogger } from './lib/http';
 
 /**
@@ -11,7 +13,7 @@ import { contextLogger } from './lib/http';
 export async function reconcileCatalog(timer: Timer, context: InvocationContext): Promise<void> {
   const logger = contextLogger(context);
   if (timer.isPastDue) logger.warn('Reconcile timer is past due');
-  const result = await getRuntime().engine.reconcile();
+  const result = await inSpan('reconcileCatalog', {}, () => getRuntime().engine.reconcile());
   const { failures, ...stats } = result;
   logger.info('Scheduled reconcile finished', { ...stats, failures: failures.length });
 }

@@ -1,7 +1,9 @@
+import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import { syncQueueName } from '../shared/config';
 import { getRuntime } from '../shared/runtime';
+import { contextFrom, inSpan, SpanKind } from '../shared/telemetry';
 import { contextLogger } from './lib/http';
 
 /**
@@ -27,13 +29,23 @@ export async function syncEntity(input: SyncTriggerInput, context: InvocationCon
   const logger = contextLogger(context);
   const messages = Array.isArray(input.messages) ? input.messages : [input.messages];
   for (const message of messages) {
-    await runtime.processor.process(
-      message,
+    const traceparent = message.applicationProperties?.traceparent;
+    await inSpan(
+      'syncEntity',
       {
-        complete: () => input.actions.complete(message),
-        deadLetter: (reason, description) => input.actions.deadletter(message, undefined, reason, description),
+        kind: SpanKind.SERVER,
+        parent: contextFrom(typeof traceparent === 'string' ? traceparent : undefined),
+        attributes: { 'messaging.message.id': String(message.messageId ?? ''), 'messaging.destination.name': syncQueueName() },
       },
-      { logger },
+      () =>
+        runtime.processor.process(
+          message,
+          {
+            complete: () => input.actions.complete(message),
+            deadLetter: (reason, description) => input.actions.deadletter(message, undefined, reason, description),
+          },
+          { logger },
+        ),
     );
   }
 }

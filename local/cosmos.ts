@@ -3,12 +3,9 @@
  * (the package's bundled one expired in 2021). HTTPS matters: `@azure/cosmos` only sends Entra tokens
  * over TLS, so the managed-identity path needs it. The server keeps data in memory and checks no auth.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHttpsServer } from '@vercel/cosmosdb-server';
-import { generate } from 'selfsigned';
+import { generateLocalCertificate } from './tls';
 
 /** What kind of operation an HTTP request to the emulator is, for counting. */
 export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
@@ -28,24 +25,8 @@ export interface CosmosEmulator {
 
 export async function startCosmosEmulator(options: { port?: number; host?: string } = {}): Promise<CosmosEmulator> {
   const host = options.host ?? '127.0.0.1';
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 7 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  });
-  const server = createHttpsServer({ cert: pems.cert, key: pems.private, keepAlive: true } as never);
+  const certificate = await generateLocalCertificate('cosmos-emulator');
+  const server = createHttpsServer({ cert: certificate.cert, key: certificate.key, keepAlive: true } as never);
   const counts = emptyCounts();
   server.on('request', (req) => {
     counts[classify(req.method ?? 'GET', req.url ?? '/', req.headers)] += 1;
@@ -53,15 +34,12 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const { port } = server.address() as AddressInfo;
-  const dir = mkdtempSync(join(tmpdir(), 'cosmos-emulator-'));
-  const certificatePath = join(dir, 'cert.pem');
-  writeFileSync(certificatePath, pems.cert);
   return {
     requests: () => ({ ...counts }),
     resetRequests: () => Object.assign(counts, emptyCounts()),
     endpoint: `https://${host}:${port}/`,
-    certificatePem: pems.cert,
-    certificatePath,
+    certificatePem: certificate.cert,
+    certificatePath: certificate.path,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

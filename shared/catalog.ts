@@ -20,6 +20,7 @@ import type { BackstageTokenProvider } from './identity';
 import { silentLogger, type Logger } from './logger';
 import type { Metrics } from './metrics';
 import { entityNameOf, formatEntityRef, toDocumentId } from './refs';
+import { injectTraceContext, inSpan, SpanKind } from './telemetry';
 
 export interface CatalogReaderOptions {
   baseUrl: string;
@@ -132,12 +133,22 @@ export class CatalogReader {
       let response: Response | undefined;
       let failure: unknown;
       this.requestCount += 1;
-      try {
-        response = await this.fetchImpl(url, { ...init, headers, signal });
-      } catch (error) {
-        if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, error);
-        failure = error;
-      }
+      // One dependency per attempt, carrying the trace to Backstage.
+      await inSpan(
+        `${method} ${path}`,
+        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': method, 'url.full': url.split('?')[0], 'server.address': safeHost(url) } },
+        async (span) => {
+          injectTraceContext(headers);
+          try {
+            response = await this.fetchImpl(url, { ...init, headers, signal });
+            span.setAttribute('http.response.status_code', response.status);
+          } catch (error) {
+            if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, error);
+            failure = error;
+            span.setAttribute('error.type', describeFailure(error, timeout));
+          }
+        },
+      );
       const durationInMs = performance.now() - started;
       const status = response?.status;
       o.metrics?.record('backstage.request.duration', durationInMs, { method, status: status ?? 'error' });
@@ -221,6 +232,14 @@ function describeFailure(error: unknown, timeout: AbortSignal): string {
   const cause = (error as { cause?: { code?: unknown } })?.cause;
   if (cause && typeof cause.code === 'string') return cause.code;
   return error instanceof Error ? error.message : String(error);
+}
+
+function safeHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '';
+  }
 }
 
 function safePath(url: string): string {

@@ -70,6 +70,13 @@ export interface IntakeConfig {
   maxBatchEvents: number;
 }
 
+export interface TelemetrySettings {
+  connectionString?: string;
+  entraAuthentication: boolean;
+  samplingRatio: number;
+  tracesPerSecond: number;
+}
+
 export interface QueueRetryConfig {
   /** Attempts per message (the first delivery included) before it is dead-lettered. */
   maxAttempts: number;
@@ -96,6 +103,7 @@ export interface AppConfig {
   serviceBus: ServiceBusConfig;
   intake: IntakeConfig;
   queueRetry: QueueRetryConfig;
+  telemetry: TelemetrySettings;
 }
 
 export type Environment = Record<string, string | undefined>;
@@ -210,6 +218,11 @@ const schema = z
     INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
     INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
 
+    APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: optionalString,
+    TELEMETRY_SAMPLING_RATIO: number(0, 1).default(1),
+    TELEMETRY_TRACES_PER_SECOND: number(0, 10_000).default(5),
+
     QUEUE_MAX_ATTEMPTS: int(1, 100).default(8),
     QUEUE_RETRY_BASE_DELAY_MS: int(1, 3_600_000).default(5_000),
     QUEUE_RETRY_MAX_DELAY_MS: int(1, 86_400_000).default(15 * 60_000),
@@ -300,6 +313,20 @@ function policyIssues(s: Environment): ConfigurationIssue[] {
       break;
     }
   }
+  const aiConnection = s.APPLICATIONINSIGHTS_CONNECTION_STRING;
+  if (aiConnection && !/InstrumentationKey=[0-9a-f-]{36}/i.test(aiConnection)) {
+    issue('APPLICATIONINSIGHTS_CONNECTION_STRING', 'must be an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)');
+  }
+  const aiAuth = s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;
+  if (aiAuth && !/Authorization=AAD/i.test(aiAuth)) {
+    issue('APPLICATIONINSIGHTS_AUTHENTICATION_STRING', "must be 'Authorization=AAD' (with ';ClientId=<managed identity client id>' for a user-assigned identity)");
+  }
+  if (production && aiConnection && !aiAuth) {
+    issue(
+      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+      'required in production mode with APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion is Entra-authenticated (local auth disabled), e.g. ClientId=<client id>;Authorization=AAD',
+    );
+  }
   const retryBase = Number(s.QUEUE_RETRY_BASE_DELAY_MS ?? 5_000);
   const retryMax = Number(s.QUEUE_RETRY_MAX_DELAY_MS ?? 15 * 60_000);
   if (Number.isFinite(retryBase) && Number.isFinite(retryMax) && retryMax < retryBase) {
@@ -386,6 +413,12 @@ export function loadConfig(env: Environment = process.env): AppConfig {
       maxAttempts: s.QUEUE_MAX_ATTEMPTS,
       baseDelayInMs: s.QUEUE_RETRY_BASE_DELAY_MS,
       maxDelayInMs: s.QUEUE_RETRY_MAX_DELAY_MS,
+    },
+    telemetry: {
+      ...(s.APPLICATIONINSIGHTS_CONNECTION_STRING && { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING }),
+      entraAuthentication: /Authorization=AAD/i.test(s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? ''),
+      samplingRatio: s.TELEMETRY_SAMPLING_RATIO,
+      tracesPerSecond: s.TELEMETRY_TRACES_PER_SECOND,
     },
   };
 }

@@ -28,6 +28,8 @@ export interface LiveEntityDocument extends EntityIdentity {
   entity: Entity;
   syncHash: string;
   syncedAt: string;
+  /** The W3C trace of the sync that wrote it, so the edge projection continues the same trace. */
+  traceparent?: string;
   deleted?: false;
 }
 
@@ -39,6 +41,7 @@ export interface TombstoneDocument extends EntityIdentity {
   ttl: number;
   syncHash: string;
   syncedAt: string;
+  traceparent?: string;
 }
 
 export type EntityDocument = LiveEntityDocument | TombstoneDocument;
@@ -56,7 +59,7 @@ export function isTombstone(doc: EntityDocument | undefined): doc is TombstoneDo
 }
 
 /** The mirror document for a Backstage entity as the catalog returned it. */
-export function toEntityDocument(entity: Entity, now: Date = new Date()): LiveEntityDocument {
+export function toEntityDocument(entity: Entity, now: Date = new Date(), traceparent?: string): LiveEntityDocument {
   const name = entityNameOf(entity);
   const withoutHash = {
     id: toDocumentId(name),
@@ -68,6 +71,7 @@ export function toEntityDocument(entity: Entity, now: Date = new Date()): LiveEn
     sourceEtag: entity.metadata.etag ?? null,
     entity,
     syncedAt: now.toISOString(),
+    ...(traceparent && { traceparent }),
   };
   return { ...withoutHash, syncHash: computeSyncHash(withoutHash) };
 }
@@ -77,6 +81,7 @@ export function toTombstone(
   previous: EntityIdentity,
   ttlInSeconds: number,
   now: Date = new Date(),
+  traceparent?: string,
 ): TombstoneDocument {
   const withoutHash = {
     id: previous.id,
@@ -90,6 +95,7 @@ export function toTombstone(
     deletedAt: now.toISOString(),
     ttl: ttlInSeconds,
     syncedAt: now.toISOString(),
+    ...(traceparent && { traceparent }),
   };
   return { ...withoutHash, syncHash: computeSyncHash(withoutHash) };
 }

@@ -17,6 +17,7 @@ import type { Metrics } from './metrics';
 import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from './problem';
 import { EventQueue, QueueUnavailableError, toServiceBusMessage } from './servicebus';
 import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from './webhooks';
+import { currentTraceparent, trackEvent } from './telemetry';
 
 export const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
 export const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';
@@ -130,7 +131,8 @@ export class EventIntake {
     }
 
     // 6. Coalesce and enqueue.
-    const traceparent = validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
+    // The active span when telemetry runs (so the sync continues this request's trace), else the caller's trace.
+    const traceparent = currentTraceparent() ?? validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
     const queued = coalesceEvents(events);
     try {
       await this.options.queue.enqueue(
@@ -151,6 +153,7 @@ export class EventIntake {
     this.options.metrics?.increment('intake.events', events.length);
     this.options.metrics?.increment('intake.enqueued', queued.length);
     logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length });
+    trackEvent('CatalogEventsAccepted', { accepted: events.length, enqueued: queued.length });
     return json(202, { accepted: events.length, enqueued: queued.length });
   }
 

@@ -21,6 +21,7 @@ import type { Metrics } from './metrics';
 import type { QueueRetryConfig } from './config';
 import type { EventQueue } from './servicebus';
 import type { SyncEngine, SyncOutcome } from './sync';
+import { trackEvent } from './telemetry';
 
 /** How the trigger settles the message it was given (the Functions SDK binding's message actions). */
 export interface Settlement {
@@ -94,6 +95,7 @@ export class SyncMessageProcessor {
         readBackstage: result.readBackstage,
       });
       metrics?.record('sync.duration', durationInMs, { outcome: result.outcome });
+      trackEvent('EntitySynced', { entityRef: body.entityRef, outcome: result.outcome, attempt, durationInMs });
       if (result.outcome !== 'unchanged' && result.outcome !== 'absent') metrics?.record('sync.latency', latencyInMs, { outcome: result.outcome });
       return { action: 'completed', outcome: result.outcome, attempt };
     } catch (error) {
@@ -140,6 +142,7 @@ export class SyncMessageProcessor {
     const trimmed = description.slice(0, 4000);
     await settle.deadLetter(reason, trimmed);
     this.options.metrics?.increment('sync.dead_letters', 1, { reason });
+    trackEvent('MessageDeadLettered', { reason, attempt });
     logger.error('Message dead-lettered', { operation: 'syncEntity', reason, description: trimmed });
     return { action: 'dead-lettered', attempt, reason, description: trimmed };
   }

@@ -22,6 +22,7 @@ import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import { formatEntityRef, fromDocumentId } from './refs';
 import type { ProjectionFailureStore } from './projection-failures';
+import { contextFrom, inSpan, SpanKind, trackEvent } from './telemetry';
 
 export interface ProjectorOptions {
   edges: EdgeStore;
@@ -78,7 +79,13 @@ export class EdgeProjector {
     await Promise.all(
       [...latest.entries()].map(([id, doc]) =>
         limit(async () => {
-          const outcome = await this.projectWithRetries(id, doc as FeedDocument, charge, call.abortSignal, logger);
+          const feedDoc = doc as FeedDocument;
+          // Continue the trace of the sync that wrote the document.
+          const outcome = await inSpan(
+            'projectEdges',
+            { kind: SpanKind.SERVER, parent: contextFrom(typeof feedDoc.traceparent === 'string' ? feedDoc.traceparent : undefined), attributes: { 'entity.id': id } },
+            () => this.projectWithRetries(id, feedDoc, charge, call.abortSignal, logger),
+          );
           if (outcome.kind === 'failed') result.failed += 1;
           else if (outcome.kind === 'drift') result.drifted += 1;
           else if (outcome.added + outcome.removed === 0) result.unchanged += 1;
@@ -108,6 +115,7 @@ export class EdgeProjector {
       const entityRef = refOf(doc);
       await this.options.resync(entityRef, { id, etag: doc._etag });
       logger.warn('Mirror document drifted from what the sync wrote; re-sync enqueued', { operation: 'projectEdges', entityRef, id });
+      trackEvent('DriftDetected', { entityRef });
       return { kind: 'drift' as const, added: 0, removed: 0 };
     }
     const desired = doc.deleted === true ? [] : deriveEdges({ id, entityRef: doc.entityRef, kind: doc.kind }, doc.entity, this.now());

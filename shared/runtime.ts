@@ -18,7 +18,8 @@ import { EdgeProjector } from './projector';
 import { createCredential, EntraTokenProvider, StaticTokenProvider, type BackstageTokenProvider } from './identity';
 import { createJsonLogger, type Logger } from './logger';
 import { EventIntake } from './intake';
-import { InMemoryMetrics, type Metrics } from './metrics';
+import { fanOutMetrics, InMemoryMetrics, type Metrics } from './metrics';
+import { currentTraceparent, OpenTelemetryMetrics, startTelemetry } from './telemetry';
 import { SyncMessageProcessor } from './processor';
 import { createServiceBusClient, EventQueue } from './servicebus';
 import { SyncEngine } from './sync';
@@ -29,6 +30,8 @@ export interface Runtime {
   credential: TokenCredential;
   logger: Logger;
   metrics: Metrics;
+  /** The in-process counters (also exported to Application Insights when configured). */
+  inMemoryMetrics: Metrics;
   cosmosClient: CosmosClient;
   entityStore: EntityStore;
   tokenProvider: BackstageTokenProvider;
@@ -56,8 +59,11 @@ export interface RuntimeOverrides {
 
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createJsonLogger({ level: config.logLevel, base: { service: 'backstage-cosmos-sync' } });
-  const metrics = overrides.metrics ?? new InMemoryMetrics();
   const credential = overrides.credential ?? createCredential({ managedIdentityClientId: config.managedIdentityClientId });
+  // Application Insights (when configured) before any client is built, so their calls are traced.
+  const exporting = startTelemetry(config.telemetry, credential);
+  const inMemory = overrides.metrics ?? new InMemoryMetrics();
+  const metrics = exporting ? fanOutMetrics(inMemory, new OpenTelemetryMetrics()) : inMemory;
 
   const cosmosClient = createCosmosClient(config.cosmos, credential, { mode: config.mode, userAgentSuffix: `backstage-cosmos-sync/${VERSION}` });
   const entitiesContainer = cosmosClient.database(config.cosmos.databaseName).container(config.cosmos.entitiesContainer);
@@ -75,6 +81,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     metrics,
     tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds,
     maxAttempts: config.sync.maxAttempts,
+    traceparent: currentTraceparent,
     reconcile: {
       ...config.reconcile,
       retryBaseDelayInMs: config.backstage.retryBaseDelayInMs,
@@ -128,6 +135,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     credential,
     logger,
     metrics,
+    inMemoryMetrics: inMemory,
     cosmosClient,
     entityStore,
     tokenProvider,

@@ -25,6 +25,7 @@ import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
 import { silentLogger, type Logger } from './logger';
 import type { Metrics } from './metrics';
 import { formatEntityRef, parseEntityRef, toDocumentId } from './refs';
+import { trackEvent } from './telemetry';
 
 export type SyncOutcome = 'created' | 'updated' | 'unchanged' | 'tombstoned' | 'absent';
 
@@ -98,6 +99,8 @@ export interface SyncEngineOptions {
     retryMaxDelayInMs?: number;
   };
   now?: () => Date;
+  /** The active trace, stamped on written documents (telemetry). */
+  traceparent?: () => string | undefined;
 }
 
 const CONFLICT_STATUSES = new Set([404, 409, 412]);
@@ -109,6 +112,10 @@ export class SyncEngine {
   constructor(private readonly options: SyncEngineOptions) {
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => new Date());
+  }
+
+  private trace(): string | undefined {
+    return this.options.traceparent?.();
   }
 
   async syncEntity(ref: string, options: SyncEntityOptions = {}): Promise<SyncResult> {
@@ -134,7 +141,7 @@ export class SyncEngine {
       if (!entity) {
         if (!current || isTombstone(current)) return done('absent', attempt, true);
         try {
-          await store.replace(toTombstone(current, this.options.tombstoneTtlInSeconds, this.now()), current._etag!, call);
+          await store.replace(toTombstone(current, this.options.tombstoneTtlInSeconds, this.now(), this.trace()), current._etag!, call);
           return done('tombstoned', attempt, true);
         } catch (error) {
           if (isConflict(error)) continue;
@@ -145,7 +152,7 @@ export class SyncEngine {
       // Same version and untouched since the sync wrote it: nothing to do. (A document someone edited in the
       // mirror no longer matches its syncHash and is rewritten from Backstage: drift repair.)
       if (current && !isTombstone(current) && isSameVersion(current, entity) && isIntact(current)) return done('unchanged', attempt, true);
-      const doc = toEntityDocument(entity, this.now());
+      const doc = toEntityDocument(entity, this.now(), this.trace());
       try {
         if (current) await store.replace(doc, current._etag!, call);
         else await store.create(doc, call);
@@ -265,6 +272,18 @@ export class SyncEngine {
     progress({ phase: 'done', done: result.seen, total: result.seen });
     const m = this.options.metrics;
     m?.record('reconcile.duration', result.durationInMs);
+    m?.increment('reconcile.runs', 1, { result: result.failed > 0 ? 'failures' : guard.tripped && !guard.allowed ? 'guarded' : 'ok' });
+    trackEvent('ReconcileCompleted', {
+      seen: result.seen,
+      created: result.created,
+      updated: result.updated,
+      unchanged: result.unchanged,
+      tombstoned: result.tombstoned,
+      failed: result.failed,
+      requestCharge: result.requestCharge,
+      durationInMs: result.durationInMs,
+      guardTripped: guard.tripped && !guard.allowed,
+    });
     for (const outcome of ['created', 'updated', 'unchanged', 'tombstoned', 'failed'] as const) {
       if (result[outcome] > 0) m?.increment('sync.entities', result[outcome], { outcome, path: 'reconcile' });
     }
@@ -304,7 +323,7 @@ export class SyncEngine {
         fallbacks.push(item.entityRef);
         return;
       }
-      const doc = toEntityDocument(entity, this.now());
+      const doc = toEntityDocument(entity, this.now(), this.trace());
       const mirrored = inMirror.get(doc.id);
       if (mirrored && !mirrored.deleted && mirrored.sourceEtag === doc.sourceEtag && mirrored.uid === doc.uid) {
         result.unchanged += 1;
@@ -337,7 +356,7 @@ export class SyncEngine {
     const now = this.now();
     const operations: WriteOperation[] = batch.map((m) => ({
       kind: 'replace',
-      doc: toTombstone(m, this.options.tombstoneTtlInSeconds, now),
+      doc: toTombstone(m, this.options.tombstoneTtlInSeconds, now, this.trace()),
       ifMatch: m._etag,
     }));
     const writes = await this.writeOrFail(operations, result, call);

@@ -8,6 +8,7 @@ import { ConfigurationError } from '../../shared/errors';
 import { createSinkLogger, type Logger } from '../../shared/logger';
 import { problem, ProblemType, type ApiRequest, type ApiResponse } from '../../shared/problem';
 import { getRuntime, type Runtime } from '../../shared/runtime';
+import { inSpan, parentContext, SpanKind } from '../../shared/telemetry';
 
 export function toApiRequest(request: HttpRequest): ApiRequest {
   return {
@@ -49,7 +50,17 @@ export async function handleHttp(
     }
     return toHttpResponse(toProblem(error, logger));
   }
-  return toHttpResponse(await handler(runtime, toApiRequest(request), logger));
+  const traceParent = context.traceContext?.traceParent ?? request.headers.get('traceparent');
+  const traceState = context.traceContext?.traceState ?? request.headers.get('tracestate');
+  return inSpan(
+    `${request.method} /api/${context.functionName}`,
+    { kind: SpanKind.SERVER, parent: parentContext(traceParent, traceState), attributes: { 'http.request.method': request.method, 'faas.name': context.functionName } },
+    async (span) => {
+      const response = toHttpResponse(await handler(runtime, toApiRequest(request), logger));
+      span.setAttribute('http.response.status_code', response.status ?? 200);
+      return response;
+    },
+  );
 }
 
 // Validate the configuration when the worker starts, so a bad setting is reported at start-up with every
