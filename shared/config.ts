@@ -229,6 +229,14 @@ const schema = z
     AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
   });
 
+/** Settings only a local stack may use; production mode refuses them and infrastructure never sets them. */
+export const LOCAL_ONLY_SETTINGS: readonly string[] = ['CosmosDBConnection', 'ServiceBusConnection', 'COSMOS_CA_CERT_PATH', 'BACKSTAGE_STATIC_TOKEN'];
+
+/** Every app setting the code reads (the infrastructure checks compare it with what the Function App sets). */
+export function settingNames(): string[] {
+  return Object.keys(schema.shape);
+}
+
 /**
  * Rules across settings and the production-mode policy. Checked on the raw values, independently of the
  * per-setting schema, so one start-up reports every problem at once.

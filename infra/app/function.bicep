@@ -1,0 +1,139 @@
+// The Function App on Flex Consumption (Node 22), running as the user-assigned identity. Every connection is
+// identity-based; no app setting holds a key or a connection string with a key.
+param name string
+param planName string
+param location string
+param tags object
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerUrl string
+param appInsightsConnectionString string
+param cosmosEndpoint string
+param cosmosDatabaseName string
+param serviceBusNamespace string
+param serviceBusQueueName string
+param backstageBaseUrl string
+param backstageTokenScope string
+param authIssuer string
+param apiAudience string
+param intakeAuth string
+@secure()
+param webhookSecrets string
+param reconcileSchedule string
+param maximumInstanceCount int
+@description('Subnet for VNet integration; empty = none.')
+param integrationSubnetId string
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
+  properties: { reserved: true }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: { type: 'UserAssigned', userAssignedIdentities: { '${identityId}': {} } }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    virtualNetworkSubnetId: empty(integrationSubnetId) ? null : integrationSubnetId
+    siteConfig: { minTlsVersion: '1.2', ftpsState: 'Disabled' }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
+        }
+      }
+      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
+      runtime: { name: 'node', version: '22' }
+    }
+  }
+}
+
+var loginEndpoint = environment().authentication.loginEndpoint
+var tenantPart = split(authIssuer, '/')[3]
+
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: app
+  name: 'appsettings'
+  properties: {
+    // The Functions host's own storage, through the identity.
+    AzureWebJobsStorage__blobServiceUri: 'https://${storageAccountName}.blob.${environment().suffixes.storage}'
+    AzureWebJobsStorage__queueServiceUri: 'https://${storageAccountName}.queue.${environment().suffixes.storage}'
+    AzureWebJobsStorage__tableServiceUri: 'https://${storageAccountName}.table.${environment().suffixes.storage}'
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+
+    // Read by both the triggers (host) and the SDK clients (code).
+    CosmosDBConnection__accountEndpoint: cosmosEndpoint
+    CosmosDBConnection__credential: 'managedidentity'
+    CosmosDBConnection__clientId: identityClientId
+    ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
+
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    TELEMETRY_SAMPLING_RATIO: '1'
+    TELEMETRY_TRACES_PER_SECOND: '5'
+
+    APP_MODE: 'production'
+    LOG_LEVEL: 'info'
+    AZURE_CLIENT_ID: identityClientId
+
+    COSMOS_DATABASE_NAME: cosmosDatabaseName
+    COSMOS_ENTITIES_CONTAINER: 'entities'
+    COSMOS_EDGES_CONTAINER: 'edges'
+    COSMOS_LEASES_CONTAINER: 'leases'
+    COSMOS_MAX_RETRY_ATTEMPTS: '9'
+    COSMOS_MAX_RETRY_WAIT_MS: '30000'
+    COSMOS_REQUEST_TIMEOUT_MS: '10000'
+
+    BACKSTAGE_BASE_URL: backstageBaseUrl
+    BACKSTAGE_TOKEN_SCOPE: backstageTokenScope
+    BACKSTAGE_REQUEST_TIMEOUT_MS: '10000'
+    BACKSTAGE_MAX_RETRIES: '4'
+    BACKSTAGE_RETRY_BASE_DELAY_MS: '500'
+    BACKSTAGE_RETRY_MAX_DELAY_MS: '30000'
+    BACKSTAGE_PAGE_SIZE: '500'
+
+    SYNC_TOMBSTONE_TTL_SECONDS: '604800'
+    SYNC_MAX_ATTEMPTS: '5'
+    RECONCILE_SCHEDULE: reconcileSchedule
+    RECONCILE_MAX_DELETE_RATIO: '0.2'
+    RECONCILE_FETCH_BATCH_SIZE: '100'
+    RECONCILE_CONCURRENCY: '4'
+    RECONCILE_WRITE_MAX_RETRIES: '5'
+
+    AUTH_ISSUER: authIssuer
+    AUTH_AUDIENCE: apiAudience
+    AUTH_JWKS_URI: '${loginEndpoint}${tenantPart}/discovery/v2.0/keys'
+    AUTH_READ_ROLE: 'Catalog.Read'
+    AUTH_ADMIN_ROLE: 'Catalog.Admin'
+    AUTH_SENDER_ROLE: 'Events.Send'
+    AUTH_CLOCK_TOLERANCE_SECONDS: '60'
+
+    SERVICEBUS_QUEUE_NAME: serviceBusQueueName
+    SERVICEBUS_SEND_TIMEOUT_MS: '10000'
+    INTAKE_AUTH: intakeAuth
+    WEBHOOK_SECRETS: webhookSecrets
+    WEBHOOK_TOLERANCE_SECONDS: '300'
+    INTAKE_MAX_BODY_BYTES: '1048576'
+    INTAKE_MAX_BATCH_EVENTS: '500'
+    QUEUE_MAX_ATTEMPTS: '8'
+    QUEUE_RETRY_BASE_DELAY_MS: '5000'
+    QUEUE_RETRY_MAX_DELAY_MS: '900000'
+  }
+}
+
+output name string = app.name
+output url string = 'https://${app.properties.defaultHostName}'

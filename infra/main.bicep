@@ -1,0 +1,180 @@
+// backstage-cosmos-sync on Azure, keyless throughout: one user-assigned managed identity, data-plane RBAC for
+// Cosmos DB, Service Bus, Storage and Application Insights ingestion; local (key) auth disabled everywhere.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; prefixes every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource (Flex Consumption must be available there).')
+param location string
+
+@description('Backstage base URL the sync reads from, e.g. https://backstage.example.com')
+param backstageBaseUrl string
+
+@description('Entra scope of the Backstage app registration, e.g. api://<backstage-app-id>/.default')
+param backstageTokenScope string
+
+@description('Accepted audiences of tokens for this API (its app registration client id and/or api:// URI), comma-separated.')
+param apiAudience string
+
+@description('Tenant of the callers\' tokens; defaults to this deployment\'s tenant.')
+param authTenantId string = tenant().tenantId
+
+@description('Intake authentication: entra, standard-webhooks or both (comma-separated).')
+param intakeAuth string = 'entra'
+
+@secure()
+@description('Standard Webhooks secrets (whsec_…), only when intakeAuth includes standard-webhooks. Prefer a Key Vault reference in the app setting after deployment.')
+param webhookSecrets string = ''
+
+@description('NCRONTAB schedule of the full reconcile.')
+param reconcileSchedule string = '0 */30 * * * *'
+
+@description('Put Cosmos DB, Service Bus and Storage behind private endpoints and integrate the Function App with a VNet.')
+param enableVnet bool = false
+
+@description('Email address for alert notifications; empty = alerts without an action group.')
+param alertEmail string = ''
+
+@description('Maximum Flex Consumption instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+var tags = { 'azd-env-name': environmentName, application: 'backstage-cosmos-sync' }
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  scope: rg
+  name: 'identity'
+  params: { name: 'id-sync-${token}', location: location, tags: tags }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  scope: rg
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${token}'
+    appInsightsName: 'appi-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module network 'app/network.bicep' = if (enableVnet) {
+  scope: rg
+  name: 'network'
+  params: { name: 'vnet-${token}', location: location, tags: tags }
+}
+
+module storage 'app/storage.bicep' = {
+  scope: rg
+  name: 'storage'
+  params: {
+    name: 'st${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    enableVnet: enableVnet
+    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: enableVnet ? network!.outputs.blobDnsZoneId : ''
+  }
+}
+
+module cosmos 'app/cosmos.bicep' = {
+  scope: rg
+  name: 'cosmos'
+  params: {
+    name: 'cosmos-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    enableVnet: enableVnet
+    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: enableVnet ? network!.outputs.cosmosDnsZoneId : ''
+  }
+}
+
+module serviceBus 'app/servicebus.bicep' = {
+  scope: rg
+  name: 'servicebus'
+  params: {
+    name: 'sb-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    enableVnet: enableVnet
+    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: enableVnet ? network!.outputs.serviceBusDnsZoneId : ''
+  }
+}
+
+module function 'app/function.bicep' = {
+  scope: rg
+  name: 'function'
+  params: {
+    name: 'func-sync-${token}'
+    planName: 'plan-sync-${token}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'api' })
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    cosmosEndpoint: cosmos.outputs.endpoint
+    serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    serviceBusQueueName: serviceBus.outputs.queueName
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    backstageBaseUrl: backstageBaseUrl
+    backstageTokenScope: backstageTokenScope
+    authIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
+    apiAudience: apiAudience
+    intakeAuth: intakeAuth
+    webhookSecrets: webhookSecrets
+    reconcileSchedule: reconcileSchedule
+    maximumInstanceCount: maximumInstanceCount
+    integrationSubnetId: enableVnet ? network!.outputs.integrationSubnetId : ''
+  }
+}
+
+module alerts 'app/alerts.bicep' = {
+  scope: rg
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.id
+    serviceBusQueueName: serviceBus.outputs.queueName
+    cosmosAccountId: cosmos.outputs.id
+    alertEmail: alertEmail
+    namePrefix: token
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  scope: rg
+  name: 'workbook'
+  params: { location: location, tags: tags, appInsightsId: monitoring.outputs.appInsightsId, name: guid(rg.id, 'sync-health') }
+}
+
+// Outputs are names and endpoints, never secrets.
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = rg.name
+output FUNCTION_APP_NAME string = function.outputs.name
+output FUNCTION_APP_URL string = function.outputs.url
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
+output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
