@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { generateLocalCertificate } from './tls';
+import { listen } from './listen';
 
 /** What kind of operation an HTTP request to the emulator is, for counting. */
 export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
@@ -32,7 +33,7 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
     counts[classify(req.method ?? 'GET', req.url ?? '/', req.headers)] += 1;
     counts.total += 1;
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
+  await listen(server, options.port ?? 0, host);
   const { port } = server.address() as AddressInfo;
   return {
     requests: () => ({ ...counts }),

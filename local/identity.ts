@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { listen } from './listen';
 
 export const LOCAL_TENANT_ID = '72f988bf-0000-4000-8000-00000000cafe';
 
@@ -177,7 +178,7 @@ export async function startIdentityServer(options: { port?: number; host?: strin
     });
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
+  await listen(server, options.port ?? 0, host);
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://${host}:${port}`;
   issuer = `${baseUrl}/${LOCAL_TENANT_ID}/v2.0`;

@@ -25,6 +25,8 @@ export interface BackstageStandInOptions {
   /** Where the backend's logs go: 'inherit' shows them, a function receives them, default keeps the last lines. */
   output?: 'inherit' | ((line: string) => void);
   startupTimeoutInMs?: number;
+  /** Environment variables for the backend process on top of this one's (e.g. its own managed-identity endpoint). */
+  env?: Record<string, string>;
   /** The entry script; defaults to ./server.ts. */
   entry?: string;
 }
@@ -33,6 +35,8 @@ export interface BackstageStandIn {
   baseUrl: string;
   /** The most recent log lines (for error messages). */
   recentLogs(): string[];
+  /** The backend's process id (for "nothing left behind" checks). */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -79,7 +83,7 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
   const entry = options.entry ?? join(__dirname, 'server.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
     cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
-    env: { ...process.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
+    env: { ...process.env, ...options.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
@@ -106,7 +110,7 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
     await stop();
     throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`);
   }
-  return { baseUrl, recentLogs: () => [...logs], stop };
+  return { baseUrl, recentLogs: () => [...logs], pids: () => (child.pid ? [child.pid] : []), stop };
 }
 
 async function waitForReady(baseUrl: string, exited: Promise<number | null>, timeoutInMs: number): Promise<void> {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { listen } from '../listen';
 
 export interface HttpRoute {
   functionName: string;
@@ -84,7 +85,7 @@ export async function startHttpHost(options: {
         });
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,

@@ -8,6 +8,7 @@
  * failed invocation, this runner abandons the message at once so it comes back without waiting.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { InvocationContext } from '@azure/functions';
 import { pause } from './pause';
 import type { TokenCredential } from '@azure/core-auth';
@@ -61,7 +62,10 @@ export function startSessionTrigger(options: SessionTriggerOptions): SessionTrig
       ? new ServiceBusClient(options.connection, retryOptions)
       : new ServiceBusClient(options.connection.fullyQualifiedNamespace, options.connection.credential, retryOptions);
   const idleTimeout = options.sessionIdleTimeoutInMs ?? 1_000;
-  const slots = Array.from({ length: options.maxConcurrentSessions ?? 8 }, () => runSlot());
+  const concurrency = options.maxConcurrentSessions ?? 8;
+  // Every session slot waits on the one stop signal (the SDK adds a listener per pending accept).
+  setMaxListeners(4 * concurrency + 10, controller.signal);
+  const slots = Array.from({ length: concurrency }, () => runSlot());
 
   async function runSlot(): Promise<void> {
     while (!controller.signal.aborted) {

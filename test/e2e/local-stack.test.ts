@@ -1,0 +1,219 @@
+/**
+ * The whole system as `npm start` runs it — a child process running local/start.ts on free ports, with every
+ * stand-in, a real Backstage with the example catalog and the change-events module, and the Functions app in the
+ * dev host — driven only from the outside: catalog files, the graph API, Cosmos DB and signals.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CosmosClient, type Container } from '@azure/cosmos';
+import { parseAllDocuments } from 'yaml';
+import { IdentityAdminClient } from '../../local/identity';
+import { readStackState, type StackState } from '../../local/stack-state';
+import type { EdgeDocument } from '../../shared/edges';
+import type { EntityDocument } from '../../shared/documents';
+import { eventually } from '../support/stack';
+
+jest.setTimeout(180_000);
+
+const ROOT = resolve(__dirname, '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'local-stack-'));
+const statePath = join(dir, 'stack.json');
+let child: ChildProcess;
+let exited: Promise<number | null>;
+let state: StackState;
+let entities: Container;
+let edges: Container;
+let cosmos: CosmosClient;
+const output: string[] = [];
+
+/** Lines the stack printed after `mark` (an index into `output`). */
+const linesSince = (mark: number) => output.slice(mark);
+
+beforeAll(async () => {
+  child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'local', 'start.ts'), '--ports', 'auto', '--state', statePath, '--module-interval', '2', '--processing-interval', '2'],
+    {
+      cwd: ROOT,
+      // A reconcile every 20 s, so the timer's effect is observable within the test.
+      env: { ...process.env, RECONCILE_SCHEDULE: '*/20 * * * * *', NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  let buffer = '';
+  const onData = (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    output.push(...lines);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const ready = eventually(async () => output.includes('READY'), 'npm start to print READY', 150_000);
+  const failed = exited.then((code) => Promise.reject(new Error(`npm start exited with ${code}:\n${output.join('\n')}`)));
+  await Promise.race([ready, failed]);
+  state = readStackState(statePath);
+  const identity = new IdentityAdminClient(state.identityUrl!);
+  cosmos = new CosmosClient({
+    endpoint: state.cosmos.endpoint,
+    aadCredentials: {
+      getToken: async () => ({
+        token: await identity.mint({ audience: 'https://cosmos.azure.com', subject: 'e2e-test' }),
+        expiresOnTimestamp: Date.now() + 3_600_000,
+      }),
+    },
+    agent: new https.Agent({ ca: readFileSync(state.cosmos.caPath!, 'utf8') }),
+    connectionPolicy: { enableEndpointDiscovery: false },
+  });
+  entities = cosmos.database(state.cosmos.databaseName).container('entities');
+  edges = cosmos.database(state.cosmos.databaseName).container('edges');
+});
+
+afterAll(async () => {
+  cosmos?.dispose();
+  for (const pid of state?.pids ?? []) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function exampleRefs(): string[] {
+  const refs: string[] = [];
+  for (const file of ['org', 'systems', 'shop', 'billing', 'platform']) {
+    for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'local', 'example-catalog', `${file}.yaml`), 'utf8'))) {
+      const entity = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } };
+      refs.push(`${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase());
+    }
+  }
+  return refs;
+}
+
+async function mirror(): Promise<EntityDocument[]> {
+  return (await entities.items.query<EntityDocument>('SELECT * FROM c').fetchAll()).resources;
+}
+
+async function edgesFrom(id: string): Promise<EdgeDocument[]> {
+  return (await edges.items.query<EdgeDocument>({ query: 'SELECT * FROM c WHERE c.source = @s', parameters: [{ name: '@s', value: id }] }).fetchAll()).resources;
+}
+
+async function graph(path: string): Promise<{ nodes: Array<{ ref: string; missing?: boolean }>; edges: Array<{ source: string; type: string; target: string }> }> {
+  const response = await fetch(`${state.functionsUrl}/api/graph/${path}`, { headers: { authorization: `Bearer ${state.tokens!.read}` } });
+  expect(response.status).toBe(200);
+  return (await response.json()) as never;
+}
+
+function editCatalog(file: string, edit: (text: string) => string): void {
+  const path = join(state.catalogDir!, file);
+  const before = readFileSync(path, 'utf8');
+  const after = edit(before);
+  expect(after).not.toBe(before);
+  writeFileSync(path, after);
+}
+
+test('the stack is up: every stand-in, the dev host listing each function, and the initial reconcile', async () => {
+  const text = output.join('\n');
+  expect(text).toMatch(/Backstage\s+http:\/\/127\.0\.0\.1:\d+/);
+  for (const fn of ['catalogEvents', 'syncEntity', 'projectEdges', 'reconcileCatalog', 'graph']) expect(text).toContain(`    ${fn}`);
+  expect(text).toMatch(/reconcile seen \d+: \+\d+/);
+  expect(state.pids.length).toBeGreaterThanOrEqual(3); // the stack, Azurite, Backstage
+  const health = await fetch(`${state.functionsUrl}/api/health`);
+  expect(health.status).toBe(200);
+});
+
+test('the initial reconcile mirrors the example catalog, and the change feed projects its edges', async () => {
+  const live = (await mirror()).filter((d) => !d.deleted).map((d) => d.entityRef.toLowerCase());
+  const expected = exampleRefs();
+  expect(expected.length).toBeGreaterThanOrEqual(30);
+  expect(live).toEqual(expect.arrayContaining(expected));
+  // Only the example catalog and its Location entities: nothing else slipped in.
+  expect(live.filter((ref) => !ref.startsWith('location:')).sort()).toEqual([...expected].sort());
+
+  const ledger = await eventually(async () => {
+    const g = await graph('component/default/ledger?direction=downstream&depth=3');
+    return g.edges.length > 0 && g;
+  }, 'the edges of the example catalog', 30_000);
+  // The cycle ledger → invoicing → ledger and the dangling ref are both there.
+  expect(ledger.edges).toEqual(expect.arrayContaining([
+    expect.objectContaining({ source: 'Component:default/ledger', type: 'dependsOn', target: 'Component:default/invoicing' }),
+    expect.objectContaining({ source: 'Component:default/invoicing', type: 'dependsOn', target: 'Component:default/ledger' }),
+  ]));
+  expect(ledger.nodes).toContainEqual(expect.objectContaining({ ref: 'resource:default/legacy-settlement-queue', missing: true }));
+});
+
+test('a dependency added in a catalog file reaches the mirror, the edges and the graph API through the module events', async () => {
+  const mark = output.length;
+  editCatalog('shop.yaml', (text) =>
+    text.replace('dependsOn: [component:cart-service, resource:orders-db]', 'dependsOn: [component:cart-service, resource:orders-db, resource:search-index]'),
+  );
+  const g = await eventually(async () => {
+    const result = await graph('component/default/checkout-service?depth=1');
+    return result.edges.some((e) => e.target === 'Resource:default/search-index') && result;
+  }, 'the new dependency in the graph API', 60_000);
+  expect(g.edges).toContainEqual(expect.objectContaining({ source: 'Component:default/checkout-service', type: 'dependsOn', target: 'Resource:default/search-index' }));
+
+  const doc = (await entities.item('component:default:checkout-service', 'component:default:checkout-service').read<EntityDocument>()).resource!;
+  expect(doc.deleted).toBeFalsy();
+  expect((doc as unknown as { entity: { spec: { dependsOn: string[] } } }).entity.spec.dependsOn).toContain('resource:search-index');
+  const stored = await edgesFrom('component:default:checkout-service');
+  expect(stored).toContainEqual(expect.objectContaining({ type: 'dependsOn', target: 'resource:default:search-index' }));
+  // The reverse edge is the target's own relation, written when Backstage restitched it.
+  expect(await edgesFrom('resource:default:search-index')).toContainEqual(expect.objectContaining({ type: 'dependencyOf', target: 'component:default:checkout-service' }));
+
+  // It came through the module: a batch of catalog events accepted, then a queued sync of the entity.
+  const after = linesSince(mark);
+  expect(after.some((l) => /events\s+\d+ accepted/.test(l))).toBe(true);
+  expect(after.some((l) => /sync\s+Component:default\/checkout-service → (updated|unchanged)/.test(l))).toBe(true);
+});
+
+test('an entity removed from a catalog file is tombstoned and its edges removed', async () => {
+  editCatalog('shop.yaml', (text) =>
+    text.replace(
+      'apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: cdn-edge, description: Edge cache and routing }\nspec: { type: service, lifecycle: production, owner: platform, system: shop }\n---\n',
+      '',
+    ),
+  );
+  expect(await edgesFrom('component:default:cdn-edge')).not.toHaveLength(0);
+  // Backstage deletes the orphaned entity on its next orphan clean-up (every 30 s).
+  const tombstone = await eventually(async () => {
+    const { resource } = await entities.item('component:default:cdn-edge', 'component:default:cdn-edge').read<EntityDocument>();
+    return resource?.deleted === true && resource;
+  }, 'the tombstone of component:default/cdn-edge', 90_000);
+  expect(tombstone).toMatchObject({ deleted: true, ttl: expect.any(Number) });
+  await eventually(async () => (await edgesFrom('component:default:cdn-edge')).length === 0, 'the edges of the removed entity to go', 30_000);
+  // Entities that still point at it now show a missing node.
+  const web = await graph('component/default/web-shop?depth=1');
+  expect(web.nodes).toContainEqual(expect.objectContaining({ ref: 'component:default/cdn-edge', missing: true }));
+});
+
+test('the reconcile timer reaches the sync: a document lost from the mirror comes back without any event', async () => {
+  const id = 'group:default:storefront';
+  await entities.item(id, id).delete();
+  const mark = output.length;
+  const restored = await eventually(async () => (await entities.item(id, id).read<EntityDocument>()).resource, 'the timer to restore the document', 60_000);
+  expect(restored).toMatchObject({ entityRef: 'Group:default/storefront' });
+  expect(restored.deleted).toBeFalsy();
+  // No event was involved: the entity did not change in Backstage, only the reconcile saw the gap.
+  expect(linesSince(mark).some((l) => /reconcile seen \d+: \+1 /.test(l))).toBe(true);
+  expect(linesSince(mark).some((l) => /sync\s+Group:default\/storefront/.test(l))).toBe(false);
+});
+
+test('Ctrl+C stops everything and leaves no process behind', async () => {
+  const functionsUrl = state.functionsUrl!;
+  child.kill('SIGINT');
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r('still running after 60 s'), 60_000)))]);
+  clearTimeout(timer);
+  expect(code).toBe(0);
+  for (const pid of state.pids) {
+    expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+  }
+  await expect(fetch(`${functionsUrl}/api/health`)).rejects.toThrow();
+});
