@@ -21,6 +21,8 @@ export interface CosmosEmulator {
   certificatePem: string;
   /** The same PEM on disk (for COSMOS_CA_CERT_PATH / NODE_EXTRA_CA_CERTS). */
   certificatePath: string;
+  /** The certificate and key, for a fault proxy that should look like the emulator to its clients. */
+  tls: { cert: string; key: string };
   close(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
     endpoint: `https://${host}:${port}/`,
     certificatePem: certificate.cert,
     certificatePath: certificate.path,
+    tls: { cert: certificate.cert, key: certificate.key },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

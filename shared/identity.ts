@@ -38,7 +38,10 @@ export class TokenAcquisitionError extends SyncServiceError {
 }
 
 export interface EntraTokenProviderOptions {
-  /** Ask for a new token this long before the cached one expires (default 5 minutes, as MSAL does). */
+  /**
+   * Ask for a new token this long before the cached one expires (default 5 minutes, as MSAL does); at half its
+   * lifetime for tokens that live less than twice this.
+   */
   refreshMarginInMs?: number;
   /** Clock; injectable for tests. */
   now?: () => number;
@@ -50,6 +53,7 @@ export interface EntraTokenProviderOptions {
  */
 export class EntraTokenProvider implements BackstageTokenProvider {
   private cached: AccessToken | undefined;
+  private obtainedAt = 0;
   private inFlight: Promise<AccessToken> | undefined;
   private readonly refreshMarginInMs: number;
   private readonly now: () => number;
@@ -77,7 +81,12 @@ export class EntraTokenProvider implements BackstageTokenProvider {
   private needsRefresh(token: AccessToken): boolean {
     const now = this.now();
     if (token.refreshAfterTimestamp !== undefined && now >= token.refreshAfterTimestamp) return true;
-    return now >= token.expiresOnTimestamp - this.refreshMarginInMs;
+    // A token that lives less than twice the margin (e.g. 60 s) is refreshed at half its life; otherwise every
+    // call would ask the credential again, and a credential with its own 5-minute margin (MSAL) would go to
+    // the token endpoint every time.
+    const lifetime = token.expiresOnTimestamp - this.obtainedAt;
+    const margin = Math.min(this.refreshMarginInMs, lifetime / 2);
+    return now >= token.expiresOnTimestamp - margin;
   }
 
   private async fetchToken(abortSignal?: AbortSignal): Promise<AccessToken> {
@@ -89,6 +98,7 @@ export class EntraTokenProvider implements BackstageTokenProvider {
     }
     if (!token) throw new TokenAcquisitionError(this.scope, new Error('the credential returned no token'));
     this.cached = token;
+    this.obtainedAt = this.now();
     return token;
   }
 }

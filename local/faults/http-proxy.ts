@@ -1,9 +1,15 @@
 /**
- * A scriptable HTTP fault proxy: forwards to a target (e.g. the Backstage stand-in) and, on cue, answers with
- * an error status instead, hangs, or adds latency. Tests put it between the service and a stand-in.
+ * A scriptable HTTP(S) fault proxy: forwards to a target — the Backstage stand-in, the Cosmos emulator, the identity
+ * endpoint — and, on cue, answers with an error status instead, resets the connection, hangs, or adds latency.
+ * Tests put it between the service and a stand-in and point the service's setting at {@link FaultProxy.url}.
+ *
+ * For an HTTPS target (the Cosmos emulator) the proxy serves HTTPS itself with the certificate it is given — the
+ * emulator's own, so clients that trust the emulator trust the proxy — and trusts `targetCa` upstream.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import * as https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { listen } from '../listen';
 
 export interface Fault {
   /** Answer with this status (and optional headers/body) instead of forwarding. */
@@ -12,33 +18,77 @@ export interface Fault {
   body?: string;
   /** Never answer (the client's timeout must fire). */
   hang?: boolean;
+  /** Destroy the connection without answering (ECONNRESET at the client); the target never sees the request. */
+  reset?: boolean;
+  /** Forward the request, then destroy the connection instead of relaying the answer: the target acted, the client
+   *  cannot know (an ambiguous write). */
+  dropResponse?: boolean;
   /** Delay before forwarding or answering. */
   delayInMs?: number;
+}
+
+/** Which requests a scripted fault applies to. */
+export interface FaultMatch {
+  /** Tested against the request path and query. */
+  path?: RegExp;
+  /** Upper-case HTTP methods. */
+  methods?: string[];
 }
 
 export interface FaultProxy {
   url: string;
   /** Requests seen (forwarded or faulted). */
   readonly requests: number;
-  /** The next `count` requests (matching `path`, if given) get `fault`. */
-  failNext(count: number, fault: Fault, path?: RegExp): void;
-  /** Every request gets `fault` until {@link FaultProxy.heal}. */
-  failAll(fault: Fault, path?: RegExp): void;
+  /** Faults injected so far (requests answered, reset, hung or delayed by the script). */
+  readonly faultsInjected: number;
+  /** Responses by status code: the target's answers, and the injected ones. */
+  statuses(): Record<number, number>;
+  /** The next `count` requests (matching `match`, if given) get `fault`. */
+  failNext(count: number, fault: Fault, match?: RegExp | FaultMatch): void;
+  /** Every matching request gets `fault` until {@link FaultProxy.heal}. */
+  failAll(fault: Fault, match?: RegExp | FaultMatch): void;
+  /** Drops every scripted fault; hanging requests stay hung until their clients give up. */
   heal(): void;
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(target: string, options: { port?: number } = {}): Promise<FaultProxy> {
-  const targetUrl = new URL(target);
-  const script: Array<{ remaining: number; fault: Fault; path?: RegExp }> = [];
-  let requests = 0;
-  const hanging = new Set<http.ServerResponse>();
+export interface FaultProxyOptions {
+  port?: number;
+  /** Serve HTTPS with this certificate (PEM) and key. */
+  tls?: { cert: string; key: string };
+  /** CA (PEM) to trust for an HTTPS target. */
+  targetCa?: string;
+}
 
-  const server = http.createServer((req, res) => {
+interface ScriptEntry {
+  remaining: number;
+  fault: Fault;
+  match: FaultMatch;
+}
+
+export async function startFaultProxy(target: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+  const targetUrl = new URL(target);
+  const secureTarget = targetUrl.protocol === 'https:';
+  const upstreamAgent = secureTarget
+    ? new https.Agent({ keepAlive: true, ...(options.targetCa && { ca: options.targetCa }) })
+    : new http.Agent({ keepAlive: true });
+  const script: ScriptEntry[] = [];
+  let requests = 0;
+  let faultsInjected = 0;
+  const statusCounts: Record<number, number> = {};
+  const count = (status: number) => {
+    statusCounts[status] = (statusCounts[status] ?? 0) + 1;
+  };
+  const hanging = new Set<http.ServerResponse>();
+  const sockets = new Set<Socket>();
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests += 1;
-    const index = script.findIndex((s) => s.remaining > 0 && (!s.path || s.path.test(req.url ?? '')));
-    const entry = index >= 0 ? script[index] : undefined;
-    if (entry) entry.remaining -= 1;
+    const entry = script.find((s) => s.remaining > 0 && matches(s.match, req));
+    if (entry) {
+      entry.remaining -= 1;
+      faultsInjected += 1;
+    }
     const fault = entry?.fault;
     const act = () => {
       if (fault?.hang) {
@@ -46,15 +96,34 @@ export async function startFaultProxy(target: string, options: { port?: number }
         res.on('close', () => hanging.delete(res));
         return;
       }
-      if (fault?.status) {
-        req.resume();
-        res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
-        res.end(fault.body ?? JSON.stringify({ error: { name: 'InjectedFault', message: `injected ${fault.status}` } }));
+      if (fault?.reset) {
+        req.socket.destroy();
         return;
       }
-      const upstream = http.request(
-        { hostname: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: { ...req.headers, host: targetUrl.host } },
+      if (fault?.status) {
+        req.resume();
+        count(fault.status);
+        res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+        res.end(fault.body ?? JSON.stringify({ code: 'InjectedFault', message: `injected ${fault.status}` }));
+        return;
+      }
+      const request = secureTarget ? https.request : http.request;
+      const upstream = request(
+        {
+          hostname: targetUrl.hostname,
+          port: targetUrl.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: targetUrl.host },
+          agent: upstreamAgent,
+        },
         (answer) => {
+          count(answer.statusCode ?? 502);
+          if (fault?.dropResponse) {
+            answer.resume();
+            answer.on('end', () => req.socket.destroy());
+            return;
+          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         },
@@ -67,24 +136,43 @@ export async function startFaultProxy(target: string, options: { port?: number }
     };
     if (fault?.delayInMs) setTimeout(act, fault.delayInMs);
     else act();
+  };
+
+  const server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key, keepAlive: true }, onRequest) : http.createServer(onRequest);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  await listen(server, options.port ?? 0, '127.0.0.1');
   const { port } = server.address() as AddressInfo;
+  const add = (remaining: number, fault: Fault, match?: RegExp | FaultMatch) =>
+    script.push({ remaining, fault, match: match instanceof RegExp ? { path: match } : (match ?? {}) });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}${options.tls ? '/' : ''}`,
     get requests() {
       return requests;
     },
-    failNext: (count, fault, path) => script.push({ remaining: count, fault, ...(path && { path }) }),
-    failAll: (fault, path) => script.push({ remaining: Number.POSITIVE_INFINITY, fault, ...(path && { path }) }),
+    get faultsInjected() {
+      return faultsInjected;
+    },
+    statuses: () => ({ ...statusCounts }),
+    failNext: (count, fault, match) => add(count, fault, match),
+    failAll: (fault, match) => add(Number.POSITIVE_INFINITY, fault, match),
     heal: () => {
       script.length = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {
         for (const res of hanging) res.destroy();
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
+        upstreamAgent.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+function matches(match: FaultMatch, req: http.IncomingMessage): boolean {
+  if (match.path && !match.path.test(req.url ?? '')) return false;
+  if (match.methods && !match.methods.includes(req.method ?? 'GET')) return false;
+  return true;
 }

@@ -23,7 +23,7 @@ import { Cron } from 'croner';
 import { startChangeFeedTrigger, type ChangeFeedTrigger } from './cosmos';
 import { startHttpHost, type HttpHost } from './http';
 import { pause } from './pause';
-import { startSessionTrigger, type SessionTrigger } from './service-bus';
+import { startSessionTrigger, timeSpanToMs, type SessionTrigger } from './service-bus';
 
 type Binding = Record<string, unknown> & { type: string; direction: string };
 
@@ -215,11 +215,4 @@ function retryPolicy(f: FunctionRegistration): { maxRetryCount: number; minimumI
     minimumIntervalInMs: r.minimumInterval ? r.minimumInterval.seconds * 1000 : fixed,
     maximumIntervalInMs: r.maximumInterval ? r.maximumInterval.seconds * 1000 : fixed,
   };
-}
-
-/** host.json TimeSpans: `hh:mm:ss[.fff]`. */
-function timeSpanToMs(value: string | undefined): number | undefined {
-  const m = value ? /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(value) : null;
-  if (!m) return undefined;
-  return Math.round(((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000);
 }

@@ -149,3 +149,10 @@ function isTimeout(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   return code === 'ServiceTimeout' || code === 'OperationTimeoutError' || code === 'SessionCannotBeLocked';
 }
+
+/** host.json TimeSpans: `hh:mm:ss[.fff]`. */
+export function timeSpanToMs(value: string | undefined): number | undefined {
+  const m = value ? /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(value) : null;
+  if (!m) return undefined;
+  return Math.round(((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000);
+}

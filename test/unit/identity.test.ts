@@ -31,6 +31,22 @@ test('caches the token until the refresh margin before expiry, then asks the cre
   expect(credential.calls).toEqual([scope, scope]);
 });
 
+test('short-lived tokens (60 s) are kept for half their life, not refetched on every call', async () => {
+  const clock = { now: 0 };
+  const credential = new CountingCredential(clock, 60_000);
+  const provider = new EntraTokenProvider(credential, scope, { now: () => clock.now, refreshMarginInMs: 5 * 60_000 });
+  expect(await provider.getToken()).toBe('token-1');
+  clock.now = 29_000;
+  expect(await provider.getToken()).toBe('token-1');
+  clock.now = 30_000; // half-life: refresh while 30 s remain
+  expect(await provider.getToken()).toBe('token-2');
+  clock.now = 59_000;
+  expect(await provider.getToken()).toBe('token-2');
+  clock.now = 60_000;
+  expect(await provider.getToken()).toBe('token-3');
+  expect(credential.calls).toHaveLength(3);
+});
+
 test('honours refreshAfterTimestamp when the credential gives one', async () => {
   const clock = { now: 0 };
   const credential = new CountingCredential(clock, 60 * 60_000, { refreshAfterTimestamp: 30 * 60_000 });
