@@ -6,16 +6,21 @@ import { inSpan } from '../shared/telemetry';
 import { contextLogger } from './lib/http';
 
 /**
- * Timer: full reconcile of the catalog into the mirror, the safety net for lost events.
+ * Timer: full reconcile of the catalog into the mirror, the safety net for lost events — and a replay of recorded
+ * projection failures, the safety net for edges.
  * A failure throws, so the host's retry policy runs it again; a tripped deletion guard does not throw
  * (everything but the tombstones was synced) but is logged as an error.
  */
 export async function reconcileCatalog(timer: Timer, context: InvocationContext): Promise<void> {
   const logger = contextLogger(context);
   if (timer.isPastDue) logger.warn('Reconcile timer is past due');
-  const result = await inSpan('reconcileCatalog', {}, () => getRuntime().engine.reconcile());
+  const runtime = getRuntime();
+  const result = await inSpan('reconcileCatalog', {}, () => runtime.engine.reconcile());
   const { failures, ...stats } = result;
-  logger.info('Scheduled reconcile finished', { ...stats, failures: failures.length });
+  // Edges too: projections that failed since the last run (e.g. during an outage) are replayed.
+  const projections = await runtime.projector.replayFailures((id) => runtime.entityStore.read(id));
+  logger.info('Scheduled reconcile finished', { ...stats, failures: failures.length, projectionsReplayed: projections.replayed.length });
+  if (projections.failed.length > 0) logger.warn('Some projection failures could not be replayed yet', { failed: projections.failed.slice(0, 20) });
 }
 
 app.timer('reconcileCatalog', {

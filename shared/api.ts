@@ -143,25 +143,16 @@ export class Api {
    */
   async replayProjectionFailures(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
     return this.guarded(request, call, [this.options.roles.admin], async () => {
-      const body = await readJsonObject(request);
+      const body = await readJsonObject(request, ['ids']);
       if (body instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', body.message);
       const ids = body.ids;
-      if (ids !== undefined && (!Array.isArray(ids) || ids.length > 1000 || !ids.every((i) => typeof i === 'string' && i.length > 0 && i.length <= 300))) {
-        return problem(400, ProblemType.invalidRequest, 'Invalid request', "'ids' must be an array of failure ids");
+      if (ids !== undefined && (!Array.isArray(ids) || ids.length > 1000 || !ids.every(isFailureId))) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', "'ids' must be an array of failure ids, as listed by GET /api/admin/projection-failures");
       }
-      const targets = (ids as string[] | undefined) ?? (await this.options.projectionFailures.list(100)).map((f) => f.id);
-      const replayed: string[] = [];
-      const failed: Array<{ id: string; error: string }> = [];
-      for (const id of targets) {
-        try {
-          const doc = await this.options.store.read(id);
-          if (doc) await this.options.projector.projectDocument(doc as never, call.abortSignal ? { abortSignal: call.abortSignal } : {});
-          await this.options.projectionFailures.remove(id);
-          replayed.push(id);
-        } catch (error) {
-          failed.push({ id, error: error instanceof Error ? error.message : String(error) });
-        }
-      }
+      const { replayed, failed } = await this.options.projector.replayFailures((id) => this.options.store.read(id), {
+        ...(ids !== undefined && { ids: ids as string[] }),
+        ...(call.abortSignal && { abortSignal: call.abortSignal }),
+      });
       return json(200, { replayed, failed });
     });
   }
@@ -185,7 +176,7 @@ export class Api {
    */
   async replayDeadLetters(request: ApiRequest, call: ApiCallOptions = {}): Promise<ApiResponse> {
     return this.guarded(request, call, [this.options.roles.admin], async (principal) => {
-      const body = await readJsonObject(request);
+      const body = await readJsonObject(request, ['max', 'sequenceNumbers']);
       if (body instanceof Error) return problem(400, ProblemType.invalidRequest, 'Invalid request', body.message);
       const max = body.max === undefined ? 100 : body.max;
       if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 1000) {
@@ -217,6 +208,10 @@ export class Api {
     const logger = call.logger ?? this.options.logger;
     try {
       const principal = await this.options.validator.authenticate(request.headers.get('authorization'), roles);
+      const repeated = repeatedParameter(request.query);
+      if (repeated !== undefined) {
+        return problem(400, ProblemType.invalidRequest, 'Invalid request', `Query parameter '${repeated}' must not be repeated`);
+      }
       return await handler(principal);
     } catch (error) {
       return toProblem(error, logger);
@@ -251,7 +246,21 @@ function boundedInteger<T extends number | undefined>(value: string | null, fall
   return n;
 }
 
-async function readJsonObject(request: ApiRequest): Promise<Record<string, unknown> | Error> {
+/** The first query parameter given more than once: which value counts would be a guess (and proxies guess differently). */
+function repeatedParameter(query: URLSearchParams): string | undefined {
+  const seen = new Set<string>();
+  for (const name of query.keys()) {
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+/**
+ * The body as a JSON object with only the `allowed` fields (empty = `{}`). An unknown field is refused rather than
+ * ignored, so a typo such as `sequenceNumber` cannot turn "replay these" into "replay everything".
+ */
+async function readJsonObject(request: ApiRequest, allowed: readonly string[]): Promise<Record<string, unknown> | Error> {
   const text = (await request.text()).trim();
   if (!text) return {};
   let body: unknown;
@@ -261,13 +270,25 @@ async function readJsonObject(request: ApiRequest): Promise<Record<string, unkno
     return new Error('The body must be a JSON object or empty');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return new Error('The body must be a JSON object');
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) {
+    return new Error(`Unknown field ${unknown.map((key) => JSON.stringify(key)).join(', ')}; the body may hold ${allowed.map((key) => `'${key}'`).join(', ')}`);
+  }
   return body as Record<string, unknown>;
+}
+
+/**
+ * A projection failure's id is a Cosmos DB item id: 1–300 characters without control characters or any of / \ ? #,
+ * which Cosmos DB refuses in ids and which would change the request's path (`web?x` would address `web`).
+ */
+function isFailureId(id: unknown): boolean {
+  return typeof id === 'string' && id.length > 0 && id.length <= 300 && !/[/\\?#\p{Cc}]/u.test(id);
 }
 
 async function readForce(request: ApiRequest): Promise<boolean | Error> {
   const query = request.query.get('force');
   if (query !== null && !['true', 'false', ''].includes(query)) return new Error("Query parameter 'force' must be true or false");
-  const body = await readJsonObject(request);
+  const body = await readJsonObject(request, ['force']);
   if (body instanceof Error) return new Error(`${body.message}, e.g. {"force": true}`);
   if (body.force !== undefined && typeof body.force !== 'boolean') return new Error("'force' must be a boolean");
   return query === 'true' || query === '' || body.force === true;

@@ -41,7 +41,8 @@ const printable = (max: number) =>
     .string({ error: 'must be a string' })
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
-    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'must not contain control characters');
+    .refine((v) => !/\p{Cc}/u.test(v), 'must not contain control characters')
+    .refine((v) => !/\p{Cs}/u.test(v), 'must not contain unpaired surrogates');
 
 const entityRefString = printable(200).superRefine((value, ctx) => {
   try {

@@ -3,9 +3,9 @@
  *
  * Order of checks, each answered with its own RFC 9457 problem and **nothing enqueued**:
  * content type (415) → body size (413) → authentication on the raw bytes (401/403; Standard Webhooks
- * signatures are verified before anything is parsed) → UTF-8 and JSON (400) → every event of the request
- * (400 lists each problem) → replayed webhook-id (409). Then events are coalesced per entity and enqueued;
- * a queue that cannot be reached answers 503 with `Retry-After`.
+ * signatures are verified before anything is parsed) → UTF-8, nesting depth and JSON (400) → every event of the
+ * request, ids unique within it (400 lists each problem) → replayed webhook-id (409). Then events are coalesced
+ * per entity and enqueued; a queue that cannot be reached answers 503 with `Retry-After`.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuthUnavailableError, TokenValidator } from './auth';
@@ -94,12 +94,15 @@ export class EventIntake {
     } catch {
       return reject(problem(400, ProblemType.invalidJson, 'Invalid body', 'The body is not valid UTF-8'), 'utf8');
     }
+    // V8's JSON.parse takes any depth, so the limit is checked here (events need 3 levels: batch, event, data).
+    if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
+      return reject(problem(400, ProblemType.invalidJson, 'Invalid JSON', `The JSON is nested too deeply (at most ${MAX_JSON_DEPTH} levels)`), 'json-depth');
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      const detail = error instanceof RangeError ? 'The JSON is nested too deeply' : `The body is not valid JSON: ${(error as Error).message}`;
-      return reject(problem(400, ProblemType.invalidJson, 'Invalid JSON', detail), 'json');
+      return reject(problem(400, ProblemType.invalidJson, 'Invalid JSON', `The body is not valid JSON: ${(error as Error).message}`), 'json');
     }
 
     // 5. The events.
@@ -116,9 +119,16 @@ export class EventIntake {
     }
     const events: CatalogEvent[] = [];
     const errors: EventValidationError[] = [];
+    // The event id becomes the queue message id: a second event with the same id would be dropped by duplicate detection.
+    const firstWithId = new Map<string, number>();
     values.forEach((value, index) => {
       const result = validateEvent(value, index);
-      if (result.event) events.push(result.event);
+      if (result.event) {
+        const first = firstWithId.get(result.event.id);
+        if (first === undefined) firstWithId.set(result.event.id, index);
+        else errors.push({ index, path: 'id', message: `must be unique in the batch (event ${first} has the same id)` });
+        events.push(result.event);
+      }
       errors.push(...result.errors);
     });
     if (errors.length > 0) {
@@ -167,6 +177,30 @@ export class EventIntake {
     }
     throw new WebhookSignatureError('This endpoint expects Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)');
   }
+}
+
+/** How deeply the intake's JSON may nest; far more than an event needs. */
+export const MAX_JSON_DEPTH = 32;
+
+/** True when arrays/objects in `text` nest deeper than `max` (brackets inside strings do not count). */
+export function exceedsJsonDepth(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c /* \ */) i += 1;
+      else if (ch === 0x22 /* " */) inString = false;
+    } else if (ch === 0x22) {
+      inString = true;
+    } else if (ch === 0x5b /* [ */ || ch === 0x7b /* { */) {
+      depth += 1;
+      if (depth > max) return true;
+    } else if (ch === 0x5d /* ] */ || ch === 0x7d /* } */) {
+      depth -= 1;
+    }
+  }
+  return false;
 }
 
 function tooLarge(max: number): ApiResponse {

@@ -128,6 +128,32 @@ export class EdgeProjector {
     return { kind: 'projected' as const, added: diff.upserts.length, removed: diff.deletes.length };
   }
 
+  /**
+   * Projects recorded failures again from the entities' current mirror documents (a document that is gone has no
+   * edges left to fix) and removes each record that succeeds. The admin replay endpoint and the reconcile timer
+   * both use it, so a projection that failed during an outage is repaired without an operator.
+   */
+  async replayFailures(
+    readDocument: (id: string) => Promise<EntityDocument | undefined>,
+    options: { ids?: readonly string[]; max?: number; abortSignal?: AbortSignal } = {},
+  ): Promise<{ replayed: string[]; failed: Array<{ id: string; error: string }> }> {
+    const { failures } = this.options;
+    const targets = options.ids ?? (await failures.list(options.max ?? 100)).map((f) => f.id);
+    const replayed: string[] = [];
+    const failed: Array<{ id: string; error: string }> = [];
+    for (const id of targets) {
+      try {
+        const doc = await readDocument(id);
+        if (doc) await this.projectDocument(doc as FeedDocument, options.abortSignal ? { abortSignal: options.abortSignal } : {});
+        await failures.remove(id);
+        replayed.push(id);
+      } catch (error) {
+        failed.push({ id, error: describeError(error) });
+      }
+    }
+    return { replayed, failed };
+  }
+
   private async projectWithRetries(id: string, doc: FeedDocument, charge: RequestChargeTracker, abortSignal: AbortSignal | undefined, logger: Logger) {
     const attempts = this.options.attemptsPerDocument ?? 3;
     let lastError: unknown;

@@ -43,8 +43,9 @@ export function validateEntityName(parts: EntityName, input = `${parts.kind}:${p
   if (!validators.isValidKind(kind)) {
     throw new InvalidEntityRefError(input, `kind ${JSON.stringify(kind)} is not valid (letters and digits, starting with a letter, at most 63)`);
   }
-  // Backstage compares namespaces case-insensitively; its validator only accepts the lower-case form.
-  if (!validators.isValidNamespace(namespace.toLowerCase())) {
+  // Backstage compares namespaces case-insensitively; its validator only accepts the lower-case form. Only ASCII
+  // letters are lower-cased: toLowerCase() would turn e.g. the Kelvin sign (U+212A) into a valid "k".
+  if (!validators.isValidNamespace(namespace.replace(/[A-Z]/g, (letter) => letter.toLowerCase()))) {
     throw new InvalidEntityRefError(input, `namespace ${JSON.stringify(namespace)} is not valid (a DNS label, at most 63)`);
   }
   if (!validators.isValidObjectName(name)) {

@@ -2,7 +2,7 @@
  * Service Bus: the one client of the process (managed identity through `fullyQualifiedNamespace`; a connection
  * string only for the local broker, refused in production mode) and the `entity-sync` queue's sender.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import type { ServiceBusConfig } from './config';
@@ -32,10 +32,24 @@ export interface SyncMessageProperties {
   originalMessageId?: string;
 }
 
+/** Service Bus's limit for a session id. */
+export const MAX_SESSION_ID_LENGTH = 128;
+
+/**
+ * The session of an entity's messages: its document id — or, for the rare id longer than Service Bus allows
+ * (63-character kind, namespace and name make 191), a prefix and a hash of the whole, so each entity still has
+ * exactly one session. Ids that fit are returned unchanged, so applying it twice changes nothing.
+ */
+export function toSessionId(documentId: string): string {
+  if (documentId.length <= MAX_SESSION_ID_LENGTH) return documentId;
+  const hash = createHash('sha256').update(documentId).digest('hex').slice(0, 32);
+  return `${documentId.slice(0, MAX_SESSION_ID_LENGTH - hash.length - 1)}~${hash}`;
+}
+
 export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageProperties): ServiceBusMessage {
   return {
     messageId: event.messageId,
-    sessionId: event.sessionId,
+    sessionId: toSessionId(event.sessionId),
     contentType: 'application/json',
     subject: event.body.type,
     body: event.body,

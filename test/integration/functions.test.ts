@@ -9,7 +9,7 @@ import { getEntity } from '../../functions/getEntity';
 import { health } from '../../functions/health';
 import { reconcileCatalog } from '../../functions/reconcileCatalog';
 import { loadConfig } from '../../shared/config';
-import { resetRuntime } from '../../shared/runtime';
+import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';
 
@@ -173,5 +173,24 @@ describe('POST /api/admin/reconcile, then reads', () => {
     expect(line).toBeDefined();
     expect(line).toMatch(/"created":0/);
     expect(line).toMatch(/"writes":0/);
+  });
+
+  test('the timer function also replays recorded projection failures, repairing the edges', async () => {
+    const { projectionFailures, edgeStore, entityStore } = getRuntime();
+    const id = 'component:default:payments-service';
+    const doc = await entityStore.read(id);
+    const relations = (doc as { entity: { relations: Array<{ type: string }> } }).entity.relations;
+    expect(relations.length).toBeGreaterThan(0);
+    // As after an outage: the projection failed, so the edges are missing and the failure is on record.
+    for (const edge of await edgeStore.edgesOf(id)) await edgeStore.container.item(edge.id, id).delete();
+    await projectionFailures.record({ id, entityRef: 'Component:default/payments-service', error: 'simulated outage' });
+    await projectionFailures.record({ id: 'component:default:gone-meanwhile', error: 'simulated outage' });
+    expect(await entityStore.read('component:default:gone-meanwhile')).toBeUndefined();
+
+    logs.length = 0;
+    await reconcileCatalog({ isPastDue: false, scheduleStatus: undefined } as never, context('reconcileCatalog'));
+    expect(logs.find((l) => l.includes('Scheduled reconcile finished'))).toMatch(/"projectionsReplayed":2/);
+    expect((await edgeStore.edgesOf(id)).map((e) => e.type).sort()).toEqual(relations.map((r) => r.type).sort());
+    expect(await projectionFailures.list(10)).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { catalogEvents } from '../../functions/catalogEvents';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { resetRuntime } from '../../shared/runtime';
 import { startBroker, testEnvironment, userToken } from '../support/stack';
+import { catalogEvent } from '../support/events';
 
 jest.setTimeout(60_000);
 
@@ -41,19 +42,7 @@ afterAll(async () => {
   await broker?.stop();
 });
 
-function event(overrides: Record<string, unknown> = {}, ref = 'component:default/payments-service') {
-  return {
-    specversion: '1.0',
-    id: randomUUID(),
-    source: 'https://backstage.example.com',
-    type: 'io.backstage.catalog.entity.upserted',
-    subject: ref,
-    time: new Date().toISOString(),
-    datacontenttype: 'application/json',
-    data: { entityRef: ref, uid: 'uid-1', etag: 'etag-1' },
-    ...overrides,
-  };
-}
+const event = (overrides: Record<string, unknown> = {}, ref = 'component:default/payments-service') => catalogEvent(overrides, ref);
 
 async function post(body: unknown, options: { contentType?: string; token?: string | null; headers?: Record<string, string>; raw?: Uint8Array } = {}) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);

@@ -127,6 +127,24 @@ test('a poison document is recorded for replay and does not stop the rest of the
   expect((await failures.read('component:default:poison'))?.failures).toBe(2);
 });
 
+test('a replay keeps the record of a document that still fails and removes the one that is fixed', async () => {
+  const recorded = (await failures.list(10)).map((f) => f.id);
+  const unidentified = recorded.find((id) => id.startsWith('unidentified:'))!;
+  const poison = await failures.read('component:default:poison');
+  expect(poison).toBeDefined();
+  // The mirror still holds the poison document for one id; the unidentified one has no document at all.
+  const brokenBase = { ...toEntityDocument(byName('web')), id: 'component:default:poison', entity: { ...byName('web'), relations: 42 } } as unknown as LiveEntityDocument;
+  const broken = { ...brokenBase, syncHash: computeSyncHash(brokenBase as unknown as Record<string, unknown>) };
+  const result = await projector.replayFailures(async (id) => (id === 'component:default:poison' ? broken : undefined), { ids: ['component:default:poison', unidentified] });
+  expect(result.replayed).toEqual([unidentified]);
+  expect(result.failed).toEqual([{ id: 'component:default:poison', error: expect.stringMatching(/not iterable/) }]);
+  expect((await failures.list(10)).map((f) => f.id)).toEqual(['component:default:poison']);
+
+  const fixed = await projector.replayFailures(async () => toEntityDocument(byName('web')));
+  expect(fixed).toEqual({ replayed: ['component:default:poison'], failed: [] });
+  expect(await failures.list(10)).toEqual([]);
+});
+
 test('a drifted document is not projected; a re-sync of its ref is requested instead', async () => {
   const doc = toEntityDocument(byName('orders'));
   const tampered = { ...doc, entity: { ...doc.entity, relations: [] } };
