@@ -136,9 +136,11 @@ test('the initial reconcile mirrors the example catalog, and the change feed pro
   // Only the example catalog and its Location entities: nothing else slipped in.
   expect(live.filter((ref) => !ref.startsWith('location:')).sort()).toEqual([...expected].sort());
 
+  // The projection writes each document's edges on its own, so wait for the ones this test looks at.
   const ledger = await eventually(async () => {
     const g = await graph('component/default/ledger?direction=downstream&depth=3');
-    return g.edges.length > 0 && g;
+    const has = (source: string, target: string) => g.edges.some((e) => e.source === source && e.type === 'dependsOn' && e.target === target);
+    return has('Component:default/ledger', 'Component:default/invoicing') && has('Component:default/invoicing', 'Component:default/ledger') && g;
   }, 'the edges of the example catalog', 30_000);
   // The cycle ledger → invoicing → ledger and the dangling ref are both there.
   expect(ledger.edges).toEqual(expect.arrayContaining([

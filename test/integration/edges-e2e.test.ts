@@ -5,10 +5,8 @@
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { listProjectionFailures } from '../../functions/listProjectionFailures';
-import { projectEdges } from '../../functions/projectEdges';
-import { syncEntity } from '../../functions/syncEntity';
-import { startChangeFeedTrigger, type ChangeFeedTrigger } from '../../local/functions-host/cosmos';
-import { startSessionTrigger, type SessionTrigger } from '../../local/functions-host/service-bus';
+import type { ChangeFeedTrigger } from '../../local/functions-host/cosmos';
+import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadConfig } from '../../shared/config';
 import { computeSyncHash, type LiveEntityDocument, type SystemProperties } from '../../shared/documents';
@@ -19,6 +17,7 @@ import { toDocumentId } from '../../shared/refs';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
+import { startProjectionTrigger, startSyncTrigger } from '../support/triggers';
 
 jest.setTimeout(120_000);
 
@@ -33,26 +32,8 @@ beforeAll(async () => {
   const env = testEnvironment({ BACKSTAGE_BASE_URL: fixture.baseUrl, ServiceBusConnection: broker.connectionString, LOG_LEVEL: 'error' });
   Object.assign(process.env, env);
   (await provisionCosmos(loadConfig(env))).dispose();
-  const runtime = getRuntime();
-  const database = runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
-  feed = startChangeFeedTrigger({
-    functionName: 'projectEdges',
-    monitored: database.container(runtime.config.cosmos.entitiesContainer),
-    leases: database.container(runtime.config.cosmos.leasesContainer),
-    leaseContainerPrefix: 'projectEdges-',
-    startFromBeginning: true,
-    maxItemsPerInvocation: 100,
-    feedPollDelayInMs: 100,
-    retry: { maxRetryCount: 3, minimumIntervalInMs: 100, maximumIntervalInMs: 1_000 },
-    handler: (documents, context) => projectEdges(documents, context),
-  });
-  sessions = startSessionTrigger({
-    connection: broker.connectionString,
-    queueName: 'entity-sync',
-    functionName: 'syncEntity',
-    handler: (input, context) => syncEntity(input, context),
-    sessionIdleTimeoutInMs: 200,
-  });
+  feed = startProjectionTrigger();
+  sessions = startSyncTrigger(broker.connectionString);
 });
 
 afterAll(async () => {

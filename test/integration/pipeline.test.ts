@@ -11,7 +11,7 @@ import { listDeadLetters } from '../../functions/listDeadLetters';
 import { replayDeadLetters } from '../../functions/replayDeadLetters';
 import { syncEntity } from '../../functions/syncEntity';
 import { startFaultProxy, type FaultProxy } from '../../local/faults/http-proxy';
-import { startSessionTrigger, type SessionTrigger } from '../../local/functions-host/service-bus';
+import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadConfig } from '../../shared/config';
 import type { LiveEntityDocument } from '../../shared/documents';
@@ -19,6 +19,7 @@ import type { InMemoryMetrics } from '../../shared/metrics';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
+import { startSyncTrigger } from '../support/triggers';
 
 jest.setTimeout(120_000);
 
@@ -48,11 +49,7 @@ beforeAll(async () => {
   Object.assign(process.env, env);
   (await provisionCosmos(loadConfig(env))).dispose();
   triggerClient = new ServiceBusClient(broker.connectionString);
-  trigger = startSessionTrigger({
-    connection: broker.connectionString,
-    queueName: QUEUE,
-    functionName: 'syncEntity',
-    handler: (input, context) => syncEntity(input, context),
+  trigger = startSyncTrigger(broker.connectionString, {
     maxConcurrentSessions: 4,
     sessionIdleTimeoutInMs: 300,
     logHandler: (level, ...args) => functionLogs.push(`${level} ${args.join(' ')}`),

@@ -83,3 +83,65 @@ function countDocuments(path: string): number {
     .split(/^---$/m)
     .filter((doc) => /^kind:/m.test(doc)).length;
 }
+
+export interface GeneratedCatalog {
+  backstage: BackstageStandIn;
+  baseUrl: string;
+  admin: CatalogClient;
+  token: { token: string };
+  /** Every entity currently in the catalog (paged). */
+  entities(): Promise<Entity[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Backstage loaded with generated entities (one file location), returned once every entity is ingested and
+ * the catalog has settled (the uid/etag projection is unchanged across two reads a processing cycle apart).
+ */
+export async function startGeneratedCatalog(yaml: string, expectedCount: number, options: { timeoutInMs?: number } = {}): Promise<GeneratedCatalog> {
+  const dir = mkdtempSync(join(tmpdir(), 'catalog-generated-'));
+  writeFileSync(join(dir, 'catalog.yaml'), yaml);
+  const backstage = await startBackstage({
+    jwks: { url: standins.jwksUri, issuer: standins.issuer, audience: BACKSTAGE_AUDIENCE },
+    staticToken: HARNESS_TOKEN,
+    processingIntervalSeconds: 2,
+  });
+  const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` } });
+  const token = { token: HARNESS_TOKEN };
+  await admin.addLocation({ type: 'file', target: join(dir, 'catalog.yaml') }, token);
+  const projection = async () => {
+    const items: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = cursor
+        ? await admin.queryEntities({ cursor, limit: 1000, fields: ['metadata.uid', 'metadata.etag'] }, token)
+        : await admin.queryEntities({ limit: 1000, fields: ['metadata.uid', 'metadata.etag'] }, token);
+      items.push(...page.items.map((e) => `${e.metadata.uid} ${e.metadata.etag}`));
+      cursor = page.pageInfo.nextCursor;
+    } while (cursor);
+    return items.sort().join('\n');
+  };
+  let previous = '';
+  await eventually(
+    async () => {
+      const current = await projection();
+      const settled = current.split("\n").length >= expectedCount + 1 && current === previous;
+      previous = current;
+      if (!settled) await new Promise((r) => setTimeout(r, 2_000));
+      return settled;
+    },
+    `${expectedCount} generated entities in Backstage`,
+    options.timeoutInMs ?? 180_000,
+  );
+  const entities = async () => {
+    const items: Entity[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = cursor ? await admin.queryEntities({ cursor, limit: 1000 }, token) : await admin.queryEntities({ limit: 1000 }, token);
+      items.push(...page.items);
+      cursor = page.pageInfo.nextCursor;
+    } while (cursor);
+    return items;
+  };
+  return { backstage, baseUrl: backstage.baseUrl, admin, token, entities, stop: () => backstage.stop() };
+}

@@ -1,0 +1,189 @@
+/**
+ * Reliability at scale, on a real Backstage holding a generated catalog of 2,000 entities (RELIABILITY_ENTITIES):
+ *
+ * - token lifetime: a reconcile that outlives several short-lived Backstage tokens gets at most one 401 per token
+ *   expiry (in practice none: tokens are refreshed at half their life), without flooding the token endpoint;
+ * - load: a burst of 10,000 events (RELIABILITY_EVENTS) for those entities through the HTTP intake → the broker →
+ *   the session trigger → Cosmos ends with the mirror equal to the catalog and no dead letters, in bounded memory.
+ *
+ * Figures are printed (throughput, peak RSS); docs/reliability.md explains them.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import type { Entity } from '@backstage/catalog-model';
+import { catalogEvents } from '../../functions/catalogEvents';
+import { startFaultProxy, type FaultProxy } from '../../local/faults/http-proxy';
+import { timeSpanToMs, type SessionTrigger } from '../../local/functions-host/service-bus';
+import type { LocalServiceBus } from '../../local/servicebus/broker';
+import { loadConfig } from '../../shared/config';
+import type { EntityDocument, LiveEntityDocument } from '../../shared/documents';
+import { toDocumentId } from '../../shared/refs';
+import { getRuntime, resetRuntime } from '../../shared/runtime';
+import { startGeneratedCatalog, type GeneratedCatalog } from '../support/backstage';
+import { generateCatalog, seededRandom, toYaml } from '../support/catalog-generator';
+import { eventually, identityAdmin, provisionCosmos, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
+import { startSyncTrigger } from '../support/triggers';
+
+jest.setTimeout(600_000);
+
+const ENTITIES = Number(process.env.RELIABILITY_ENTITIES ?? 2_000);
+const EVENTS = Number(process.env.RELIABILITY_EVENTS ?? 10_000);
+const TOKEN_LIFETIME_SECONDS = 3;
+const hostJson = JSON.parse(readFileSync(join(__dirname, '..', '..', 'host.json'), 'utf8')) as {
+  extensions: { serviceBus: { maxConcurrentSessions: number; sessionIdleTimeout: string } };
+};
+const QUEUE = 'entity-sync';
+
+let catalog: GeneratedCatalog;
+let proxy: FaultProxy;
+let broker: LocalServiceBus;
+let clientId: string;
+const figures: string[] = [];
+
+beforeAll(async () => {
+  catalog = await startGeneratedCatalog(toYaml(generateCatalog(ENTITIES, 42)), ENTITIES);
+  proxy = await startFaultProxy(catalog.baseUrl);
+  broker = await startBroker();
+  clientId = uniqueName('mi-scale');
+  const env = testEnvironment({
+    AZURE_CLIENT_ID: clientId,
+    BACKSTAGE_BASE_URL: proxy.url,
+    ServiceBusConnection: broker.connectionString,
+    INTAKE_MAX_BATCH_EVENTS: '500',
+    LOG_LEVEL: 'error',
+  });
+  Object.assign(process.env, env);
+  (await provisionCosmos(loadConfig(env))).dispose();
+});
+
+afterAll(async () => {
+  await resetRuntime();
+  await broker?.stop();
+  await proxy?.close();
+  await catalog?.stop();
+  if (figures.length > 0) process.stdout.write(`\nreliability figures:\n${figures.map((f) => `  ${f}`).join('\n')}\n`);
+});
+
+async function mirror(): Promise<Map<string, EntityDocument>> {
+  const { resources } = await getRuntime().entityStore.container.items.query<EntityDocument>('SELECT * FROM c').fetchAll();
+  return new Map(resources.map((d) => [d.id, d]));
+}
+
+/** Every catalog entity is mirrored with exactly its content; nothing else is live. */
+async function expectMirrorEqualsCatalog(): Promise<void> {
+  const entities = await catalog.entities();
+  const docs = await mirror();
+  const differing: string[] = [];
+  for (const entity of entities) {
+    const id = toDocumentId({ kind: entity.kind, namespace: entity.metadata.namespace ?? 'default', name: entity.metadata.name });
+    const doc = docs.get(id) as LiveEntityDocument | undefined;
+    if (!doc || doc.deleted || JSON.stringify(doc.entity) !== JSON.stringify(entity)) differing.push(id);
+    docs.delete(id);
+  }
+  const extraLive = [...docs.values()].filter((d) => !d.deleted).map((d) => d.id);
+  expect({ differing: differing.slice(0, 10), differingCount: differing.length, extraLive }).toEqual({ differing: [], differingCount: 0, extraLive: [] });
+}
+
+test(`a reconcile of ${ENTITIES} entities that outlives several ${TOKEN_LIFETIME_SECONDS}-second tokens: at most one 401 per expiry`, async () => {
+  await identityAdmin().setClientBehaviour(clientId, { tokenLifetimeInSeconds: TOKEN_LIFETIME_SECONDS });
+  // Slow Backstage down so the run spans several token lifetimes.
+  proxy.failAll({ delayInMs: 1_500 });
+  const tokensBefore = await identityAdmin().tokenRequests(clientId);
+  const before = proxy.statuses();
+  const started = Date.now();
+  const result = await getRuntime().engine.reconcile();
+  const seconds = (Date.now() - started) / 1000;
+  proxy.heal();
+
+  const unauthorized = (proxy.statuses()[401] ?? 0) - (before[401] ?? 0);
+  const tokens = (await identityAdmin().tokenRequests(clientId)) - tokensBefore;
+  const expiries = Math.floor(seconds / TOKEN_LIFETIME_SECONDS);
+  figures.push(`token lifetime: reconcile of ${result.seen} in ${seconds.toFixed(1)} s with ${TOKEN_LIFETIME_SECONDS} s tokens: ${tokens} tokens fetched, ${unauthorized} × 401, ${result.backstageRequests} Backstage requests`);
+
+  expect(result).toMatchObject({ failed: 0, created: ENTITIES + 1 });
+  expect(expiries).toBeGreaterThanOrEqual(2); // the run did outlive several tokens
+  expect(unauthorized).toBeLessThanOrEqual(expiries);
+  // Refreshed ahead of expiry, not per request: about two tokens per lifetime, far fewer than requests.
+  expect(tokens).toBeLessThanOrEqual(Math.ceil(seconds / (TOKEN_LIFETIME_SECONDS / 2)) + 2);
+  expect(tokens).toBeLessThan(result.backstageRequests);
+  await expectMirrorEqualsCatalog();
+});
+
+test(`a burst of ${EVENTS} events for ${ENTITIES} entities: the mirror equals the catalog, no dead letters, bounded memory`, async () => {
+  await identityAdmin().setClientBehaviour(clientId, {});
+  // Start from an empty mirror so every entity must come through the queue.
+  const store = getRuntime().entityStore.container;
+  const { resources: ids } = await store.items.query<{ id: string }>('SELECT c.id FROM c').fetchAll();
+  for (const { id } of ids) await store.item(id, id).delete();
+
+  const entities: Entity[] = await catalog.entities();
+  const random = seededRandom(7);
+  const refs = entities.map((e) => ({ ref: `${e.kind}:${e.metadata.namespace ?? 'default'}/${e.metadata.name}`, uid: e.metadata.uid, etag: e.metadata.etag }));
+  // Every entity at least once, the rest at random; shuffled so the same entity's events spread over many batches.
+  const events = Array.from({ length: EVENTS }, (_, i) => refs[i < refs.length ? i : Math.floor(random() * refs.length)]!);
+  for (let i = events.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [events[i], events[j]] = [events[j]!, events[i]!];
+  }
+
+  const trigger: SessionTrigger = startSyncTrigger(broker.connectionString, {
+    // As deployed: host.json's session concurrency and idle timeout.
+    maxConcurrentSessions: hostJson.extensions.serviceBus.maxConcurrentSessions,
+    sessionIdleTimeoutInMs: timeSpanToMs(hostJson.extensions.serviceBus.sessionIdleTimeout)!,
+    logHandler: () => undefined,
+  });
+  let peakRss = process.memoryUsage().rss;
+  const baseRss = peakRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 100);
+  const token = await userToken({ roles: ['Events.Send'] });
+  const enqueuedBefore = broker.stats(QUEUE).enqueued;
+  const started = Date.now();
+  try {
+    for (let offset = 0; offset < events.length; offset += 500) {
+      const batch = events.slice(offset, offset + 500).map((e) => ({
+        specversion: '1.0',
+        id: randomUUID(),
+        source: catalog.baseUrl,
+        type: 'io.backstage.catalog.entity.upserted',
+        subject: e.ref,
+        time: new Date().toISOString(),
+        data: { entityRef: e.ref, uid: e.uid, etag: e.etag },
+      }));
+      const response = await catalogEvents(
+        new HttpRequest({
+          method: 'POST',
+          url: 'http://localhost:7071/api/catalog/events',
+          headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${token}` },
+          body: { string: JSON.stringify(batch) },
+        }),
+        new InvocationContext({ functionName: 'catalogEvents', logHandler: () => undefined }),
+      );
+      expect(response.status).toBe(202);
+    }
+    const intakeSeconds = (Date.now() - started) / 1000;
+    await eventually(async () => {
+      const stats = broker.stats(QUEUE);
+      return stats.active + stats.scheduled + stats.locked === 0 && trigger.inFlight === 0;
+    }, 'the queue to drain', 480_000);
+    const seconds = (Date.now() - started) / 1000;
+    const stats = broker.stats(QUEUE);
+    const messages = stats.enqueued - enqueuedBefore;
+    figures.push(
+      `load: ${EVENTS} events → ${messages} messages (coalesced per batch and entity) for ${ENTITIES} entities; intake ${(EVENTS / intakeSeconds).toFixed(0)} events/s; ` +
+        `drained in ${seconds.toFixed(1)} s (${(EVENTS / seconds).toFixed(0)} events/s, ${(messages / seconds).toFixed(0)} syncs/s); ` +
+        `RSS ${(baseRss / 2 ** 20).toFixed(0)} → peak ${(peakRss / 2 ** 20).toFixed(0)} MB (test process: app, broker; Backstage and the Cosmos emulator run elsewhere)`,
+    );
+    expect(stats.deadLettered).toBe(0);
+    expect(messages).toBeGreaterThanOrEqual(ENTITIES);
+    await expectMirrorEqualsCatalog();
+    // Bounded: the burst does not make the process grow with the number of events.
+    expect(peakRss - baseRss).toBeLessThan(512 * 2 ** 20);
+  } finally {
+    clearInterval(sampler);
+    await trigger.stop();
+  }
+});
