@@ -11,6 +11,7 @@
  * If even scheduling the retry fails, the handler throws and the host's redelivery (bounded by the queue's max
  * delivery count, then the dead-letter queue) takes over.
  */
+import { randomUUID } from 'node:crypto';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import { backoffDelay } from './backoff';
 import { RequestChargeTracker } from './cosmos';
@@ -125,6 +126,7 @@ export class SyncMessageProcessor {
         ...(this.options.random && { random: this.options.random }),
       });
       await this.options.queue.scheduleRetry(
+        message.messageId === undefined || message.messageId === '' ? randomUUID() : String(message.messageId),
         body,
         message.sessionId ?? '',
         { attempt: attempt + 1, ...(traceparent && { traceparent }), originalMessageId: originalId(message) },

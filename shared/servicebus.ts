@@ -46,6 +46,18 @@ export function toSessionId(documentId: string): string {
   return `${documentId.slice(0, MAX_SESSION_ID_LENGTH - hash.length - 1)}~${hash}`;
 }
 
+/**
+ * The id of the retry a message schedules: derived from the failing message's id and the next attempt, never
+ * random. If settling the failing message fails after its retry was scheduled (a lost lock, a timeout), the message
+ * is delivered again and schedules the same id — which duplicate detection drops — instead of forking a second
+ * retry chain (each delivery forking again would multiply the messages by the delivery count at every attempt).
+ * A dead-letter replay starts from a fresh message id, so its chain never collides with the old one.
+ */
+export function retryMessageId(failingMessageId: string, nextAttempt: number): string {
+  const hash = createHash('sha256').update(`${failingMessageId}\n${nextAttempt}`).digest('hex').slice(0, 40);
+  return `retry-${nextAttempt}-${hash}`;
+}
+
 export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageProperties): ServiceBusMessage {
   return {
     messageId: event.messageId,
@@ -113,17 +125,19 @@ export class EventQueue {
   }
 
   /**
-   * Schedules the next attempt of a message: a new message (new id, so duplicate detection keeps it) in the
-   * same session, visible at `at`.
+   * Schedules the next attempt of a message in the same session, visible at `at`. Its id is derived from the
+   * failing message's id and the attempt ({@link retryMessageId}), so a redelivered failing message cannot schedule
+   * a second retry: duplicate detection drops it.
    */
   async scheduleRetry(
+    failingMessageId: string,
     body: SyncMessageBody,
     sessionId: string,
     properties: SyncMessageProperties,
     at: Date,
     options: { abortSignal?: AbortSignal } = {},
   ): Promise<void> {
-    const message = toServiceBusMessage({ messageId: randomUUID(), sessionId, body }, properties);
+    const message = toServiceBusMessage({ messageId: retryMessageId(failingMessageId, properties.attempt), sessionId, body }, properties);
     try {
       await this.sender.scheduleMessages(message, at, { abortSignal: combine(options.abortSignal, this.options.sendTimeoutInMs) });
     } catch (error) {

@@ -192,6 +192,25 @@ test('a transient Backstage failure ends in success after a rescheduled retry', 
   expect(broker.stats(QUEUE).deadLettered).toBe(0);
 });
 
+test('a lock lost mid-retry does not fork the retry chain: the redelivered message schedules the same retry, which duplicate detection drops', async () => {
+  const before = broker.stats(QUEUE);
+  const metrics = getRuntime().metrics as InMemoryMetrics;
+  const retriesBefore = metrics.counter('sync.retries');
+  const requestsBefore = proxy.requests;
+  // Both deliveries of the event fail, slowly enough that the lock can be lost while the first is in flight.
+  proxy.failNext(2, { status: 503, headers: { 'retry-after': '0' }, delayInMs: 1_500 }, /entities\/by-name\/component\/default\/payments-service/);
+  await post([event('component:default/payments-service')]);
+  await eventually(async () => proxy.requests > requestsBefore, 'the first attempt reaches Backstage', 10_000);
+  broker.expireLocks(QUEUE);
+  await settled();
+  const after = broker.stats(QUEUE);
+  // The event, and exactly one retry: the second delivery's retry had the same id and was dropped.
+  expect(after.enqueued - before.enqueued).toBe(2);
+  expect(after.duplicatesDropped - before.duplicatesDropped).toBe(1);
+  expect(after.deadLettered).toBe(before.deadLettered);
+  expect(metrics.counter('sync.retries') - retriesBefore).toBe(1);
+});
+
 test('retries exhausted → dead-letter queue with the reason; replay brings the message back once Backstage recovers', async () => {
   const ref = 'component:default/auth-service';
   await fixture.editFile(
