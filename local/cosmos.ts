@@ -11,9 +11,13 @@ import { listen } from './listen';
 /** What kind of operation an HTTP request to the emulator is, for counting. */
 export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
 
+export type CosmosRequestCounts = Record<CosmosRequestKind, number> & { total: number };
+
 export interface CosmosEmulator {
   /** Requests served so far, by kind (benchmarks and request-count tests). */
-  requests(): Record<CosmosRequestKind, number> & { total: number };
+  requests(): CosmosRequestCounts;
+  /** The same, per container id (document requests only). */
+  requestsByContainer(): Record<string, CosmosRequestCounts>;
   resetRequests(): void;
   /** e.g. https://127.0.0.1:PORT/ */
   endpoint: string;
@@ -31,15 +35,28 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
   const certificate = await generateLocalCertificate('cosmos-emulator');
   const server = createHttpsServer({ cert: certificate.cert, key: certificate.key, keepAlive: true } as never);
   const counts = emptyCounts();
+  let byContainer: Record<string, CosmosRequestCounts> = {};
   server.on('request', (req) => {
-    counts[classify(req.method ?? 'GET', req.url ?? '/', req.headers)] += 1;
+    const kind = classify(req.method ?? 'GET', req.url ?? '/', req.headers);
+    counts[kind] += 1;
     counts.total += 1;
+    const container = /\/colls\/([^/?]+)\/docs/.exec(req.url ?? '')?.[1];
+    if (container !== undefined) {
+      const id = decodeURIComponent(container);
+      const forContainer = (byContainer[id] ??= emptyCounts());
+      forContainer[kind] += 1;
+      forContainer.total += 1;
+    }
   });
   await listen(server, options.port ?? 0, host);
   const { port } = server.address() as AddressInfo;
   return {
     requests: () => ({ ...counts }),
-    resetRequests: () => Object.assign(counts, emptyCounts()),
+    requestsByContainer: () => structuredClone(byContainer),
+    resetRequests: () => {
+      Object.assign(counts, emptyCounts());
+      byContainer = {};
+    },
     endpoint: `https://${host}:${port}/`,
     certificatePem: certificate.cert,
     certificatePath: certificate.path,
@@ -52,7 +69,7 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
   };
 }
 
-function emptyCounts(): Record<CosmosRequestKind, number> & { total: number } {
+function emptyCounts(): CosmosRequestCounts {
   return { read: 0, query: 0, create: 0, upsert: 0, replace: 0, delete: 0, patch: 0, batch: 0, changefeed: 0, metadata: 0, total: 0 };
 }
 

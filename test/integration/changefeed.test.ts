@@ -1,5 +1,5 @@
 /**
- * The local Cosmos emulator's change feed (patched; see patches/), driven through the real `@azure/cosmos`
+ * The local Cosmos emulator's change feed and single-partition queries (patched; see patches/), driven through the real `@azure/cosmos`
  * change-feed iterator with Entra auth over TLS, as the Cosmos DB trigger reads it.
  */
 import { ChangeFeedStartFrom, StatusCodes, type Container, type CosmosClient } from '@azure/cosmos';
@@ -71,4 +71,28 @@ test('bulk writes appear in the feed too', async () => {
     { operationType: 'Upsert', partitionKey: 'h', resourceBody: { id: 'h' } },
   ]);
   expect(ids((await feed.readNext()).result)).toEqual(['g', 'h']);
+});
+
+test('a single-partition query reads its partition only, through replaces and deletes (patched, as Cosmos DB routes it)', async () => {
+  const { database } = await client.databases.createIfNotExists({ id: testConfig().cosmos.databaseName });
+  const { container: bySource } = await database.containers.createIfNotExists({ id: uniqueName('partitioned'), partitionKey: { paths: ['/source'] } });
+  for (const [id, source] of [['e1', 's1'], ['e2', 's1'], ['e3', 's2']] as const) await bySource.items.create({ id, source, v: 1 });
+  const inPartition = async (source: string) =>
+    (await bySource.items.query<{ id: string }>('SELECT * FROM c', { partitionKey: source }).fetchAll()).resources.map((d) => d.id).sort();
+  expect(await inPartition('s1')).toEqual(['e1', 'e2']);
+  expect(await inPartition('s2')).toEqual(['e3']);
+  await bySource.item('e1', 's1').replace({ id: 'e1', source: 's1', v: 2 });
+  await bySource.item('e2', 's1').delete();
+  expect(await inPartition('s1')).toEqual(['e1']);
+  expect(await inPartition('none')).toEqual([]);
+  // Without a partition key, a cross-partition query still sees every partition.
+  const all = await bySource.items.query<{ id: string }>('SELECT * FROM c').fetchAll();
+  expect(all.resources.map((d) => d.id).sort()).toEqual(['e1', 'e3']);
+  // A WHERE clause that pins the partition key reads only those partitions — and still finds everything it should.
+  const ids = async (query: string, parameters: Array<{ name: string; value: string | number | string[] }>) =>
+    (await bySource.items.query<{ id: string }>({ query, parameters }).fetchAll()).resources.map((d) => d.id).sort();
+  expect(await ids('SELECT * FROM c WHERE c.source IN (@a, @b) AND c.v >= @v', [{ name: '@a', value: 's1' }, { name: '@b', value: 's2' }, { name: '@v', value: 1 }])).toEqual(['e1', 'e3']);
+  expect(await ids('SELECT * FROM c WHERE c.source = @a AND c.v = @v', [{ name: '@a', value: 's1' }, { name: '@v', value: 2 }])).toEqual(['e1']);
+  expect(await ids('SELECT * FROM c WHERE c.source = @a OR c.id = @b', [{ name: '@a', value: 's1' }, { name: '@b', value: 'e3' }])).toEqual(['e1', 'e3']);
+  expect(await ids('SELECT * FROM c WHERE NOT (c.v = @v AND c.source = @a)', [{ name: '@a', value: 's1' }, { name: '@v', value: 2 }])).toEqual(['e3']);
 });
