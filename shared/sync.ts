@@ -193,20 +193,25 @@ export class SyncEngine {
     };
     this.logger.info('Reconcile started', { force: options.force === true });
 
-    // 1. What the catalog has: the cheap projection, never full entities.
+    // 1 and 2, side by side (they are independent, so a run costs the slower of the two, not their sum):
+    // what the catalog has — the cheap projection, never full entities — and what the mirror has.
     const inCatalog = new Map<string, CatalogProjectionItem>();
-    for await (const page of catalog.streamProjection(abortSignal ? { abortSignal } : {})) {
-      for (const item of page) inCatalog.set(item.id, item);
-      progress({ phase: 'catalog', done: inCatalog.size, total: inCatalog.size });
-    }
-    result.seen = inCatalog.size;
-
-    // 2. What the mirror has.
     const inMirror = new Map<string, MirrorIndexItem>();
-    for await (const page of store.streamIndex(call)) {
-      for (const item of page) inMirror.set(item.id, item);
-      progress({ phase: 'mirror', done: inMirror.size, total: inMirror.size });
-    }
+    await Promise.all([
+      (async () => {
+        for await (const page of catalog.streamProjection(abortSignal ? { abortSignal } : {})) {
+          for (const item of page) inCatalog.set(item.id, item);
+          progress({ phase: 'catalog', done: inCatalog.size, total: inCatalog.size });
+        }
+      })(),
+      (async () => {
+        for await (const page of store.streamIndex(call)) {
+          for (const item of page) inMirror.set(item.id, item);
+          progress({ phase: 'mirror', done: inMirror.size, total: inMirror.size });
+        }
+      })(),
+    ]);
+    result.seen = inCatalog.size;
 
     // 3. The diff.
     const toSync: CatalogProjectionItem[] = [];
