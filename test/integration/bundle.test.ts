@@ -1,0 +1,109 @@
+/**
+ * The single-file bundle (`npm run build:bundle`, scripts/bundle.ts) is the same app: loaded in a fresh Node process
+ * as the host would load it, it registers exactly the functions, bindings, retry options and hooks that the compiled
+ * files `package.json` `main` matches register, its `appStart` hook accepts a production configuration, and it takes
+ * nothing of the app from dist/ or of the bundled packages from node_modules — only the externals. With Application
+ * Insights configured, the Azure SDKs' spans still reach OpenTelemetry (why `@azure/core-tracing` stays external).
+ *
+ * No stand-ins: this runs esbuild (through the CLI, in its own process) and loads both layouts in child processes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join, sep } from 'node:path';
+import { loadInFreshProcess, type ChildResult } from '../../bench/cold-start';
+import { BUNDLE_EXTERNALS, functionEntryFiles, ROOT } from '../../scripts/bundle';
+
+jest.setTimeout(180_000);
+
+let outDir: string;
+let unbundled: ChildResult;
+let bundled: ChildResult;
+let unbundledTelemetry: ChildResult;
+let bundledTelemetry: ChildResult;
+
+beforeAll(async () => {
+  mkdirSync(join(ROOT, 'dist-bundle'), { recursive: true });
+  outDir = mkdtempSync(join(ROOT, 'dist-bundle', 'test-'));
+  // The CLI compiles dist/ first when it is stale.
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'bundle.ts'), '--outfile', join(outDir, 'main.js')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  if (cli.status !== 0) throw new Error(`scripts/bundle.ts failed (${cli.status}):\n${cli.stdout}${cli.stderr}`);
+  const bundle = [join(outDir, 'main.js')];
+  [unbundled, bundled, unbundledTelemetry, bundledTelemetry] = (
+    await Promise.all([
+      loadInFreshProcess(functionEntryFiles(), { inventory: true }),
+      loadInFreshProcess(bundle, { inventory: true }),
+      loadInFreshProcess(functionEntryFiles(), { inventory: true, telemetry: true }),
+      loadInFreshProcess(bundle, { inventory: true, telemetry: true }),
+    ])
+  ).map((r) => r.result) as [ChildResult, ChildResult, ChildResult, ChildResult];
+});
+
+afterAll(() => {
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
+
+const byName = (result: ChildResult) => [...result.functions].sort((x, y) => x.name.localeCompare(y.name));
+
+test('both layouts load, and the unbundled app registers one function per file in functions/', () => {
+  expect(unbundled.loadError).toBeNull();
+  expect(bundled.loadError).toBeNull();
+  const files = readdirSync(join(ROOT, 'functions'))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => f.replace(/\.ts$/, ''))
+    .sort();
+  expect(byName(unbundled).map((f) => f.name)).toEqual(files);
+});
+
+test('the bundle registers the same functions, bindings, retry options and hooks', () => {
+  expect(byName(bundled)).toEqual(byName(unbundled));
+  expect([...bundled.hooks].sort()).toEqual([...unbundled.hooks].sort());
+  expect(bundled.hooks).toContain('appStart');
+  const syncEntity = bundled.functions.find((f) => f.name === 'syncEntity')!;
+  // The Service Bus SDK binding (deferred binding) survives bundling.
+  expect(syncEntity.bindings).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'serviceBusTrigger', sdkBinding: true })]));
+});
+
+test('the appStart hook accepts a production configuration in both layouts', () => {
+  expect(unbundled.appStart).toEqual(['ok']);
+  expect(bundled.appStart).toEqual(['ok']);
+});
+
+test('the bundle takes nothing of the app from dist/ and no bundled package from node_modules', () => {
+  const files = bundled.inventory!.files.map((f) => f.file);
+  expect(files).toContain(join(outDir, 'main.js'));
+  expect(files.filter((f) => f.startsWith(join(ROOT, 'dist') + sep))).toEqual([]);
+  const packages = new Set(
+    files
+      .filter((f) => f.includes(`${sep}node_modules${sep}`))
+      .map((f) => {
+        const parts = f.split(sep);
+        const at = parts.lastIndexOf('node_modules');
+        return parts[at + 1]!.startsWith('@') ? `${parts[at + 1]}/${parts[at + 2]}` : parts[at + 1]!;
+      }),
+  );
+  for (const bundledPackage of ['@azure/functions', '@azure/cosmos', '@azure/identity', '@backstage/catalog-client', 'zod', 'jose']) {
+    expect(packages).not.toContain(bundledPackage);
+  }
+  // The externals are loaded from node_modules (applicationinsights only when telemetry is configured).
+  expect(packages).toContain('@azure/functions-extensions-servicebus');
+  expect(packages).toContain('@azure/core-tracing');
+  expect(packages).not.toContain('applicationinsights');
+  expect(Object.keys(BUNDLE_EXTERNALS)).toContain('applicationinsights');
+});
+
+test('with Application Insights configured, the bundle registers the distro\'s hooks and the Azure SDKs are still traced', () => {
+  expect(bundledTelemetry.loadError).toBeNull();
+  expect(byName(bundledTelemetry)).toEqual(byName(unbundled));
+  expect([...bundledTelemetry.hooks].sort()).toEqual([...unbundledTelemetry.hooks].sort());
+  expect(bundledTelemetry.hooks).toContain('preInvocation');
+  expect(bundledTelemetry.appStart).toEqual(['ok']);
+  expect(unbundledTelemetry.azureSdkTracing).toBe(true);
+  expect(bundledTelemetry.azureSdkTracing).toBe(true);
+  // …and the probe can tell: without telemetry, core-tracing keeps its no-op default.
+  expect(bundled.azureSdkTracing).toBe(false);
+  expect(bundledTelemetry.inventory!.files.map((f) => f.file)).toEqual(expect.arrayContaining([expect.stringContaining(`${sep}node_modules${sep}applicationinsights${sep}`)]));
+});
