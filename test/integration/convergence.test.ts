@@ -37,7 +37,7 @@ import type { EdgeDocument } from '../../shared/edges';
 import { FAILURES_PARTITION } from '../../shared/projection-failures';
 import { toDocumentId } from '../../shared/refs';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
-import { seededRandom } from '../support/catalog-generator';
+import { seededRandom } from '../../local/catalog-generator';
 import { eventually, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
 import { startProjectionTrigger, startSyncTrigger } from '../support/triggers';
 

@@ -22,7 +22,7 @@ import type { EntityDocument, LiveEntityDocument } from '../../shared/documents'
 import { toDocumentId } from '../../shared/refs';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startGeneratedCatalog, type GeneratedCatalog } from '../support/backstage';
-import { generateCatalog, seededRandom, toYaml } from '../support/catalog-generator';
+import { generateCatalog, seededRandom, toYaml } from '../../local/catalog-generator';
 import { eventually, identityAdmin, provisionCosmos, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
 import { startSyncTrigger } from '../support/triggers';
 

@@ -1,0 +1,143 @@
+/**
+ * Runs each benchmark scenario in a fresh child process (so its wall time and peak RSS are its own, not the
+ * stand-ins') and counts the Cosmos requests of exactly its measured section: the child asks the parent to reset
+ * the emulator's counters when the section starts and to snapshot them when it ends.
+ *
+ * Parent: `runScenario(name, args, { env, emulator })`. Child: `measured(() => work)` inside `bench/scenario.ts`.
+ */
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
+import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
+
+/** Requests the emulator served: all of them by kind, and per container. */
+export interface CosmosCounts {
+  all: CosmosRequestCounts;
+  byContainer: Record<string, CosmosRequestCounts>;
+}
+
+interface ToParent {
+  type: 'begin' | 'end' | 'result' | 'error';
+  id?: number;
+  value?: unknown;
+  error?: string;
+}
+
+interface ToChild {
+  type: 'run' | 'ack';
+  id?: number;
+  scenario?: string;
+  args?: unknown;
+  counts?: CosmosCounts;
+}
+
+export interface ScenarioReport<T> {
+  result: T;
+  /** Peak resident set of the child process over its whole life (includes loading the app). */
+  peakRssMb: number;
+}
+
+/** Runs `scenario` from bench/scenario.ts in a child process with `env`; counts Cosmos requests of its measured sections. */
+export function runScenario<T>(
+  scenario: string,
+  args: unknown,
+  options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number },
+): Promise<ScenarioReport<T>> {
+  const child = fork(join(__dirname, 'scenario.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...options.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  // Outside the Functions host, @azure/functions warns about "test mode" for every registration; keep the rest.
+  let pending = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) if (!/^WARNING: .*("@azure\/functions"|Azure Functions runtime)/.test(line)) process.stderr.write(`${line}\n`);
+  });
+  return new Promise<ScenarioReport<T>>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(new Error(`scenario ${scenario} did not finish within ${options.timeoutInMs} ms`));
+    }, options.timeoutInMs ?? 30 * 60_000);
+    const finish = (error: Error | undefined, report?: ScenarioReport<T>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(report!);
+    };
+    child.on('message', (raw) => {
+      const message = raw as ToParent;
+      if (message.type === 'begin') {
+        options.emulator.resetRequests();
+        child.send({ type: 'ack', id: message.id } satisfies ToChild);
+      } else if (message.type === 'end') {
+        child.send({ type: 'ack', id: message.id, counts: { all: options.emulator.requests(), byContainer: options.emulator.requestsByContainer() } } satisfies ToChild);
+      } else if (message.type === 'result') {
+        finish(undefined, message.value as ScenarioReport<T>);
+      } else if (message.type === 'error') {
+        finish(new Error(`scenario ${scenario} failed: ${message.error}`));
+      }
+    });
+    child.once('exit', (code, signal) => finish(new Error(`scenario ${scenario} exited (${code ?? signal}) without a result`)));
+    child.send({ type: 'run', scenario, args } satisfies ToChild);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Child side
+
+let nextId = 0;
+const waiting = new Map<number, (message: ToChild) => void>();
+
+function ask(type: 'begin' | 'end'): Promise<ToChild> {
+  const id = (nextId += 1);
+  return new Promise((resolve) => {
+    waiting.set(id, resolve);
+    process.send!({ type, id } satisfies ToParent);
+  });
+}
+
+export interface Measured<T> {
+  value: T;
+  ms: number;
+  cosmos: CosmosCounts;
+}
+
+/** Times `work` and counts the Cosmos requests it sent (the parent's emulator counts everything in between). */
+export async function measured<T>(work: () => Promise<T>): Promise<Measured<T>> {
+  await ask('begin');
+  const started = performance.now();
+  const value = await work();
+  const ms = performance.now() - started;
+  const { counts } = await ask('end');
+  return { value, ms, cosmos: counts! };
+}
+
+/** The child's main loop: waits for the scenario to run, runs it, reports. */
+export function serveScenarios(scenarios: Record<string, (args: never) => Promise<unknown>>): void {
+  process.on('message', (raw) => {
+    const message = raw as ToChild;
+    if (message.type === 'ack') {
+      waiting.get(message.id!)?.(message);
+      waiting.delete(message.id!);
+      return;
+    }
+    const run = scenarios[message.scenario!];
+    if (!run) {
+      process.send!({ type: 'error', error: `unknown scenario ${message.scenario}` } satisfies ToParent);
+      return;
+    }
+    run(message.args as never).then(
+      (result) => {
+        const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+        process.send!({ type: 'result', value: { result, peakRssMb } } satisfies ToParent, () => process.exit(0));
+      },
+      (error: unknown) => {
+        process.send!({ type: 'error', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies ToParent, () => process.exit(1));
+      },
+    );
+  });
+}

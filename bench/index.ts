@@ -1,0 +1,426 @@
+/**
+ * `npm run bench`: the sync measured against its physical limits and a naive baseline, on the local stand-ins, in
+ * one run (the machines are shared and noisy, so only ratios measured side by side and counts that do not drift
+ * mean anything).
+ *
+ *   npm run bench                         1k and 10k catalogs (about 15 minutes on 2 cores)
+ *   npm run bench -- --quick              one 300-entity catalog, a smoke check (about 2 minutes)
+ *   npm run bench -- --sizes 50000        opt-in sizes (comma-separated)
+ *   options: --seed 42 --changes 50 --repeat 3 --rtt 5 --out bench/results --no-write
+ *
+ * Writes a Markdown report to stdout and the figures as JSON under bench/results/. docs/performance.md explains them.
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CatalogClient } from '@backstage/catalog-client';
+import type { Entity } from '@backstage/catalog-model';
+import { BACKSTAGE_AUDIENCE, startBackstage, type BackstageStandIn } from '../local/backstage';
+import { generateCatalog, toYaml } from '../local/catalog-generator';
+import { startCosmosEmulator, type CosmosEmulator } from '../local/cosmos';
+import { startFaultProxy } from '../local/faults/http-proxy';
+import { startIdentityServer, type IdentityServer } from '../local/identity';
+import { LocalServiceBus } from '../local/servicebus/broker';
+import { loadEmulatorConfig } from '../local/servicebus/config';
+import { runScenario } from './harness';
+
+const ROOT = resolve(__dirname, '..');
+const STATIC_TOKEN = 'bench-harness-static-token';
+const API_AUDIENCE = 'api://backstage-cosmos-sync-bench';
+
+interface Options {
+  quick: boolean;
+  sizes: number[];
+  seed: number;
+  changes: number;
+  perRound: number;
+  repeat: number;
+  graphRoots: number;
+  out: string;
+  write: boolean;
+  rttInMs: number;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      sizes: { type: 'string' },
+      seed: { type: 'string', default: '42' },
+      changes: { type: 'string' },
+      repeat: { type: 'string' },
+      'graph-roots': { type: 'string' },
+      out: { type: 'string', default: join(ROOT, 'bench', 'results') },
+      'no-write': { type: 'boolean', default: false },
+      rtt: { type: 'string', default: '5' },
+    },
+  });
+  const quick = values.quick === true;
+  return {
+    quick,
+    sizes: (values.sizes ?? (quick ? '300' : '1000,10000')).split(',').map((s) => Number(s.trim())),
+    seed: Number(values.seed),
+    changes: Number(values.changes ?? (quick ? 10 : 50)),
+    perRound: 10,
+    repeat: Number(values.repeat ?? (quick ? 1 : 3)),
+    graphRoots: Number(values['graph-roots'] ?? (quick ? 3 : 10)),
+    out: values.out!,
+    write: values['no-write'] !== true,
+    rttInMs: Number(values.rtt),
+  };
+}
+
+interface Stack {
+  identity: IdentityServer;
+  cosmos: CosmosEmulator;
+  broker: LocalServiceBus;
+  hostJson: { extensions: { serviceBus: { maxConcurrentSessions: number; sessionIdleTimeout: string } } };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+};
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function main(): Promise<void> {
+  const opts = options();
+  const started = Date.now();
+  const identity = await startIdentityServer();
+  const cosmos = await startCosmosEmulator();
+  const broker = await LocalServiceBus.start({ queues: loadEmulatorConfig(join(ROOT, 'local', 'servicebus', 'Config.json')) });
+  const stack: Stack = { identity, cosmos, broker, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) };
+  const results: Record<string, unknown>[] = [];
+  try {
+    for (const size of opts.sizes) results.push(await benchSize(size, opts, stack));
+  } finally {
+    await broker.stop();
+    await cosmos.close();
+    await identity.close();
+  }
+  let coldStart: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { measureColdStart } = require('./cold-start') as { measureColdStart: (o: { runs?: number; quick?: boolean }) => Promise<unknown> };
+    log('cold start');
+    coldStart = await measureColdStart({ quick: opts.quick });
+  } catch (error) {
+    coldStart = { error: error instanceof Error ? error.message : String(error) };
+  }
+
+  const report = {
+    kind: opts.quick ? 'quick' : 'full',
+    startedAt: new Date(started).toISOString(),
+    durationInS: Math.round((Date.now() - started) / 1000),
+    machine: { os: `${osType()} ${release()}`, cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version },
+    versions: versions(),
+    options: { ...opts, out: undefined },
+    sizes: results,
+    coldStart,
+  };
+  process.stdout.write(markdown(report));
+  if (opts.write) {
+    mkdirSync(opts.out, { recursive: true });
+    const file = join(opts.out, `${report.startedAt.slice(0, 10)}-${report.kind}.json`);
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    log(`wrote ${file}`);
+  }
+  const misses = results.flatMap((r) => (r.targets as Array<{ name: string; met: boolean | null; counted: boolean }>).filter((t) => t.met === false));
+  log(`${misses.length} target(s) missed${misses.length ? `: ${misses.map((t) => t.name).join('; ')}` : ''}`);
+  const wrongCounts = misses.filter((t) => t.counted);
+  if (wrongCounts.length > 0) {
+    log(`FAILED: a count that must hold on any machine is wrong: ${wrongCounts.map((t) => t.name).join('; ')}`);
+    process.exitCode = 1;
+  }
+}
+
+async function benchSize(size: number, opts: Options, stack: Stack): Promise<Record<string, unknown>> {
+  const { identity, cosmos, broker } = stack;
+  log(`catalog of ${size} entities (seed ${opts.seed})`);
+  const dir = mkdtempSync(join(tmpdir(), `bench-${size}-`));
+  const generated = generateCatalog(size, opts.seed);
+  writeFileSync(join(dir, 'catalog.yaml'), toYaml(generated));
+  // Entities the incremental scenario edits, in a file of their own so a refresh of that location is cheap.
+  const components = generated.filter((e) => e.kind === 'Component').map((e) => e.metadata.name);
+  const changing = Array.from({ length: Math.min(opts.changes, 50) }, (_, i) => ({
+    name: `bench-change-${i}`,
+    dependsOn: [`component:${components[(i * 7) % components.length]}`, `component:${components[(i * 13 + 1) % components.length]}`],
+  }));
+  const incrementalFile = join(dir, 'incremental.yaml');
+  writeFileSync(
+    incrementalFile,
+    changing
+      .map((e) => JSON.stringify({ apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata: { name: e.name, description: 'initial' }, spec: { type: 'service', lifecycle: 'production', owner: 'group:bench', dependsOn: e.dependsOn } }))
+      .join('\n---\n'),
+  );
+
+  const backstage: BackstageStandIn = await startBackstage({
+    jwks: { url: identity.jwksUri, issuer: identity.issuer, audience: BACKSTAGE_AUDIENCE },
+    staticToken: STATIC_TOKEN,
+    // Nothing reprocesses during the measurements; edits are picked up through an explicit refresh.
+    processingIntervalSeconds: 3600,
+  });
+  const harness = { token: STATIC_TOKEN };
+  const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` } });
+  try {
+    const ingestStarted = performance.now();
+    await admin.addLocation({ type: 'file', target: join(dir, 'catalog.yaml') }, harness);
+    await admin.addLocation({ type: 'file', target: incrementalFile }, harness);
+    const expected = generated.length + changing.length;
+    const entities = await waitForCatalog(admin, harness, expected);
+    const ingestInS = round((performance.now() - ingestStarted) / 1000, 1);
+    log(`Backstage holds ${entities.length} entities (ingested in ${ingestInS} s)`);
+    const entitiesFile = join(dir, 'entities.json');
+    writeFileSync(entitiesFile, JSON.stringify(entities));
+    const relations = entities.map((e) => e.relations?.length ?? 0);
+    const locationEntity = (await admin.getEntities({ filter: { kind: 'Location', 'spec.target': incrementalFile } }, harness)).items[0];
+    if (!locationEntity) throw new Error('the incremental location entity is not in the catalog');
+
+    const env: Record<string, string> = {
+      APP_MODE: 'local',
+      LOG_LEVEL: 'error',
+      AZURE_CLIENT_ID: 'bench-app',
+      IDENTITY_ENDPOINT: identity.identityEndpoint,
+      IDENTITY_HEADER: identity.identityHeader,
+      CosmosDBConnection__accountEndpoint: cosmos.endpoint,
+      COSMOS_CA_CERT_PATH: cosmos.certificatePath,
+      COSMOS_DATABASE_NAME: `bench-${size}-${Date.now()}`,
+      ServiceBusConnection: broker.connectionString,
+      BACKSTAGE_BASE_URL: backstage.baseUrl,
+      BACKSTAGE_TOKEN_SCOPE: `${BACKSTAGE_AUDIENCE}/.default`,
+      AUTH_ISSUER: identity.issuer,
+      AUTH_AUDIENCE: API_AUDIENCE,
+    };
+    const run = <T>(name: string, args: unknown = {}, overrides: Record<string, string> = {}) => {
+      log(`${size}: ${name}${overrides.BENCH_LABEL ? ` (${overrides.BENCH_LABEL})` : ''}`);
+      return runScenario<T>(name, args, { env: { ...env, ...overrides }, emulator: cosmos });
+    };
+    type Reconcile = { ms: number; cosmos: { all: Record<string, number> }; stale: number; result: Record<string, number> };
+    type Stream = { ms: number; items: number; backstageRequests: number };
+
+    await run('provision');
+    const initial = await run<Reconcile>('reconcile');
+    const streams: Array<{ result: Stream; peakRssMb: number }> = [];
+    const zeros: Array<{ result: Reconcile; peakRssMb: number }> = [];
+    const indexes: Array<{ result: { ms: number; items: number; cosmosRequests: number }; peakRssMb: number }> = [];
+    for (let i = 0; i < opts.repeat; i += 1) {
+      streams.push(await run<Stream>('bareStream'));
+      indexes.push(await run('bareIndex'));
+      zeros.push(await run<Reconcile>('reconcile'));
+    }
+    const staleCount = Math.max(1, Math.round(entities.length / 100));
+    const changed = await run<Reconcile>('reconcile', { staleCount });
+    const bare = await run<{ documents: number; bulk: { ms: number; failed: number; requests: number }; point: { ms: number; requests: number } }>('bareWrite', { entitiesFile });
+    const naive = await run<{ ms: number; writes: number; backstageRequests: number; cosmos: Record<string, number> }>('naive');
+    const projection = await run<{ ms: number; documents: number; edgesAdded: number; failed: number; cosmos: Record<string, number> }>('projectAll');
+    const step = Math.max(1, Math.floor(components.length / opts.graphRoots));
+    const roots = Array.from({ length: opts.graphRoots }, (_, i) => `component:default:${components[Math.min(components.length - 1, i * step)]}`);
+    const graph = await run<Array<Record<string, unknown>>>('graph', { roots, depths: [3, 6] });
+    const incremental = await run<Record<string, unknown>>('incremental', {
+      file: incrementalFile,
+      entities: changing,
+      rounds: Math.ceil(opts.changes / opts.perRound),
+      perRound: Math.min(opts.perRound, changing.length),
+      locationRef: `location:${locationEntity.metadata.namespace ?? 'default'}/${locationEntity.metadata.name}`,
+      staticToken: STATIC_TOKEN,
+      brokerConnection: broker.connectionString,
+      sessions: stack.hostJson.extensions.serviceBus,
+      feedPollDelayInMs: feedPollDelayOfProjectEdges(),
+      spacingInMs: 100,
+      senderToken: await identity.mint({ audience: API_AUDIENCE, roles: ['Events.Send'] }),
+    });
+
+    // The same initial load and naive sync with a round trip per Cosmos request, as in an Azure region (the local
+    // emulator answers in well under a millisecond, which hides what concurrency buys).
+    const rtt = await startFaultProxy(cosmos.endpoint, { tls: cosmos.tls, targetCa: cosmos.certificatePem });
+    let withRtt: { initial: Reconcile; naive: { ms: number; writes: number } };
+    try {
+      rtt.failAll({ delayInMs: opts.rttInMs });
+      const viaRtt = { CosmosDBConnection__accountEndpoint: rtt.url, COSMOS_DATABASE_NAME: `${env.COSMOS_DATABASE_NAME}-rtt`, BENCH_LABEL: `${opts.rttInMs} ms Cosmos round trip` };
+      await run('provision', {}, viaRtt);
+      const initialRtt = await run<Reconcile>('reconcile', {}, viaRtt);
+      const naiveRtt = await run<{ ms: number; writes: number }>('naive', {}, viaRtt);
+      withRtt = { initial: initialRtt.result, naive: naiveRtt.result };
+    } finally {
+      await rtt.close();
+    }
+
+    const zeroMs = median(zeros.map((z) => z.result.ms));
+    const streamMs = median(streams.map((s) => s.result.ms));
+    const indexMs = median(indexes.map((s) => s.result.ms));
+    const bareWriteMs = Math.min(bare.result.bulk.ms, bare.result.point.ms);
+    const writesOf = (r: Reconcile) => r.result.writes!;
+    const incrementalLatency = incremental.result.latencyMs as { mirror: { p95: number }; edges: { p95: number } };
+    const targets = [
+      target('zero-change reconcile ≤ 1.3× the bare catalog stream', zeroMs / streamMs, 1.3),
+      target('… against the slower of the two streams it runs side by side (catalog, mirror index)', zeroMs / Math.max(streamMs, indexMs), 1.3),
+      target('zero-change reconcile writes = 0', zeros.reduce((n, z) => n + writesOf(z.result), 0), 0, 'equal'),
+      target('1 % changed: writes = changed count', writesOf(changed.result), changed.result.stale, 'equal'),
+      target('initial load ≤ 2× the bare write', initial.result.ms / bareWriteMs, 2),
+      target('initial load ≥ 5× faster than the naive sync', naive.result.ms / initial.result.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
+      target(`… the same with a ${opts.rttInMs} ms Cosmos round trip`, withRtt.naive.ms / withRtt.initial.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
+      target('incremental p95, event → mirror write < 1 s', incrementalLatency.mirror.p95, 1000),
+      target('peak RSS of the reconcile < 512 MB', Math.max(initial.peakRssMb, ...zeros.map((z) => z.peakRssMb), changed.peakRssMb), 512, 'at-most', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
+    ];
+    return {
+      size,
+      entities: entities.length,
+      relationsPerEntity: round(relations.reduce((a, b) => a + b, 0) / relations.length, 1),
+      backstageIngestInS: ingestInS,
+      reconcile: {
+        initial: { ...initial.result, peakRssMb: initial.peakRssMb },
+        zeroChange: zeros.map((z) => ({ ...z.result, peakRssMb: z.peakRssMb })),
+        onePercent: { ...changed.result, peakRssMb: changed.peakRssMb },
+      },
+      baselines: {
+        bareStream: streams.map((s) => ({ ...s.result, peakRssMb: s.peakRssMb })),
+        bareIndex: indexes.map((s) => ({ ...s.result, peakRssMb: s.peakRssMb })),
+        bareWrite: bare.result,
+        naive: { ...naive.result, peakRssMb: naive.peakRssMb },
+      },
+      ratios: {
+        zeroChangeOverBareStream: round(zeroMs / streamMs),
+        zeroChangeOverSlowerStream: round(zeroMs / Math.max(streamMs, indexMs)),
+        initialOverBareWrite: round(initial.result.ms / bareWriteMs),
+        naiveOverInitial: round(naive.result.ms / initial.result.ms),
+        naiveOverZeroChange: round(naive.result.ms / zeroMs),
+        naiveOverInitialWithRtt: round(withRtt.naive.ms / withRtt.initial.ms),
+      },
+      withRtt: { rttInMs: opts.rttInMs, initial: withRtt.initial, naive: withRtt.naive },
+      projection: projection.result,
+      graph: graph.result,
+      incremental: incremental.result,
+      targets,
+    };
+  } finally {
+    await backstage.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function target(name: string, value: number, limit: number, kind: 'at-most' | 'at-least' | 'equal' = 'at-most', notApplicable?: string) {
+  const met = notApplicable ? null : kind === 'at-most' ? value <= limit : kind === 'at-least' ? value >= limit : value === limit;
+  // Counts do not drift with the machine's load: missing one of those is a bug, and fails the run.
+  const counted = kind === 'equal';
+  return { name, value: round(value), limit, kind, met, counted, ...(notApplicable && { note: notApplicable }) };
+}
+
+async function waitForCatalog(admin: CatalogClient, harness: { token: string }, expected: number): Promise<Entity[]> {
+  const deadline = Date.now() + Math.max(300_000, expected * 100);
+  const all = async (fields?: string[]) => {
+    const items: Entity[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = cursor
+        ? await admin.queryEntities({ cursor, limit: 1000, ...(fields && { fields }) }, harness)
+        : await admin.queryEntities({ limit: 1000, ...(fields && { fields }) }, harness);
+      items.push(...page.items);
+      cursor = page.pageInfo.nextCursor;
+    } while (cursor);
+    return items;
+  };
+  // Every entity in, processed and stitched: the uid/etag projection stops changing.
+  let previous = '';
+  for (;;) {
+    const projection = await all(['metadata.uid', 'metadata.etag']);
+    const current = projection.map((e) => `${e.metadata.uid} ${e.metadata.etag}`).sort().join('\n');
+    if (projection.length >= expected && current === previous) break;
+    previous = current;
+    if (Date.now() > deadline) throw new Error(`Backstage ingested ${projection.length} of ${expected} entities`);
+    await new Promise((r) => setTimeout(r, 3_000));
+  }
+  return all();
+}
+
+function feedPollDelayOfProjectEdges(): number {
+  const source = readFileSync(join(ROOT, 'functions', 'projectEdges.ts'), 'utf8');
+  const match = /feedPollDelay:\s*([\d_]+)/.exec(source);
+  return match ? Number(match[1]!.replace(/_/g, '')) : 5_000;
+}
+
+function versions(): Record<string, string> {
+  const read = (name: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    // not a git checkout
+  }
+  return {
+    app: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    commit,
+    '@azure/cosmos': read('@azure/cosmos'),
+    '@azure/service-bus': read('@azure/service-bus'),
+    '@backstage/plugin-catalog-backend': read('@backstage/plugin-catalog-backend'),
+    '@vercel/cosmosdb-server': read('@vercel/cosmosdb-server'),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+function markdown(report: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const machine = report.machine as Record<string, unknown>;
+  lines.push(`# Benchmark (${report.kind}) — ${report.startedAt}`, '');
+  lines.push(`${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; commit ${(report.versions as Record<string, string>).commit}; ${report.durationInS} s`, '');
+  for (const size of report.sizes as Array<Record<string, any>>) {
+    lines.push(`## ${size.entities} entities (${size.relationsPerEntity} relations per entity; Backstage ingested them in ${size.backstageIngestInS} s)`, '');
+    lines.push('| run | wall s | Backstage requests | Cosmos reads / queries / writes | writes | RU | peak RSS MB |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const rec = (label: string, r: any) => {
+      const c = r.cosmos?.all ?? {};
+      lines.push(`| ${label} | ${(r.ms / 1000).toFixed(2)} | ${r.result.backstageRequests} | ${c.read ?? 0} / ${c.query ?? 0} / ${(c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0)} | ${r.result.writes} | ${r.result.requestCharge} | ${r.peakRssMb} |`);
+    };
+    rec('initial load (ours)', size.reconcile.initial);
+    size.reconcile.zeroChange.forEach((z: any, i: number) => rec(`zero-change reconcile #${i + 1}`, z));
+    rec(`1 % changed (${size.reconcile.onePercent.stale} stale)`, size.reconcile.onePercent);
+    size.baselines.bareStream.forEach((s: any, i: number) => lines.push(`| bare catalog stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | ${s.backstageRequests} | – | – | – | ${s.peakRssMb} |`));
+    size.baselines.bareIndex.forEach((s: any, i: number) => lines.push(`| bare mirror index stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | – | ${s.cosmosRequests} requests | – | – | ${s.peakRssMb} |`));
+    const b = size.baselines.bareWrite;
+    lines.push(`| bare bulk write (${b.documents} docs) | ${(b.bulk.ms / 1000).toFixed(2)} | – | ${b.bulk.requests} requests | ${b.documents} | – | – |`);
+    lines.push(`| bare point writes, 64 in flight | ${(b.point.ms / 1000).toFixed(2)} | – | ${b.point.requests} requests | ${b.documents} | – | – |`);
+    const n = size.baselines.naive;
+    lines.push(`| naive: full pages + sequential upserts | ${(n.ms / 1000).toFixed(2)} | ${n.backstageRequests} | ${n.cosmos.total} requests | ${n.writes} | – | ${n.peakRssMb} |`);
+    const w = size.withRtt;
+    lines.push(`| initial load (ours), ${w.rttInMs} ms Cosmos round trip | ${(w.initial.ms / 1000).toFixed(2)} | ${w.initial.result.backstageRequests} | – | ${w.initial.result.writes} | – | – |`);
+    lines.push(`| naive, ${w.rttInMs} ms Cosmos round trip | ${(w.naive.ms / 1000).toFixed(2)} | – | – | ${w.naive.writes} | – | – |`);
+    lines.push('', '| ratio | value |', '| --- | ---: |');
+    for (const [k, v] of Object.entries(size.ratios)) lines.push(`| ${k} | ${v} |`);
+    const p = size.projection;
+    lines.push('', `Edge projection of all ${p.documents} documents: ${(p.ms / 1000).toFixed(1)} s, ${p.edgesAdded} edges written, ${p.cosmos.query} queries, ${p.failed} failed.`, '');
+    lines.push('| graph query | p50 ms | p95 ms | Cosmos requests p50 | nodes p50 |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const g of size.graph) lines.push(`| ${g.direction} depth ${g.depth} | ${round(g.ms.p50, 1)} | ${round(g.ms.p95, 1)} | ${g.cosmosRequests.p50} | ${g.nodes.p50} |`);
+    const inc = size.incremental;
+    lines.push('', `Incremental (${inc.changes} changes, feed poll delay ${inc.feedPollDelayInMs} ms):`, '');
+    lines.push('| latency | p50 ms | p95 ms | p99 ms |', '| --- | ---: | ---: | ---: |');
+    for (const k of ['mirror', 'edges']) lines.push(`| event → ${k === 'mirror' ? 'mirror write' : 'edges written'} | ${round(inc.latencyMs[k].p50, 0)} | ${round(inc.latencyMs[k].p95, 0)} | ${round(inc.latencyMs[k].p99, 0)} |`);
+    const per = inc.perChange;
+    const perContainer = (c: any) => `${round((c.read ?? 0) / inc.changes)} reads, ${round((c.query ?? 0) / inc.changes)} queries, ${round(((c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0) + (c.delete ?? 0)) / inc.changes)} writes`;
+    lines.push('', `Per change: ${round(per.backstageRequests)} Backstage requests; entities: ${perContainer(per.entities)}; edges: ${perContainer(per.edges)}; leases (time-driven checkpoints): ${perContainer(per.leases)}.`, '');
+    lines.push('| target | value | limit | met |', '| --- | ---: | ---: | --- |');
+    for (const t of size.targets) lines.push(`| ${t.name} | ${t.value} | ${t.limit} | ${t.met === null ? `n/a (${t.note})` : t.met ? 'yes' : '**no**'} |`);
+    lines.push('');
+  }
+  const cold = report.coldStart as Record<string, any> | undefined;
+  if (cold && !cold.error && Array.isArray(cold.variants)) {
+    lines.push('## Cold start (module load in a fresh Node process)', '', '| variant | load ms p50 | load ms p95 | process ms p50 | files | KB |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const v of cold.variants) lines.push(`| ${v.variant} | ${round(v.loadMs.median, 0)} | ${round(v.loadMs.p95, 0)} | ${round(v.processMs.median, 0)} | ${v.files} | ${Math.round(v.bytes / 1024)} |`);
+    lines.push('');
+  } else if (cold) {
+    lines.push(`Cold start: ${JSON.stringify(cold)}`, '');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

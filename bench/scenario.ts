@@ -1,0 +1,380 @@
+/**
+ * The benchmark's scenarios, each run in its own child process by bench/index.ts (see ./harness.ts). The app is
+ * built from the environment the parent passes — the same settings a deployment reads — so "ours" is exactly the
+ * code the Functions run. Baselines use the same clients and the same emulator.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { CatalogClient } from '@backstage/catalog-client';
+import type { Entity } from '@backstage/catalog-model';
+import type { Container, OperationInput } from '@azure/cosmos';
+import pLimit from 'p-limit';
+import { catalogEvents } from '../functions/catalogEvents';
+import { projectEdges } from '../functions/projectEdges';
+import { syncEntity } from '../functions/syncEntity';
+import { startChangeFeedTrigger } from '../local/functions-host/cosmos';
+import { startSessionTrigger, timeSpanToMs } from '../local/functions-host/service-bus';
+import { ensureCosmosResources } from '../local/cosmos-setup';
+import { toEntityDocument, type EntityDocument } from '../shared/documents';
+import { getRuntime, resetRuntime } from '../shared/runtime';
+import { measured, serveScenarios, type CosmosCounts } from './harness';
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+export const summarize = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+};
+
+async function database() {
+  const runtime = getRuntime();
+  return runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
+}
+
+async function scratchContainer(id: string): Promise<Container> {
+  const { container } = await (await database()).containers.createIfNotExists({ id, partitionKey: { paths: ['/id'] } });
+  return container;
+}
+
+function readEntities(file: string): Entity[] {
+  return JSON.parse(readFileSync(file, 'utf8')) as Entity[];
+}
+
+/** Paged full entities, as a naive sync would read them. Counts the HTTP requests. */
+function fullEntityPager() {
+  const runtime = getRuntime();
+  const tokens = runtime.tokenProvider;
+  let requests = 0;
+  const client = new CatalogClient({
+    discoveryApi: { getBaseUrl: async (pluginId) => `${runtime.config.backstage.baseUrl}/api/${pluginId}` },
+    fetchApi: {
+      fetch: async (input, init) => {
+        requests += 1;
+        const headers = new Headers(init?.headers);
+        headers.set('authorization', `Bearer ${await tokens.getToken()}`);
+        return fetch(input, { ...init, headers });
+      },
+    },
+  });
+  return {
+    get requests() {
+      return requests;
+    },
+    async *pages(pageSize: number): AsyncGenerator<Entity[]> {
+      let cursor: string | undefined;
+      do {
+        const page = cursor ? await client.queryEntities({ cursor, limit: pageSize }) : await client.queryEntities({ limit: pageSize });
+        if (page.items.length > 0) yield page.items;
+        cursor = page.pageInfo.nextCursor;
+      } while (cursor);
+    },
+  };
+}
+
+const stats = (counts: CosmosCounts, container: string) => counts.byContainer[container] ?? { total: 0 };
+
+serveScenarios({
+  /** Creates the database and containers, as infrastructure does. */
+  async provision() {
+    const runtime = getRuntime();
+    await ensureCosmosResources(runtime.cosmosClient, runtime.config.cosmos);
+    await resetRuntime();
+    return {};
+  },
+
+  /** The app's reconcile, as the timer runs it. */
+  async reconcile(args: { staleCount?: number }) {
+    const runtime = getRuntime();
+    let stale = 0;
+    if (args.staleCount) {
+      // "n entities changed in Backstage", as the reconcile sees it: their mirror documents carry an older etag.
+      const { resources } = await runtime.entityStore.container.items.query<EntityDocument>('SELECT * FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
+      resources.sort((a, b) => a.id.localeCompare(b.id));
+      const step = Math.max(1, Math.floor(resources.length / args.staleCount));
+      for (let i = 0; i < resources.length && stale < args.staleCount; i += step) {
+        const doc = resources[i]!;
+        await runtime.entityStore.container.item(doc.id, doc.id).replace({ ...doc, sourceEtag: `bench-stale-${randomUUID()}` });
+        stale += 1;
+      }
+    }
+    const run = await measured(() => runtime.engine.reconcile());
+    const { failures, deletionGuard, ...result } = run.value;
+    await resetRuntime();
+    return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard };
+  },
+
+  /** The lower bound of a zero-change reconcile: streaming the catalog's uid/etag projection, nothing else. */
+  async bareStream() {
+    const runtime = getRuntime();
+    const before = runtime.catalog.requestCount;
+    const run = await measured(async () => {
+      let items = 0;
+      for await (const page of runtime.catalog.streamProjection()) items += page.length;
+      return items;
+    });
+    const backstageRequests = runtime.catalog.requestCount - before;
+    await resetRuntime();
+    return { ms: run.ms, items: run.value, backstageRequests };
+  },
+
+  /** The other half of a zero-change reconcile's reading: streaming the mirror's index, nothing else. */
+  async bareIndex() {
+    const runtime = getRuntime();
+    const run = await measured(async () => {
+      let items = 0;
+      for await (const page of runtime.entityStore.streamIndex()) items += page.length;
+      return items;
+    });
+    await resetRuntime();
+    return { ms: run.ms, items: run.value, cosmosRequests: run.cosmos.all.total };
+  },
+
+  /**
+   * The lower bound of an initial load: the same documents written into the same emulator with nothing else to
+   * do — the SDK's bulk executor in one call, and point creates with 64 in flight. The faster one is the limit.
+   */
+  async bareWrite(args: { entitiesFile: string }) {
+    const docs = readEntities(args.entitiesFile).map((entity) => toEntityDocument(entity));
+    const bulkContainer = await scratchContainer(`bare-bulk-${randomUUID().slice(0, 8)}`);
+    const bulk = await measured(async () => {
+      const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', partitionKey: doc.id, resourceBody: doc as never }));
+      const results = await bulkContainer.items.executeBulkOperations(operations);
+      const failed = results.filter((r) => !r.response || r.response.statusCode >= 300);
+      if (failed.length > 0) throw new Error(`${failed.length} bulk creates failed, e.g. ${JSON.stringify(failed[0]!.error ?? failed[0]!.response)}`);
+      return 0;
+    });
+    const pointContainer = await scratchContainer(`bare-point-${randomUUID().slice(0, 8)}`);
+    const point = await measured(async () => {
+      const limit = pLimit(64);
+      await Promise.all(docs.map((doc) => limit(() => pointContainer.items.create(doc))));
+      return 0;
+    });
+    await resetRuntime();
+    return {
+      documents: docs.length,
+      bulk: { ms: bulk.ms, failed: bulk.value, requests: stats(bulk.cosmos, bulkContainer.id).total },
+      point: { ms: point.ms, requests: stats(point.cosmos, pointContainer.id).total },
+    };
+  },
+
+  /** The naive sync: read every full entity, upsert every document, one at a time. */
+  async naive() {
+    const container = await scratchContainer(`naive-${randomUUID().slice(0, 8)}`);
+    const pager = fullEntityPager();
+    const run = await measured(async () => {
+      let writes = 0;
+      for await (const page of pager.pages(500)) {
+        for (const entity of page) {
+          await container.items.upsert(toEntityDocument(entity));
+          writes += 1;
+        }
+      }
+      return writes;
+    });
+    await resetRuntime();
+    return { ms: run.ms, writes: run.value, backstageRequests: pager.requests, cosmos: stats(run.cosmos, container.id) };
+  },
+
+  /** Projects every mirror document's edges, as the change-feed trigger does on a first deployment (100 per invocation). */
+  async projectAll() {
+    const runtime = getRuntime();
+    const { resources } = await runtime.entityStore.container.items.query('SELECT * FROM c').fetchAll();
+    const run = await measured(async () => {
+      const totals = { edgesAdded: 0, failed: 0, drifted: 0 };
+      for (let i = 0; i < resources.length; i += 100) {
+        const result = await runtime.projector.projectBatch(resources.slice(i, i + 100));
+        totals.edgesAdded += result.edgesAdded;
+        totals.failed += result.failed;
+        totals.drifted += result.drifted;
+      }
+      return totals;
+    });
+    await resetRuntime();
+    return { ms: run.ms, documents: resources.length, ...run.value, cosmos: run.cosmos.all };
+  },
+
+  /** Graph traversals from `roots`, downstream and upstream, at each depth: time and Cosmos requests per query. */
+  async graph(args: { roots: string[]; depths: number[] }) {
+    const runtime = getRuntime();
+    const out: Array<Record<string, unknown>> = [];
+    for (const direction of ['downstream', 'upstream'] as const) {
+      for (const depth of args.depths) {
+        const times: number[] = [];
+        const requests: number[] = [];
+        const nodes: number[] = [];
+        const queries: number[] = [];
+        for (const root of args.roots) {
+          const run = await measured(() => runtime.graph.traverse({ root, direction, depth, maxNodes: 10_000 }));
+          if (!run.value) throw new Error(`graph root ${root} is not in the mirror`);
+          times.push(run.ms);
+          requests.push(run.cosmos.all.total);
+          nodes.push(run.value.nodes.length);
+          queries.push(run.value.stats.queries);
+        }
+        out.push({ direction, depth, ms: summarize(times), cosmosRequests: summarize(requests), queries: summarize(queries), nodes: summarize(nodes) });
+      }
+    }
+    await resetRuntime();
+    return out;
+  },
+
+  /**
+   * The incremental path as deployed: real catalog edits in Backstage, then one event per changed entity through
+   * the HTTP intake → the broker → the session trigger (host.json settings) → Cosmos → the change-feed trigger
+   * (the function's own feedPollDelay). Latency from the POST to the mirror write and to the edges.
+   */
+  async incremental(args: {
+    file: string;
+    entities: Array<{ name: string; dependsOn: string[] }>;
+    rounds: number;
+    perRound: number;
+    locationRef: string;
+    staticToken: string;
+    brokerConnection: string;
+    sessions: { maxConcurrentSessions: number; sessionIdleTimeout: string };
+    feedPollDelayInMs: number;
+    spacingInMs: number;
+    senderToken: string;
+  }) {
+    const runtime = getRuntime();
+    const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${runtime.config.backstage.baseUrl}/api/${pluginId}` } });
+    const harness = { token: args.staticToken };
+    const database = runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
+    const synced = new Map<string, number>();
+    const projected = new Map<string, number>();
+    const expected = new Map<string, string>(); // doc id → the etag the change produced
+    const sessions = startSessionTrigger({
+      connection: args.brokerConnection,
+      queueName: runtime.config.serviceBus.queueName,
+      functionName: 'syncEntity',
+      maxConcurrentSessions: args.sessions.maxConcurrentSessions,
+      sessionIdleTimeoutInMs: timeSpanToMs(args.sessions.sessionIdleTimeout)!,
+      logHandler: () => undefined,
+      handler: async (input, context) => {
+        await syncEntity(input, context);
+        const id = String(context.triggerMetadata?.sessionId ?? '');
+        if (expected.has(id) && !synced.has(id)) synced.set(id, performance.now());
+      },
+    });
+    const feed = startChangeFeedTrigger({
+      functionName: 'projectEdges',
+      monitored: database.container(runtime.config.cosmos.entitiesContainer),
+      leases: database.container(runtime.config.cosmos.leasesContainer),
+      leaseContainerPrefix: 'projectEdges-',
+      startFromBeginning: false,
+      maxItemsPerInvocation: 100,
+      feedPollDelayInMs: args.feedPollDelayInMs,
+      logHandler: () => undefined,
+      handler: async (documents, context) => {
+        await projectEdges(documents, context);
+        const now = performance.now();
+        for (const doc of documents as EntityDocument[]) {
+          if (expected.get(doc.id) === doc.sourceEtag && !projected.has(doc.id)) projected.set(doc.id, now);
+        }
+      },
+    });
+    // Let the change feed catch up with what is already there before measuring.
+    await new Promise((r) => setTimeout(r, args.feedPollDelayInMs * 2 + 500));
+
+    const entities = args.entities.map((e) => ({ ...e, description: 'initial', extra: false }));
+    const toYaml = () =>
+      entities
+        .map((e) =>
+          JSON.stringify({
+            apiVersion: 'backstage.io/v1alpha1',
+            kind: 'Component',
+            metadata: { name: e.name, description: e.description },
+            spec: { type: 'service', lifecycle: 'production', owner: 'group:bench', dependsOn: e.extra ? [...e.dependsOn, `component:gone-${e.name}`] : e.dependsOn },
+          }),
+        )
+        .join('\n---\n');
+    const posted = new Map<string, number>();
+    const latencies = { mirror: [] as number[], edges: [] as number[] };
+    const sendToken = args.senderToken;
+    const backstageBefore = runtime.catalog.requestCount;
+    const run = await measured(async () => {
+      for (let round = 0; round < args.rounds; round += 1) {
+        const chosen = entities.slice((round * args.perRound) % entities.length).slice(0, args.perRound);
+        for (const e of chosen) {
+          e.description = `round ${round}`;
+          e.extra = !e.extra; // one dependsOn added or removed: one edge to write or delete
+        }
+        writeFileSync(args.file, toYaml());
+        const refs = chosen.map((e) => `component:default/${e.name}`);
+        const before = new Map((await admin.getEntitiesByRefs({ entityRefs: refs }, harness)).items.map((x, i) => [refs[i]!, x?.metadata.etag]));
+        await admin.refreshEntity(args.locationRef, harness);
+        // Wait until Backstage serves every changed entity (its processing is not what is measured).
+        for (const deadline = Date.now() + 120_000; ; ) {
+          const now = (await admin.getEntitiesByRefs({ entityRefs: refs }, harness)).items;
+          if (now.every((x, i) => x && x.metadata.etag !== before.get(refs[i]!) && x.metadata.description === `round ${round}`)) {
+            now.forEach((x) => expected.set(`component:default:${x!.metadata.name}`, x!.metadata.etag!));
+            break;
+          }
+          if (Date.now() > deadline) throw new Error(`Backstage did not process round ${round}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        for (const [i, ref] of refs.entries()) {
+          const id = `component:default:${chosen[i]!.name}`;
+          synced.delete(id);
+          projected.delete(id);
+          posted.set(id, performance.now());
+          await postEvent(ref, expected.get(id)!, sendToken);
+          await new Promise((r) => setTimeout(r, args.spacingInMs));
+        }
+        for (const deadline = Date.now() + 60_000; ; ) {
+          if (refs.every((_, i) => projected.has(`component:default:${chosen[i]!.name}`))) break;
+          if (Date.now() > deadline) throw new Error(`round ${round}: not every change reached the edges`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        for (const e of chosen) {
+          const id = `component:default:${e.name}`;
+          latencies.mirror.push(synced.get(id)! - posted.get(id)!);
+          latencies.edges.push(projected.get(id)! - posted.get(id)!);
+        }
+      }
+    });
+    await sessions.stop();
+    await feed.stop();
+    const changes = latencies.mirror.length;
+    const entitiesCounts = run.cosmos.byContainer[runtime.config.cosmos.entitiesContainer] ?? { total: 0 };
+    const edgeCounts = run.cosmos.byContainer[runtime.config.cosmos.edgesContainer] ?? { total: 0 };
+    const leaseCounts = run.cosmos.byContainer[runtime.config.cosmos.leasesContainer] ?? { total: 0 };
+    const backstageRequests = runtime.catalog.requestCount - backstageBefore;
+    await resetRuntime();
+    return {
+      changes,
+      feedPollDelayInMs: args.feedPollDelayInMs,
+      latencyMs: { mirror: summarize(latencies.mirror), edges: summarize(latencies.edges) },
+      perChange: {
+        backstageRequests: backstageRequests / changes,
+        entities: entitiesCounts,
+        edges: edgeCounts,
+        leases: leaseCounts,
+      },
+      wallMs: run.ms,
+    };
+
+    async function postEvent(ref: string, etag: string, bearer: string): Promise<void> {
+      const response = await catalogEvents(
+        new HttpRequest({
+          method: 'POST',
+          url: 'http://localhost:7071/api/catalog/events',
+          headers: { 'content-type': 'application/cloudevents+json', authorization: `Bearer ${bearer}` },
+          body: {
+            string: JSON.stringify({
+              specversion: '1.0',
+              id: randomUUID(),
+              source: runtime.config.backstage.baseUrl,
+              type: 'io.backstage.catalog.entity.upserted',
+              subject: ref,
+              time: new Date().toISOString(),
+              data: { entityRef: ref, etag },
+            }),
+          },
+        }),
+        new InvocationContext({ functionName: 'catalogEvents', logHandler: () => undefined }),
+      );
+      if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${String(response.body)}`);
+    }
+  },
+});
