@@ -197,20 +197,26 @@ export class SyncEngine {
     // what the catalog has — the cheap projection, never full entities — and what the mirror has.
     const inCatalog = new Map<string, CatalogProjectionItem>();
     const inMirror = new Map<string, MirrorIndexItem>();
+    // If one stream fails, the other is stopped rather than left reading pages nobody will use.
+    const streams = new AbortController();
+    const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
     await Promise.all([
       (async () => {
-        for await (const page of catalog.streamProjection(abortSignal ? { abortSignal } : {})) {
+        for await (const page of catalog.streamProjection({ abortSignal: streamSignal })) {
           for (const item of page) inCatalog.set(item.id, item);
           progress({ phase: 'catalog', done: inCatalog.size, total: inCatalog.size });
         }
       })(),
       (async () => {
-        for await (const page of store.streamIndex(call)) {
+        for await (const page of store.streamIndex({ ...call, abortSignal: streamSignal })) {
           for (const item of page) inMirror.set(item.id, item);
           progress({ phase: 'mirror', done: inMirror.size, total: inMirror.size });
         }
       })(),
-    ]);
+    ]).catch((error: unknown) => {
+      streams.abort();
+      throw error;
+    });
     result.seen = inCatalog.size;
 
     // 3. The diff.
