@@ -16,7 +16,7 @@ import { syncEntity } from '../functions/syncEntity';
 import { startChangeFeedTrigger } from '../local/functions-host/cosmos';
 import { startSessionTrigger, timeSpanToMs } from '../local/functions-host/service-bus';
 import { ensureCosmosResources } from '../local/cosmos-setup';
-import { toEntityDocument, type EntityDocument } from '../shared/documents';
+import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 import { measured, serveScenarios, type CosmosCounts } from './harness';
 

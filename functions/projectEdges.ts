@@ -1,6 +1,6 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
-import { cosmosNames } from '../shared/config';
+import { cosmosNames } from '../shared/platform/config';
 import { getRuntime } from '../shared/runtime';
 import { contextLogger } from './lib/http';
 

@@ -1,8 +1,8 @@
 import './lib/bootstrap';
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { reconcileSchedule } from '../shared/config';
+import { reconcileSchedule } from '../shared/platform/config';
 import { getRuntime } from '../shared/runtime';
-import { inSpan } from '../shared/telemetry';
+import { inSpan } from '../shared/platform/telemetry';
 import { contextLogger } from './lib/http';
 
 /**

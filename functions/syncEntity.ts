@@ -1,9 +1,9 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
-import { syncQueueName } from '../shared/config';
+import { syncQueueName } from '../shared/platform/config';
 import { getRuntime } from '../shared/runtime';
-import { contextFrom, inSpan, SpanKind } from '../shared/telemetry';
+import { contextFrom, inSpan, SpanKind } from '../shared/platform/telemetry';
 import { contextLogger } from './lib/http';
 
 /**

@@ -3,7 +3,7 @@
  * runs this (data-plane RBAC cannot create containers); local stacks and tests do.
  */
 import type { CosmosClient } from '@azure/cosmos';
-import type { CosmosConfig } from '../shared/config';
+import type { CosmosConfig } from '../shared/platform/config';
 
 export async function ensureCosmosResources(
   client: CosmosClient,

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { CatalogClient } from '@backstage/catalog-client';
 import { parseAllDocuments } from 'yaml';
 import { CosmosClient } from '@azure/cosmos';
-import { createCosmosClient } from '../shared/cosmos';
+import { createCosmosClient } from '../shared/platform/cosmos';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 import { BACKSTAGE_AUDIENCE, freePort, startBackstage, type BackstageStandIn } from './backstage';
 import { startCosmosEmulator, type CosmosEmulator } from './cosmos';

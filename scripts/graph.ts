@@ -6,8 +6,8 @@
  * SYNC_API_SCOPE are set (the token then comes from your Azure sign-in, e.g. `az login`).
  */
 import { parseArgs } from 'node:util';
-import { createCredential } from '../shared/identity';
-import { parseEntityRef } from '../shared/refs';
+import { createCredential } from '../shared/platform/identity';
+import { parseEntityRef } from '../shared/model/refs';
 import { readStackState } from '../local/stack-state';
 
 async function main(): Promise<number> {

@@ -6,7 +6,7 @@
  * your Azure sign-in as the credential (it needs the same roles as the app's identity).
  */
 import { parseArgs } from 'node:util';
-import type { ReconcileProgress, ReconcileResult } from '../shared/sync';
+import type { ReconcileProgress, ReconcileResult } from '../shared/sync/engine';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 import { readStackState } from '../local/stack-state';
 

@@ -3,7 +3,7 @@
  * Service Bus calls are traced. Ingestion authenticates with the process credential, which the runtime creates later
  * (hence the lazy require: importing the runtime here would load the SDKs first).
  */
-import { bootstrapTelemetry } from '../../shared/telemetry';
+import { bootstrapTelemetry } from '../../shared/platform/telemetry';
 
 bootstrapTelemetry(process.env, () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -3,12 +3,12 @@
  * The only place HTTP functions touch Functions types beyond their signatures.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { toProblem } from '../../shared/api';
-import { ConfigurationError } from '../../shared/errors';
-import { createSinkLogger, type Logger } from '../../shared/logger';
-import { problem, ProblemType, type ApiRequest, type ApiResponse } from '../../shared/problem';
+import { toProblem } from '../../shared/api/api';
+import { ConfigurationError } from '../../shared/platform/errors';
+import { createSinkLogger, type Logger } from '../../shared/platform/logger';
+import { problem, ProblemType, type ApiRequest, type ApiResponse } from '../../shared/http/problem';
 import { getRuntime, type Runtime } from '../../shared/runtime';
-import { inSpan, parentContext, SpanKind } from '../../shared/telemetry';
+import { inSpan, parentContext, SpanKind } from '../../shared/platform/telemetry';
 
 export function toApiRequest(request: HttpRequest): ApiRequest {
   return {

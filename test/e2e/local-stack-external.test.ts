@@ -11,8 +11,8 @@ import { join, resolve } from 'node:path';
 import type { CosmosClient } from '@azure/cosmos';
 import { readStackState } from '../../local/stack-state';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
-import { loadConfig } from '../../shared/config';
-import type { EntityDocument } from '../../shared/documents';
+import { loadConfig } from '../../shared/platform/config';
+import type { EntityDocument } from '../../shared/model/documents';
 import { eventually, provisionCosmos, startBroker, testEnvironment } from '../support/stack';
 
 jest.setTimeout(180_000);

@@ -6,11 +6,11 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CatalogReader } from '../../shared/catalog';
-import { BackstageAuthError, BackstageRequestError, BackstageUnavailableError, OperationAbortedError } from '../../shared/errors';
-import type { BackstageTokenProvider, GetTokenOptions } from '../../shared/identity';
-import { createJsonLogger } from '../../shared/logger';
-import { InMemoryMetrics } from '../../shared/metrics';
+import { CatalogReader } from '../../shared/sync/catalog-reader';
+import { BackstageAuthError, BackstageRequestError, BackstageUnavailableError, OperationAbortedError } from '../../shared/platform/errors';
+import type { BackstageTokenProvider, GetTokenOptions } from '../../shared/platform/identity';
+import { createJsonLogger } from '../../shared/platform/logger';
+import { InMemoryMetrics } from '../../shared/platform/metrics';
 
 type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void;
 

@@ -3,8 +3,8 @@
  * change-feed iterator with Entra auth over TLS, as the Cosmos DB trigger reads it.
  */
 import { ChangeFeedStartFrom, StatusCodes, type Container, type CosmosClient } from '@azure/cosmos';
-import { createCosmosClient } from '../../shared/cosmos';
-import { createCredential } from '../../shared/identity';
+import { createCosmosClient } from '../../shared/platform/cosmos';
+import { createCredential } from '../../shared/platform/identity';
 import { testConfig, uniqueName } from '../support/stack';
 
 let client: CosmosClient;

@@ -31,11 +31,11 @@ import { startFaultProxy, type Fault, type FaultMatch, type FaultProxy } from '.
 import type { ChangeFeedTrigger } from '../../local/functions-host/cosmos';
 import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
-import { loadConfig } from '../../shared/config';
-import type { EntityDocument, LiveEntityDocument } from '../../shared/documents';
-import type { EdgeDocument } from '../../shared/edges';
-import { FAILURES_PARTITION } from '../../shared/projection-failures';
-import { toDocumentId } from '../../shared/refs';
+import { loadConfig } from '../../shared/platform/config';
+import type { EntityDocument, LiveEntityDocument } from '../../shared/model/documents';
+import type { EdgeDocument } from '../../shared/edges/edge-store';
+import { FAILURES_PARTITION } from '../../shared/edges/failure-store';
+import { toDocumentId } from '../../shared/model/refs';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { seededRandom } from '../../local/catalog-generator';
 import { eventually, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';

@@ -8,7 +8,7 @@ import { adminReconcile } from '../../functions/adminReconcile';
 import { getEntity } from '../../functions/getEntity';
 import { health } from '../../functions/health';
 import { reconcileCatalog } from '../../functions/reconcileCatalog';
-import { loadConfig } from '../../shared/config';
+import { loadConfig } from '../../shared/platform/config';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';

@@ -4,9 +4,9 @@
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { graph } from '../../functions/graph';
-import { loadConfig } from '../../shared/config';
-import { toEntityDocument, toTombstone } from '../../shared/documents';
-import { findCycles, type GraphResult } from '../../shared/graph';
+import { loadConfig } from '../../shared/platform/config';
+import { toEntityDocument, toTombstone } from '../../shared/model/documents';
+import { findCycles, type GraphResult } from '../../shared/graph/traverse';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { graphFixture } from '../support/graph-fixture';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';

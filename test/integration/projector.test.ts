@@ -4,12 +4,12 @@
  */
 import type { Entity } from '@backstage/catalog-model';
 import type { Container, CosmosClient } from '@azure/cosmos';
-import { EntityStore } from '../../shared/cosmos';
-import { computeSyncHash, toEntityDocument, toTombstone, type LiveEntityDocument } from '../../shared/documents';
-import { EdgeStore, type EdgeDocument } from '../../shared/edges';
-import { silentLogger } from '../../shared/logger';
-import { FAILURES_PARTITION, ProjectionFailureStore } from '../../shared/projection-failures';
-import { EdgeProjector } from '../../shared/projector';
+import { EntityStore } from '../../shared/platform/cosmos';
+import { computeSyncHash, toEntityDocument, toTombstone, type LiveEntityDocument } from '../../shared/model/documents';
+import { EdgeStore, type EdgeDocument } from '../../shared/edges/edge-store';
+import { silentLogger } from '../../shared/platform/logger';
+import { FAILURES_PARTITION, ProjectionFailureStore } from '../../shared/edges/failure-store';
+import { EdgeProjector } from '../../shared/edges/projector';
 import { graphFixture } from '../support/graph-fixture';
 import { provisionCosmos, testConfig } from '../support/stack';
 

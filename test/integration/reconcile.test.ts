@@ -3,15 +3,15 @@
  * the Cosmos emulator over HTTPS with Entra tokens from the local managed-identity endpoint.
  */
 import type { Entity } from '@backstage/catalog-model';
-import { CatalogReader, type CallOptions } from '../../shared/catalog';
-import type { AppConfig } from '../../shared/config';
-import { RequestChargeTracker } from '../../shared/cosmos';
-import { toEntityDocument, type LiveEntityDocument, type SystemProperties } from '../../shared/documents';
-import { BackstageAuthError } from '../../shared/errors';
-import { createCredential, EntraTokenProvider } from '../../shared/identity';
+import { CatalogReader, type CallOptions } from '../../shared/sync/catalog-reader';
+import type { AppConfig } from '../../shared/platform/config';
+import { RequestChargeTracker } from '../../shared/platform/cosmos';
+import { toEntityDocument, type LiveEntityDocument, type SystemProperties } from '../../shared/model/documents';
+import { BackstageAuthError } from '../../shared/platform/errors';
+import { createCredential, EntraTokenProvider } from '../../shared/platform/identity';
 import { createRuntime, type Runtime } from '../../shared/runtime';
-import { toDocumentId } from '../../shared/refs';
-import { SyncEngine } from '../../shared/sync';
+import { toDocumentId } from '../../shared/model/refs';
+import { SyncEngine } from '../../shared/sync/engine';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { BACKSTAGE_SCOPE, eventually, identityAdmin, provisionCosmos, testConfig, uniqueName } from '../support/stack';
 

@@ -9,9 +9,9 @@ import { BACKSTAGE_AUDIENCE } from '../../local/backstage';
 import { join } from 'node:path';
 import { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadEmulatorConfig, type QueueOptions } from '../../local/servicebus/config';
-import { loadConfig, type AppConfig, type Environment } from '../../shared/config';
-import { createCosmosClient } from '../../shared/cosmos';
-import { createCredential } from '../../shared/identity';
+import { loadConfig, type AppConfig, type Environment } from '../../shared/platform/config';
+import { createCosmosClient } from '../../shared/platform/cosmos';
+import { createCredential } from '../../shared/platform/identity';
 
 export const API_AUDIENCE = 'api://backstage-cosmos-sync-local';
 export const BACKSTAGE_SCOPE = `${BACKSTAGE_AUDIENCE}/.default`;

@@ -14,7 +14,7 @@ import { startChangeFeedTrigger } from '../../local/functions-host/cosmos';
 import { startHttpHost } from '../../local/functions-host/http';
 import { startSessionTrigger } from '../../local/functions-host/service-bus';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
-import { stopTelemetry } from '../../shared/telemetry';
+import { stopTelemetry } from '../../shared/platform/telemetry';
 
 async function main(): Promise<void> {
   const runtime = getRuntime();

@@ -1,5 +1,5 @@
-import { backoffDelay, parseRetryAfter, retryDelay, sleep } from '../../shared/backoff';
-import { OperationAbortedError } from '../../shared/errors';
+import { backoffDelay, parseRetryAfter, retryDelay, sleep } from '../../shared/platform/backoff';
+import { OperationAbortedError } from '../../shared/platform/errors';
 
 const options = { baseDelayInMs: 100, maxDelayInMs: 5_000 };
 

@@ -1,5 +1,5 @@
-import { DEFAULT_RECONCILE_SCHEDULE, isNcrontab, loadConfig, parseCosmosConnectionString, reconcileSchedule } from '../../shared/config';
-import { ConfigurationError } from '../../shared/errors';
+import { DEFAULT_RECONCILE_SCHEDULE, isNcrontab, loadConfig, parseCosmosConnectionString, reconcileSchedule } from '../../shared/platform/config';
+import { ConfigurationError } from '../../shared/platform/errors';
 
 const production = {
   CosmosDBConnection__accountEndpoint: 'https://acct.documents.azure.com:443/',

@@ -1,5 +1,5 @@
 import type { Entity } from '@backstage/catalog-model';
-import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, withoutSystemProperties } from '../../shared/documents';
+import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, withoutSystemProperties } from '../../shared/model/documents';
 
 const entity: Entity = {
   apiVersion: 'backstage.io/v1alpha1',

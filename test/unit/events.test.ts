@@ -1,4 +1,4 @@
-import { coalesceEvents, EVENT_TYPES, validateEvent, type CatalogEvent } from '../../shared/events';
+import { coalesceEvents, EVENT_TYPES, validateEvent, type CatalogEvent } from '../../shared/intake/events';
 
 const base = (overrides: Partial<CatalogEvent> & Record<string, unknown> = {}): CatalogEvent => ({
   specversion: '1.0',

@@ -1,4 +1,4 @@
-import { evaluateDeletionGuard } from '../../shared/guard';
+import { evaluateDeletionGuard } from '../../shared/sync/guard';
 
 const base = { maxDeleteRatio: 0.2 };
 

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_QUEUE_NAME, LOCAL_ONLY_SETTINGS, settingNames } from '../../shared/config';
+import { DEFAULT_QUEUE_NAME, LOCAL_ONLY_SETTINGS, settingNames } from '../../shared/platform/config';
 import { loadEmulatorConfig } from '../../local/servicebus/config';
 
 const INFRA = join(__dirname, '..', '..', 'infra');

@@ -1,5 +1,5 @@
-import { createJsonLogger, createSinkLogger, sanitize } from '../../shared/logger';
-import { BackstageAuthError } from '../../shared/errors';
+import { createJsonLogger, createSinkLogger, sanitize } from '../../shared/platform/logger';
+import { BackstageAuthError } from '../../shared/platform/errors';
 
 test('JSON lines with level threshold and child properties', () => {
   const lines: string[] = [];

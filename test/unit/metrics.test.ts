@@ -1,5 +1,5 @@
-import { fanOutMetrics, InMemoryMetrics } from '../../shared/metrics';
-import { VERSION } from '../../shared/version';
+import { fanOutMetrics, InMemoryMetrics } from '../../shared/platform/metrics';
+import { VERSION } from '../../shared/platform/version';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -1,5 +1,5 @@
-import { InvalidEntityRefError } from '../../shared/errors';
-import { formatEntityRef, fromDocumentId, normalizeEntityRef, parseEntityRef, toDocumentId } from '../../shared/refs';
+import { InvalidEntityRefError } from '../../shared/platform/errors';
+import { formatEntityRef, fromDocumentId, normalizeEntityRef, parseEntityRef, toDocumentId } from '../../shared/model/refs';
 
 describe('ref → id', () => {
   test.each([

@@ -1,5 +1,5 @@
 import { Webhook } from 'standardwebhooks';
-import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from '../../shared/webhooks';
+import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from '../../shared/intake/webhooks';
 
 const secret = `whsec_${Buffer.from('a-secret-of-enough-length!').toString('base64')}`;
 const rotated = `whsec_${Buffer.from('the-next-secret-of-length!').toString('base64')}`;

@@ -8,10 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import Long from 'long';
-import type { Logger } from './logger';
-import { EventQueue, toServiceBusMessage } from './servicebus';
-import { syncMessageBodySchema } from './events';
-import { toDocumentId } from './refs';
+import type { Logger } from '../platform/logger';
+import { EventQueue, toServiceBusMessage } from './queue';
+import { syncMessageBodySchema } from '../intake/events';
+import { toDocumentId } from '../model/refs';
 
 export interface DeadLetterEntry {
   sequenceNumber: string;

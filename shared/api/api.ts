@@ -2,18 +2,18 @@
  * The core's HTTP endpoints, free of any Functions types: entity reads, admin reconcile, health.
  * Every failure becomes an RFC 9457 problem; nothing internal (stack traces, tokens) leaks to callers.
  */
-import { AuthenticationError, AuthorizationError, AuthUnavailableError, type Principal, type TokenValidator } from './auth';
-import type { EntityStore } from './cosmos';
-import type { DeadLetterAdmin } from './deadletters';
-import { toDot, toMermaid, type Direction, type GraphService } from './graph';
-import type { ProjectionFailureStore } from './projection-failures';
-import type { EdgeProjector } from './projector';
-import { isTombstone, withoutSystemProperties } from './documents';
-import { InvalidEntityRefError, SyncServiceError } from './errors';
-import type { Logger } from './logger';
-import { json, problem, ProblemType, text, type ApiRequest, type ApiResponse } from './problem';
-import { toDocumentId, validateEntityName } from './refs';
-import type { SyncEngine } from './sync';
+import { AuthenticationError, AuthorizationError, AuthUnavailableError, type Principal, type TokenValidator } from '../http/auth';
+import type { EntityStore } from '../platform/cosmos';
+import type { DeadLetterAdmin } from '../queue/deadletters';
+import { toDot, toMermaid, type Direction, type GraphService } from '../graph/traverse';
+import type { ProjectionFailureStore } from '../edges/failure-store';
+import type { EdgeProjector } from '../edges/projector';
+import { isTombstone, withoutSystemProperties } from '../model/documents';
+import { InvalidEntityRefError, SyncServiceError } from '../platform/errors';
+import type { Logger } from '../platform/logger';
+import { json, problem, ProblemType, text, type ApiRequest, type ApiResponse } from '../http/problem';
+import { toDocumentId, validateEntityName } from '../model/refs';
+import type { SyncEngine } from '../sync/engine';
 
 export interface ApiOptions {
   engine: SyncEngine;

@@ -8,16 +8,16 @@
  * per entity and enqueued; a queue that cannot be reached answers 503 with `Retry-After`.
  */
 import { randomBytes } from 'node:crypto';
-import type { AuthUnavailableError, TokenValidator } from './auth';
-import { toProblem } from './api';
-import type { IntakeConfig } from './config';
+import type { AuthUnavailableError, TokenValidator } from '../http/auth';
+import { toProblem } from '../api/api';
+import type { IntakeConfig } from '../platform/config';
 import { coalesceEvents, validateEvent, type CatalogEvent, type EventValidationError } from './events';
-import type { Logger } from './logger';
-import type { Metrics } from './metrics';
-import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from './problem';
-import { EventQueue, QueueUnavailableError, toServiceBusMessage } from './servicebus';
+import type { Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from '../http/problem';
+import { EventQueue, QueueUnavailableError, toServiceBusMessage } from '../queue/queue';
 import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from './webhooks';
-import { currentTraceparent, trackEvent } from './telemetry';
+import { currentTraceparent, trackEvent } from '../platform/telemetry';
 
 export const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
 export const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';

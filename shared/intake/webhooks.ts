@@ -5,7 +5,7 @@
  * replay guard on `webhook-id`.
  */
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { SyncServiceError } from './errors';
+import { SyncServiceError } from '../platform/errors';
 
 export class WebhookSignatureError extends SyncServiceError {
   constructor(message: string, cause?: unknown) {

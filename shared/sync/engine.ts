@@ -11,21 +11,21 @@
  */
 import type { Entity } from '@backstage/catalog-model';
 import pLimit from 'p-limit';
-import type { CatalogProjectionItem, CatalogReader } from './catalog';
+import type { CatalogProjectionItem, CatalogReader } from './catalog-reader';
 import {
   EntityStore,
   RequestChargeTracker,
   statusOf,
   type MirrorIndexItem,
   type WriteOperation,
-} from './cosmos';
-import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, type EntityDocument } from './documents';
-import { ConcurrencyConflictError, CosmosOperationError, describeError, isTransient, OperationAbortedError } from './errors';
+} from '../platform/cosmos';
+import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, type EntityDocument } from '../model/documents';
+import { ConcurrencyConflictError, CosmosOperationError, describeError, isTransient, OperationAbortedError } from '../platform/errors';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
-import { silentLogger, type Logger } from './logger';
-import type { Metrics } from './metrics';
-import { formatEntityRef, parseEntityRef, toDocumentId } from './refs';
-import { trackEvent } from './telemetry';
+import { silentLogger, type Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import { formatEntityRef, parseEntityRef, toDocumentId } from '../model/refs';
+import { trackEvent } from '../platform/telemetry';
 
 export type SyncOutcome = 'created' | 'updated' | 'unchanged' | 'tombstoned' | 'absent';
 

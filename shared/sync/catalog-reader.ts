@@ -8,19 +8,19 @@
  */
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
-import { parseRetryAfter, retryDelay, sleep } from './backoff';
+import { parseRetryAfter, retryDelay, sleep } from '../platform/backoff';
 import {
   BackstageAuthError,
   BackstageRequestError,
   BackstageUnavailableError,
   OperationAbortedError,
   SyncServiceError,
-} from './errors';
-import type { BackstageTokenProvider } from './identity';
-import { silentLogger, type Logger } from './logger';
-import type { Metrics } from './metrics';
-import { entityNameOf, formatEntityRef, toDocumentId } from './refs';
-import { injectTraceContext, inSpan, SpanKind } from './telemetry';
+} from '../platform/errors';
+import type { BackstageTokenProvider } from '../platform/identity';
+import { silentLogger, type Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import { entityNameOf, formatEntityRef, toDocumentId } from '../model/refs';
+import { injectTraceContext, inSpan, SpanKind } from '../platform/telemetry';
 
 export interface CatalogReaderOptions {
   baseUrl: string;

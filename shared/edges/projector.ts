@@ -13,16 +13,16 @@
  *   even recording fails does the batch fail, so the host retries it and the checkpoint stays put.
  */
 import pLimit from 'p-limit';
-import { backoffDelay, sleep } from './backoff';
-import { RequestChargeTracker } from './cosmos';
-import { computeSyncHash, type EntityDocument, type SystemProperties } from './documents';
-import { deriveEdges, diffEdges, type EdgeStore } from './edges';
-import { describeError, isTransient, OperationAbortedError } from './errors';
-import type { Logger } from './logger';
-import type { Metrics } from './metrics';
-import { formatEntityRef, fromDocumentId } from './refs';
-import type { ProjectionFailureStore } from './projection-failures';
-import { contextFrom, inSpan, SpanKind, trackEvent } from './telemetry';
+import { backoffDelay, sleep } from '../platform/backoff';
+import { RequestChargeTracker } from '../platform/cosmos';
+import { computeSyncHash, type EntityDocument, type SystemProperties } from '../model/documents';
+import { deriveEdges, diffEdges, type EdgeStore } from './edge-store';
+import { describeError, isTransient, OperationAbortedError } from '../platform/errors';
+import type { Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import { formatEntityRef, fromDocumentId } from '../model/refs';
+import type { ProjectionFailureStore } from './failure-store';
+import { contextFrom, inSpan, SpanKind, trackEvent } from '../platform/telemetry';
 
 export interface ProjectorOptions {
   edges: EdgeStore;

@@ -12,7 +12,7 @@ import { CosmosClient, type Container, type ErrorResponse, type JSONObject } fro
 import pLimit from 'p-limit';
 import { retryDelay, sleep } from './backoff';
 import type { AppMode, CosmosConfig } from './config';
-import type { EntityDocument, EntityIdentity, SystemProperties } from './documents';
+import type { EntityDocument, EntityIdentity, SystemProperties } from '../model/documents';
 import { CosmosOperationError, OperationAbortedError } from './errors';
 import type { Metrics } from './metrics';
 

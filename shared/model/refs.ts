@@ -6,7 +6,7 @@
  * `/`, so the mapping is reversible (up to case, which Backstage ignores anyway).
  */
 import { KubernetesValidatorFunctions as validators } from '@backstage/catalog-model';
-import { InvalidEntityRefError } from './errors';
+import { InvalidEntityRefError } from '../platform/errors';
 
 export interface EntityName {
   kind: string;

@@ -13,16 +13,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
-import { backoffDelay } from './backoff';
-import { RequestChargeTracker } from './cosmos';
-import { BackstageRequestError, describeError, InvalidEntityRefError, OperationAbortedError } from './errors';
-import { syncMessageBodySchema, type SyncMessageBody } from './events';
-import type { Logger } from './logger';
-import type { Metrics } from './metrics';
-import type { QueueRetryConfig } from './config';
-import type { EventQueue } from './servicebus';
-import type { SyncEngine, SyncOutcome } from './sync';
-import { trackEvent } from './telemetry';
+import { backoffDelay } from '../platform/backoff';
+import { RequestChargeTracker } from '../platform/cosmos';
+import { BackstageRequestError, describeError, InvalidEntityRefError, OperationAbortedError } from '../platform/errors';
+import { syncMessageBodySchema, type SyncMessageBody } from '../intake/events';
+import type { Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
+import type { QueueRetryConfig } from '../platform/config';
+import type { EventQueue } from './queue';
+import type { SyncEngine, SyncOutcome } from '../sync/engine';
+import { trackEvent } from '../platform/telemetry';
 
 /** How the trigger settles the message it was given (the Functions SDK binding's message actions). */
 export interface Settlement {

@@ -8,11 +8,11 @@
 import type { Entity } from '@backstage/catalog-model';
 import type { Container, ErrorResponse, JSONObject } from '@azure/cosmos';
 import pLimit from 'p-limit';
-import { retryDelay, sleep } from './backoff';
-import { RequestChargeTracker, statusOf } from './cosmos';
-import { CosmosOperationError, OperationAbortedError } from './errors';
-import type { Metrics } from './metrics';
-import { normalizeEntityRef, parseEntityRef, toDocumentId } from './refs';
+import { retryDelay, sleep } from '../platform/backoff';
+import { RequestChargeTracker, statusOf } from '../platform/cosmos';
+import { CosmosOperationError, OperationAbortedError } from '../platform/errors';
+import type { Metrics } from '../platform/metrics';
+import { normalizeEntityRef, parseEntityRef, toDocumentId } from '../model/refs';
 
 /** The relation types Backstage defines, in pairs. Others (from custom processors) are projected too. */
 export const WELL_KNOWN_RELATIONS = [

@@ -5,9 +5,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
-import type { ServiceBusConfig } from './config';
-import { OperationAbortedError, SyncServiceError } from './errors';
-import type { QueuedEvent, SyncMessageBody } from './events';
+import type { ServiceBusConfig } from '../platform/config';
+import { OperationAbortedError, SyncServiceError } from '../platform/errors';
+import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
   const options = { retryOptions: { maxRetries: 3, timeoutInMs: config.sendTimeoutInMs } };

@@ -4,9 +4,9 @@
  * that no entity id can take (entity ids always hold two colons), so no extra container is needed.
  */
 import type { Container } from '@azure/cosmos';
-import { CosmosOperationError } from './errors';
-import { statusOf } from './cosmos';
-import { withoutSystemProperties } from './documents';
+import { CosmosOperationError } from '../platform/errors';
+import { statusOf } from '../platform/cosmos';
+import { withoutSystemProperties } from '../model/documents';
 
 export const FAILURES_PARTITION = '~projection-failures';
 

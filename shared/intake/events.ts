@@ -5,8 +5,8 @@
  * same entity in one request are coalesced: the newest one (by `time`, then position) is enqueued.
  */
 import { z } from 'zod';
-import { InvalidEntityRefError } from './errors';
-import { formatEntityRef, parseEntityRef, toDocumentId } from './refs';
+import { InvalidEntityRefError } from '../platform/errors';
+import { formatEntityRef, parseEntityRef, toDocumentId } from '../model/refs';
 
 export const EVENT_TYPES = {
   upserted: 'io.backstage.catalog.entity.upserted',

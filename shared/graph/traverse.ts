@@ -4,10 +4,10 @@
  * catalog does not have. Renders JSON, Mermaid or Graphviz DOT.
  */
 import type { Container } from '@azure/cosmos';
-import { RequestChargeTracker, statusOf } from './cosmos';
-import type { EdgeDocument } from './edges';
-import { CosmosOperationError } from './errors';
-import type { EntityStore } from './cosmos';
+import { RequestChargeTracker, statusOf } from '../platform/cosmos';
+import type { EdgeDocument } from '../edges/edge-store';
+import { CosmosOperationError } from '../platform/errors';
+import type { EntityStore } from '../platform/cosmos';
 
 export type Direction = 'downstream' | 'upstream' | 'both';
 

@@ -3,8 +3,8 @@
  * issuer, audience, expiry (with a small clock tolerance) and a required app role (`roles` claim).
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { AuthConfig } from './config';
-import { SyncServiceError } from './errors';
+import type { AuthConfig } from '../platform/config';
+import { SyncServiceError } from '../platform/errors';
 
 export interface Principal {
   subject: string;
