@@ -1,6 +1,7 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import { cosmosNames } from '../shared/platform/config';
+import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { getRuntime } from '../shared/runtime';
 import { contextLogger } from './lib/http';
 
@@ -24,7 +25,7 @@ app.cosmosDB('projectEdges', {
   maxItemsPerInvocation: 100,
   // A new deployment projects everything already in the mirror once.
   startFromBeginning: true,
-  feedPollDelay: 2_000,
+  feedPollDelay: PROJECTION_FEED_POLL_DELAY_IN_MS,
   retry: { strategy: 'exponentialBackoff', maxRetryCount: 5, minimumInterval: { seconds: 5 }, maximumInterval: { minutes: 5 } },
   handler: projectEdges,
 });

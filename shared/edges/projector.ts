@@ -24,6 +24,12 @@ import { formatEntityRef, fromDocumentId } from '../model/refs';
 import type { ProjectionFailureStore } from './failure-store';
 import { contextFrom, inSpan, SpanKind, trackEvent } from '../platform/telemetry';
 
+/**
+ * How long the projection's change-feed trigger waits before polling an idle feed again (its `feedPollDelay`): the
+ * projection's latency when changes are rare, traded against the request charge of polls that find nothing.
+ */
+export const PROJECTION_FEED_POLL_DELAY_IN_MS = 2_000;
+
 export interface ProjectorOptions {
   edges: EdgeStore;
   failures: ProjectionFailureStore;
