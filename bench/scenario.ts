@@ -88,16 +88,16 @@ serveScenarios({
     let stale = 0;
     if (args.staleCount) {
       // "n entities changed in Backstage", as the reconcile sees it: their mirror documents carry an older etag.
-      const { resources } = await runtime.entityStore.container.items.query<EntityDocument>('SELECT * FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
+      const { resources } = await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).items.query<EntityDocument>('SELECT * FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
       resources.sort((a, b) => a.id.localeCompare(b.id));
       const step = Math.max(1, Math.floor(resources.length / args.staleCount));
       for (let i = 0; i < resources.length && stale < args.staleCount; i += step) {
         const doc = resources[i]!;
-        await runtime.entityStore.container.item(doc.id, doc.id).replace({ ...doc, sourceEtag: `bench-stale-${randomUUID()}` });
+        await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).item(doc.id, doc.id).replace({ ...doc, sourceEtag: `bench-stale-${randomUUID()}` });
         stale += 1;
       }
     }
-    const run = await measured(() => runtime.engine.reconcile());
+    const run = await measured(() => runtime.reconciler.reconcile());
     const { failures, deletionGuard, ...result } = run.value;
     await resetRuntime();
     return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard };
@@ -178,7 +178,7 @@ serveScenarios({
   /** Projects every mirror document's edges, as the change-feed trigger does on a first deployment (100 per invocation). */
   async projectAll() {
     const runtime = getRuntime();
-    const { resources } = await runtime.entityStore.container.items.query('SELECT * FROM c').fetchAll();
+    const { resources } = await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).items.query('SELECT * FROM c').fetchAll();
     const run = await measured(async () => {
       const totals = { edgesAdded: 0, failed: 0, drifted: 0 };
       for (let i = 0; i < resources.length; i += 100) {

@@ -4,12 +4,12 @@ import { handleHttp } from './lib/http';
 
 /** GET /api/entities/{kind}/{namespace}/{name} — the mirror document (read role). */
 export async function getEntity(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  return handleHttp(request, context, (runtime, req, logger) => runtime.api.getEntity(req, { logger }));
+  return handleHttp(request, context, (runtime, req, options) => runtime.api.entities.get(req, options));
 }
 
 app.http('getEntity', {
   route: 'entities/{kind}/{namespace}/{name}',
   methods: ['GET'],
-  authLevel: 'anonymous', // Entra bearer tokens are validated in the core (shared/auth.ts)
+  authLevel: 'anonymous', // Entra bearer tokens are validated in the core (shared/http/auth.ts)
   handler: getEntity,
 });

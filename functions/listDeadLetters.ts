@@ -4,7 +4,7 @@ import { handleHttp } from './lib/http';
 
 /** GET /api/admin/deadletters — what the sync queue dead-lettered, with reasons (admin role). */
 export async function listDeadLetters(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  return handleHttp(request, context, (runtime, req, logger) => runtime.api.listDeadLetters(req, { logger }));
+  return handleHttp(request, context, (runtime, req, options) => runtime.api.admin.listDeadLetters(req, options));
 }
 
 app.http('listDeadLetters', { route: 'admin/deadletters', methods: ['GET'], authLevel: 'anonymous', handler: listDeadLetters });

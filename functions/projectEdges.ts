@@ -1,19 +1,19 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
-import { cosmosNames } from '../shared/platform/config';
+import { registrationSettings } from '../shared/platform/config';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { getRuntime } from '../shared/runtime';
-import { contextLogger } from './lib/http';
+import { withInvocation } from './lib/invocation';
 
 /**
  * Cosmos DB change feed of `entities` → `edges` (only the difference), drift repair, failures recorded for replay.
  * Throws only when a batch could not even be recorded, so the host retries it without moving the checkpoint.
  */
 export async function projectEdges(documents: unknown[], context: InvocationContext): Promise<void> {
-  await getRuntime().projector.projectBatch(documents, { logger: contextLogger(context) });
+  await withInvocation(context, (options) => getRuntime().projector.projectBatch(documents, options));
 }
 
-const names = cosmosNames();
+const names = registrationSettings();
 app.cosmosDB('projectEdges', {
   connection: 'CosmosDBConnection',
   databaseName: names.databaseName,

@@ -4,7 +4,7 @@ import { handleHttp } from './lib/http';
 
 /** POST /api/admin/projection-failures/replay — project the failed entities again (admin role). */
 export async function replayProjectionFailures(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  return handleHttp(request, context, (runtime, req, logger) => runtime.api.replayProjectionFailures(req, { logger }));
+  return handleHttp(request, context, (runtime, req, options) => runtime.api.admin.replayProjectionFailures(req, options));
 }
 
 app.http('replayProjectionFailures', {

@@ -1,10 +1,10 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
-import { syncQueueName } from '../shared/platform/config';
+import { registrationSettings } from '../shared/platform/config';
 import { getRuntime } from '../shared/runtime';
 import { contextFrom, inSpan, SpanKind } from '../shared/platform/telemetry';
-import { contextLogger } from './lib/http';
+import { withInvocation } from './lib/invocation';
 
 /**
  * The part of the Service Bus SDK binding's message actions this function uses (the shape of
@@ -26,8 +26,8 @@ export interface SyncTriggerInput {
  */
 export async function syncEntity(input: SyncTriggerInput, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
-  const logger = contextLogger(context);
   const messages = Array.isArray(input.messages) ? input.messages : [input.messages];
+  await withInvocation(context, async (options) => {
   for (const message of messages) {
     const traceparent = message.applicationProperties?.traceparent;
     await inSpan(
@@ -35,7 +35,7 @@ export async function syncEntity(input: SyncTriggerInput, context: InvocationCon
       {
         kind: SpanKind.SERVER,
         parent: contextFrom(typeof traceparent === 'string' ? traceparent : undefined),
-        attributes: { 'messaging.message.id': String(message.messageId ?? ''), 'messaging.destination.name': syncQueueName() },
+        attributes: { 'messaging.message.id': String(message.messageId ?? ''), 'messaging.destination.name': queueName },
       },
       () =>
         runtime.processor.process(
@@ -44,10 +44,11 @@ export async function syncEntity(input: SyncTriggerInput, context: InvocationCon
             complete: () => input.actions.complete(message),
             deadLetter: (reason, description) => input.actions.deadletter(message, undefined, reason, description),
           },
-          { logger },
+          options,
         ),
     );
   }
+  });
 }
 
 // Registers the Service Bus SDK-binding factory, so the trigger receives messages with settlement actions.
@@ -55,9 +56,11 @@ export async function syncEntity(input: SyncTriggerInput, context: InvocationCon
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('@azure/functions-extensions-servicebus');
 
+const { queueName } = registrationSettings();
+
 app.serviceBusQueue('syncEntity', {
   connection: 'ServiceBusConnection',
-  queueName: syncQueueName(),
+  queueName,
   isSessionsEnabled: true,
   sdkBinding: true,
   autoCompleteMessages: false,

@@ -1,12 +1,13 @@
 /**
  * `npm run reconcile [-- --force]`: one full reconcile of the catalog into Cosmos DB, with progress.
  *
- * Runs the same engine the timer runs, in this process, with the app's settings: those of the local stack from
+ * Runs what the timer runs (the reconcile, then a replay of recorded projection failures), in this process, with the app's settings: those of the local stack from
  * `npm start`, or — when CosmosDBConnection__accountEndpoint is set in the environment — the environment's, with
  * your Azure sign-in as the credential (it needs the same roles as the app's identity).
  */
 import { parseArgs } from 'node:util';
-import type { ReconcileProgress, ReconcileResult } from '../shared/sync/engine';
+import type { MaintenanceResult } from '../shared/maintenance';
+import type { ReconcileProgress } from '../shared/sync/reconcile';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 import { readStackState } from '../local/stack-state';
 
@@ -25,7 +26,7 @@ async function main(): Promise<number> {
   });
   const show = progressPrinter();
   try {
-    const result = await runtime.engine.reconcile({ force: values.force, abortSignal: controller.signal, onProgress: show });
+    const result = await runtime.maintenance.run({ force: values.force, abortSignal: controller.signal, onProgress: show });
     show.end();
     process.stdout.write(summary(result));
     return result.failed > 0 || !result.deletionGuard.allowed ? 1 : 0;
@@ -56,7 +57,7 @@ function progressPrinter(): ((progress: ReconcileProgress) => void) & { end(): v
   return Object.assign(print, { end: () => tty && lastPhase && process.stdout.write('\n') });
 }
 
-function summary(r: ReconcileResult): string {
+function summary(r: MaintenanceResult): string {
   const lines = [
     `Reconciled ${r.seen} entities in ${(r.durationInMs / 1000).toFixed(1)} s: ${r.created} created, ${r.updated} updated, ${r.unchanged} unchanged, ${r.tombstoned} tombstoned, ${r.failed} failed.`,
     `${r.writes} writes, ${r.requestCharge.toFixed(1)} RU, ${r.backstageRequests} Backstage requests.`,
@@ -65,6 +66,10 @@ function summary(r: ReconcileResult): string {
     lines.push(`The mass-deletion guard refused ${r.deletionGuard.pendingTombstones} tombstones (${r.deletionGuard.reason ?? ''}); rerun with --force if the catalog really lost them.`);
   }
   for (const failure of r.failures.slice(0, 10)) lines.push(`  failed ${failure.entityRef}: ${failure.error}`);
+  const projections = r.projectionFailures;
+  if (projections.replayed + projections.failed.length > 0) {
+    lines.push(`Projection failures: ${projections.replayed} replayed, ${projections.failed.length} still failing.`);
+  }
   return `${lines.join('\n')}\n`;
 }
 

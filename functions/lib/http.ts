@@ -3,12 +3,13 @@
  * The only place HTTP functions touch Functions types beyond their signatures.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { toProblem } from '../../shared/api/api';
+import { problem, ProblemType, toProblem, type ApiRequest, type ApiResponse } from '../../shared/http/problem';
 import { ConfigurationError } from '../../shared/platform/errors';
-import { createSinkLogger, type Logger } from '../../shared/platform/logger';
-import { problem, ProblemType, type ApiRequest, type ApiResponse } from '../../shared/http/problem';
-import { getRuntime, type Runtime } from '../../shared/runtime';
+import type { Logger } from '../../shared/platform/logger';
+import type { OperationOptions } from '../../shared/platform/options';
 import { inSpan, parentContext, SpanKind } from '../../shared/platform/telemetry';
+import { getRuntime, type Runtime } from '../../shared/runtime';
+import { contextLogger, withInvocation } from './invocation';
 
 export function toApiRequest(request: HttpRequest): ApiRequest {
   return {
@@ -26,10 +27,6 @@ export function toHttpResponse(response: ApiResponse): HttpResponseInit {
   return { status: response.status, headers: response.headers, ...(response.body !== undefined && { body: response.body }) };
 }
 
-export function contextLogger(context: InvocationContext): Logger {
-  return createSinkLogger(context, { invocationId: context.invocationId, function: context.functionName });
-}
-
 /**
  * Runs an HTTP handler against the process runtime. A configuration error (logged in full, with every
  * bad setting named) answers 503 without revealing the settings to an anonymous caller.
@@ -37,7 +34,7 @@ export function contextLogger(context: InvocationContext): Logger {
 export async function handleHttp(
   request: HttpRequest,
   context: InvocationContext,
-  handler: (runtime: Runtime, request: ApiRequest, logger: Logger) => Promise<ApiResponse>,
+  handler: (runtime: Runtime, request: ApiRequest, options: OperationOptions & { logger: Logger }) => Promise<ApiResponse>,
 ): Promise<HttpResponseInit> {
   const logger = contextLogger(context);
   let runtime: Runtime;
@@ -56,7 +53,7 @@ export async function handleHttp(
     `${request.method} /api/${context.functionName}`,
     { kind: SpanKind.SERVER, parent: parentContext(traceParent, traceState), attributes: { 'http.request.method': request.method, 'faas.name': context.functionName } },
     async (span) => {
-      const response = toHttpResponse(await handler(runtime, toApiRequest(request), logger));
+      const response = toHttpResponse(await withInvocation(context, (options) => handler(runtime, toApiRequest(request), options)));
       span.setAttribute('http.response.status_code', response.status ?? 200);
       return response;
     },

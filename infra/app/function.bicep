@@ -73,6 +73,9 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
 
+    // The app's own settings: only what this deployment decides. Every tunable has its default in the code
+    // (shared/platform/config.ts, docs/configuration.md); add a line here only to change one.
+
     // Read by both the triggers (host) and the SDK clients (code).
     CosmosDBConnection__accountEndpoint: cosmosEndpoint
     CosmosDBConnection__credential: 'managedidentity'
@@ -83,55 +86,23 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-    TELEMETRY_SAMPLING_RATIO: '1'
-    TELEMETRY_TRACES_PER_SECOND: '5'
 
-    APP_MODE: 'production'
-    LOG_LEVEL: 'info'
     AZURE_CLIENT_ID: identityClientId
 
     COSMOS_DATABASE_NAME: cosmosDatabaseName
-    COSMOS_ENTITIES_CONTAINER: 'entities'
-    COSMOS_EDGES_CONTAINER: 'edges'
-    COSMOS_LEASES_CONTAINER: 'leases'
-    COSMOS_MAX_RETRY_ATTEMPTS: '9'
-    COSMOS_MAX_RETRY_WAIT_MS: '30000'
-    COSMOS_REQUEST_TIMEOUT_MS: '10000'
 
     BACKSTAGE_BASE_URL: backstageBaseUrl
     BACKSTAGE_TOKEN_SCOPE: backstageTokenScope
-    BACKSTAGE_REQUEST_TIMEOUT_MS: '10000'
-    BACKSTAGE_MAX_RETRIES: '4'
-    BACKSTAGE_RETRY_BASE_DELAY_MS: '500'
-    BACKSTAGE_RETRY_MAX_DELAY_MS: '30000'
-    BACKSTAGE_PAGE_SIZE: '500'
 
-    SYNC_TOMBSTONE_TTL_SECONDS: '604800'
-    SYNC_MAX_ATTEMPTS: '5'
     RECONCILE_SCHEDULE: reconcileSchedule
-    RECONCILE_MAX_DELETE_RATIO: '0.2'
-    RECONCILE_FETCH_BATCH_SIZE: '100'
-    RECONCILE_CONCURRENCY: '4'
-    RECONCILE_WRITE_MAX_RETRIES: '5'
 
     AUTH_ISSUER: authIssuer
     AUTH_AUDIENCE: apiAudience
     AUTH_JWKS_URI: '${loginEndpoint}${tenantPart}/discovery/v2.0/keys'
-    AUTH_READ_ROLE: 'Catalog.Read'
-    AUTH_ADMIN_ROLE: 'Catalog.Admin'
-    AUTH_SENDER_ROLE: 'Events.Send'
-    AUTH_CLOCK_TOLERANCE_SECONDS: '60'
 
     SERVICEBUS_QUEUE_NAME: serviceBusQueueName
-    SERVICEBUS_SEND_TIMEOUT_MS: '10000'
     INTAKE_AUTH: intakeAuth
     WEBHOOK_SECRETS: webhookSecrets
-    WEBHOOK_TOLERANCE_SECONDS: '300'
-    INTAKE_MAX_BODY_BYTES: '1048576'
-    INTAKE_MAX_BATCH_EVENTS: '500'
-    QUEUE_MAX_ATTEMPTS: '8'
-    QUEUE_RETRY_BASE_DELAY_MS: '5000'
-    QUEUE_RETRY_MAX_DELAY_MS: '900000'
   }
 }
 

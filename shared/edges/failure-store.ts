@@ -1,12 +1,13 @@
 /**
- * Projection failures: change-feed documents the edge projection could not handle, kept where an operator can
- * see and replay them. They live in the `edges` container under a reserved partition (`~projection-failures`)
- * that no entity id can take (entity ids always hold two colons), so no extra container is needed.
+ * Projection failures: change-feed documents the edge projection could not handle, kept where an operator can see
+ * and replay them. They live in the `edges` container under a reserved partition (`~projection-failures`) that no
+ * entity id can take (entity ids always hold two colons), so no extra container is needed; this store owns that
+ * partition, {@link EdgeStore} the others.
  */
 import type { Container } from '@azure/cosmos';
-import { CosmosOperationError } from '../platform/errors';
-import { statusOf } from '../platform/cosmos';
 import { withoutSystemProperties } from '../model/documents';
+import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions } from '../platform/cosmos';
+import { CosmosOperationError } from '../platform/errors';
 
 export const FAILURES_PARTITION = '~projection-failures';
 
@@ -27,13 +28,25 @@ export interface ProjectionFailure {
   lastFailedAt: string;
 }
 
-export class ProjectionFailureStore {
-  constructor(readonly container: Container) {}
+export interface FailureRecord {
+  id: string;
+  entityRef?: string | undefined;
+  error: string;
+  lsn?: number | undefined;
+  etag?: string | undefined;
+  document?: unknown;
+}
 
-  async record(failure: { id: string; entityRef?: string | undefined; error: string; lsn?: number | undefined; etag?: string | undefined; document?: unknown }): Promise<void> {
+export class ProjectionFailureStore extends CosmosStore {
+  constructor(container: Container, options: CosmosStoreOptions) {
+    super(container, options);
+  }
+
+  /** Records (or counts again) the failure of one document. */
+  async record(failure: FailureRecord, options: StoreCallOptions = {}): Promise<void> {
     const now = new Date().toISOString();
     try {
-      const existing = await this.read(failure.id);
+      const existing = await this.read(failure.id, options);
       const record: ProjectionFailure = {
         id: failure.id,
         source: FAILURES_PARTITION,
@@ -47,37 +60,30 @@ export class ProjectionFailureStore {
         firstFailedAt: existing?.firstFailedAt ?? now,
         lastFailedAt: now,
       };
-      await this.container.items.upsert(record);
+      await this.request('upsert', `record the projection failure of ${failure.id}`, options, (o) => this.container.items.upsert(record, o));
     } catch (error) {
-      throw new CosmosOperationError(`Could not record the projection failure of ${failure.id}: ${(error as Error).message}`, statusOf(error), error);
+      throw new CosmosOperationError(`Could not record the projection failure of ${failure.id}: ${(error as Error).message}`, (error as CosmosOperationError).statusCode, error);
     }
   }
 
-  async list(max: number): Promise<ProjectionFailure[]> {
-    const { resources } = await this.container.items
-      .query<ProjectionFailure>(
-        { query: 'SELECT TOP @max * FROM c WHERE c.source = @source', parameters: [{ name: '@max', value: max }, { name: '@source', value: FAILURES_PARTITION }] },
-        { partitionKey: FAILURES_PARTITION },
-      )
-      .fetchAll();
-    return resources.map((record) => withoutSystemProperties(record));
+  async list(max: number, options: StoreCallOptions = {}): Promise<ProjectionFailure[]> {
+    const records = await this.queryAll<ProjectionFailure>(
+      'list projection failures',
+      { query: 'SELECT TOP @max * FROM c WHERE c.source = @source', parameters: [{ name: '@max', value: max }, { name: '@source', value: FAILURES_PARTITION }] },
+      { ...options, partitionKey: FAILURES_PARTITION },
+    );
+    return records.map((record) => withoutSystemProperties(record));
   }
 
-  async read(id: string): Promise<ProjectionFailure | undefined> {
-    try {
-      const { resource } = await this.container.item(id, FAILURES_PARTITION).read<ProjectionFailure>();
-      return resource;
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw error;
-    }
+  async read(id: string, options: StoreCallOptions = {}): Promise<ProjectionFailure | undefined> {
+    return this.readItem<ProjectionFailure>(id, FAILURES_PARTITION, options);
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, options: StoreCallOptions = {}): Promise<void> {
     try {
-      await this.container.item(id, FAILURES_PARTITION).delete();
+      await this.request('delete', `remove the projection failure of ${id}`, options, (o) => this.container.item(id, FAILURES_PARTITION).delete(o));
     } catch (error) {
-      if (statusOf(error) !== 404) throw error;
+      if ((error as CosmosOperationError).statusCode !== 404) throw error;
     }
   }
 }

@@ -13,16 +13,18 @@
  *   even recording fails does the batch fail, so the host retries it and the checkpoint stays put.
  */
 import pLimit from 'p-limit';
-import { backoffDelay, sleep } from '../platform/backoff';
-import { RequestChargeTracker } from '../platform/cosmos';
 import { computeSyncHash, type EntityDocument, type SystemProperties } from '../model/documents';
-import { deriveEdges, diffEdges, type EdgeStore } from './edge-store';
-import { describeError, isTransient, OperationAbortedError } from '../platform/errors';
+import { formatEntityRef, fromDocumentId } from '../model/refs';
+import { withRetries } from '../platform/backoff';
+import { RequestChargeTracker, type StoreCallOptions } from '../platform/cosmos';
+import { describeError, isTransient } from '../platform/errors';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
-import { formatEntityRef, fromDocumentId } from '../model/refs';
-import type { ProjectionFailureStore } from './failure-store';
+import { abortOnly, type OperationOptions } from '../platform/options';
 import { contextFrom, inSpan, SpanKind, trackEvent } from '../platform/telemetry';
+import { deriveEdges, diffEdges } from './derive';
+import type { EdgeStore } from './edge-store';
+import type { ProjectionFailureStore } from './failure-store';
 
 /**
  * How long the projection's change-feed trigger waits before polling an idle feed again (its `feedPollDelay`): the
@@ -34,7 +36,9 @@ export interface ProjectorOptions {
   edges: EdgeStore;
   failures: ProjectionFailureStore;
   /** Enqueues a re-sync of an entity whose mirror document drifted. */
-  resync: (entityRef: string, reason: { id: string; etag: string | undefined }) => Promise<void>;
+  resync: (entityRef: string, reason: { id: string; etag: string | undefined }, options: OperationOptions) => Promise<void>;
+  /** The entity's current mirror document (for replays), or undefined when the mirror has none. */
+  readDocument: (id: string, options: OperationOptions) => Promise<EntityDocument | undefined>;
   logger: Logger;
   metrics?: Metrics;
   attemptsPerDocument?: number;
@@ -65,8 +69,8 @@ export class EdgeProjector {
     this.now = options.now ?? (() => new Date());
   }
 
-  async projectBatch(documents: readonly unknown[], call: { abortSignal?: AbortSignal; logger?: Logger } = {}): Promise<ProjectionResult> {
-    const logger = call.logger ?? this.options.logger;
+  async projectBatch(documents: readonly unknown[], options: OperationOptions = {}): Promise<ProjectionResult> {
+    const logger = options.logger ?? this.options.logger;
     const charge = new RequestChargeTracker();
     const result: ProjectionResult = { documents: documents.length, projected: 0, unchanged: 0, drifted: 0, failed: 0, edgesAdded: 0, edgesRemoved: 0, requestCharge: 0 };
     // The latest version of each document is all that matters.
@@ -90,7 +94,7 @@ export class EdgeProjector {
           const outcome = await inSpan(
             'projectEdges',
             { kind: SpanKind.SERVER, parent: contextFrom(typeof feedDoc.traceparent === 'string' ? feedDoc.traceparent : undefined), attributes: { 'entity.id': id } },
-            () => this.projectWithRetries(id, feedDoc, charge, call.abortSignal, logger),
+            () => this.projectWithRetries(feedDoc, { ...abortOnly(options), charge, logger }),
           );
           if (outcome.kind === 'failed') result.failed += 1;
           else if (outcome.kind === 'drift') result.drifted += 1;
@@ -114,44 +118,43 @@ export class EdgeProjector {
   }
 
   /** Projects one document now, from what the caller read (e.g. a replay); throws on failure. */
-  async projectDocument(doc: FeedDocument, call: { charge?: RequestChargeTracker; abortSignal?: AbortSignal; logger?: Logger } = {}) {
-    const logger = call.logger ?? this.options.logger;
+  async projectDocument(doc: FeedDocument, options: StoreCallOptions = {}): Promise<{ kind: 'projected' | 'drift'; added: number; removed: number }> {
+    const logger = options.logger ?? this.options.logger;
     const id = doc.id;
     if (typeof doc.syncHash !== 'string' || computeSyncHash(doc as unknown as Record<string, unknown>) !== doc.syncHash) {
       const entityRef = refOf(doc);
-      await this.options.resync(entityRef, { id, etag: doc._etag });
+      await this.options.resync(entityRef, { id, etag: doc._etag }, options);
       logger.warn('Mirror document drifted from what the sync wrote; re-sync enqueued', { operation: 'projectEdges', entityRef, id });
       trackEvent('DriftDetected', { entityRef });
-      return { kind: 'drift' as const, added: 0, removed: 0 };
+      return { kind: 'drift', added: 0, removed: 0 };
     }
     const desired = doc.deleted === true ? [] : deriveEdges({ id, entityRef: doc.entityRef, kind: doc.kind }, doc.entity, this.now());
-    const current = await this.options.edges.edgesOf(id, { ...(call.charge && { charge: call.charge }), ...(call.abortSignal && { abortSignal: call.abortSignal }) });
-    const diff = diffEdges(current, desired);
+    const diff = diffEdges(await this.options.edges.edgesOf(id, options), desired);
     if (diff.upserts.length + diff.deletes.length > 0) {
-      await this.options.edges.apply(id, diff, { ...(call.charge && { charge: call.charge }), ...(call.abortSignal && { abortSignal: call.abortSignal }) });
+      await this.options.edges.apply(id, diff, options);
       logger.debug('Edges of entity projected', { entityRef: doc.entityRef, added: diff.upserts.length, removed: diff.deletes.length });
     }
-    return { kind: 'projected' as const, added: diff.upserts.length, removed: diff.deletes.length };
+    return { kind: 'projected', added: diff.upserts.length, removed: diff.deletes.length };
   }
 
   /**
    * Projects recorded failures again from the entities' current mirror documents (a document that is gone has no
-   * edges left to fix) and removes each record that succeeds. The admin replay endpoint and the reconcile timer
+   * edges left to fix) and removes each record that succeeds. The admin replay endpoint and the scheduled maintenance
    * both use it, so a projection that failed during an outage is repaired without an operator.
    */
   async replayFailures(
-    readDocument: (id: string) => Promise<EntityDocument | undefined>,
-    options: { ids?: readonly string[]; max?: number; abortSignal?: AbortSignal } = {},
+    options: OperationOptions & { ids?: readonly string[]; max?: number } = {},
   ): Promise<{ replayed: string[]; failed: Array<{ id: string; error: string }> }> {
     const { failures } = this.options;
-    const targets = options.ids ?? (await failures.list(options.max ?? 100)).map((f) => f.id);
+    const call = { ...abortOnly(options), ...(options.logger && { logger: options.logger }) };
+    const targets = options.ids ?? (await failures.list(options.max ?? 100, call)).map((f) => f.id);
     const replayed: string[] = [];
     const failed: Array<{ id: string; error: string }> = [];
     for (const id of targets) {
       try {
-        const doc = await readDocument(id);
-        if (doc) await this.projectDocument(doc as FeedDocument, options.abortSignal ? { abortSignal: options.abortSignal } : {});
-        await failures.remove(id);
+        const doc = await this.options.readDocument(id, call);
+        if (doc) await this.projectDocument(doc as FeedDocument, call);
+        await failures.remove(id, call);
         replayed.push(id);
       } catch (error) {
         failed.push({ id, error: describeError(error) });
@@ -160,23 +163,24 @@ export class EdgeProjector {
     return { replayed, failed };
   }
 
-  private async projectWithRetries(id: string, doc: FeedDocument, charge: RequestChargeTracker, abortSignal: AbortSignal | undefined, logger: Logger) {
+  /** Projects one document, retrying transient failures; records it as a failure when they do not heal. */
+  private async projectWithRetries(doc: FeedDocument, options: StoreCallOptions & { logger: Logger }) {
     const attempts = this.options.attemptsPerDocument ?? 3;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt += 1) {
-      try {
-        return await this.projectDocument(doc, { charge, ...(abortSignal && { abortSignal }), logger });
-      } catch (error) {
-        if (error instanceof OperationAbortedError) throw error;
-        lastError = error;
+    try {
+      return await withRetries(() => this.projectDocument(doc, options), {
+        maxRetries: attempts - 1,
+        baseDelayInMs: this.options.retryBaseDelayInMs ?? 200,
+        maxDelayInMs: 5_000,
+        ...abortOnly(options),
         // Errors that cannot heal (a document we cannot understand) are not retried.
-        if (!isTransient(error) || attempt === attempts) break;
-        await sleep(backoffDelay(attempt - 1, { baseDelayInMs: this.options.retryBaseDelayInMs ?? 200, maxDelayInMs: 5_000 }), abortSignal);
-      }
+        shouldRetry: (error) => isTransient(error),
+      });
+    } catch (error) {
+      if (options.abortSignal?.aborted) throw error;
+      await this.options.failures.record({ id: doc.id, entityRef: safeRef(doc), error: describeError(error), lsn: doc._lsn, etag: doc._etag }, options);
+      options.logger.error('Projection of a document failed; recorded for replay', { operation: 'projectEdges', id: doc.id, error });
+      return { kind: 'failed' as const, added: 0, removed: 0 };
     }
-    await this.options.failures.record({ id, entityRef: safeRef(doc), error: describeError(lastError), lsn: doc._lsn, etag: doc._etag });
-    logger.error('Projection of a document failed; recorded for replay', { operation: 'projectEdges', id, error: lastError });
-    return { kind: 'failed' as const, added: 0, removed: 0 };
   }
 }
 

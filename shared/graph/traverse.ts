@@ -1,13 +1,15 @@
 /**
- * Dependency-graph queries over the `edges` container: breadth-first from a root, one batched query per level
+ * Dependency-graph queries: breadth-first from a root over the edges store, one batched query per level
  * (partition-key `IN` lists, chunked), a node cap, cycle detection on what was traversed, and targets that the
- * catalog does not have. Renders JSON, Mermaid or Graphviz DOT.
+ * catalog does not have (looked up in the entity store). Rendering is in render.ts, cycles in cycles.ts.
  */
-import type { Container } from '@azure/cosmos';
-import { RequestChargeTracker, statusOf } from '../platform/cosmos';
-import type { EdgeDocument } from '../edges/edge-store';
-import { CosmosOperationError } from '../platform/errors';
-import type { EntityStore } from '../platform/cosmos';
+import type { EdgeStore } from '../edges/edge-store';
+import type { EdgeDocument } from '../model/documents';
+import { chunk, compareStrings as cmp } from '../platform/collections';
+import { RequestChargeTracker } from '../platform/cosmos';
+import type { OperationOptions } from '../platform/options';
+import type { EntityStore } from '../sync/entity-store';
+import { findCycles } from './cycles';
 
 export type Direction = 'downstream' | 'upstream' | 'both';
 
@@ -69,15 +71,16 @@ interface NodeState {
 
 export class GraphService {
   constructor(
-    private readonly edges: Container,
+    private readonly edges: EdgeStore,
     private readonly entities: EntityStore,
     private readonly options: { chunkSize?: number } = {},
   ) {}
 
   /** Undefined when the root is unknown or tombstoned. */
-  async traverse(query: GraphQuery, call: { abortSignal?: AbortSignal } = {}): Promise<GraphResult | undefined> {
+  async traverse(query: GraphQuery, options: OperationOptions = {}): Promise<GraphResult | undefined> {
     const charge = new RequestChargeTracker();
-    const rootDoc = await this.entities.read(query.root, { charge, ...(call.abortSignal && { abortSignal: call.abortSignal }) });
+    const call = { ...options, charge };
+    const rootDoc = await this.entities.read(query.root, call);
     if (!rootDoc || rootDoc.deleted === true) return undefined;
     const relations = [
       ...new Set(
@@ -97,8 +100,8 @@ export class GraphService {
 
     for (let level = 1; level <= query.depth && frontier.length > 0; level += 1) {
       const found: EdgeDocument[] = [];
-      for (const chunk of chunks(frontier, this.options.chunkSize ?? 100)) {
-        found.push(...(await this.queryEdges(chunk, relations, charge, call.abortSignal)));
+      for (const sources of chunk(frontier, this.options.chunkSize ?? 100)) {
+        found.push(...(await this.edges.edgesFrom(sources, relations, call)));
         queries += 1;
       }
       found.sort((a, b) => (a.source === b.source ? (a.type === b.type ? cmp(a.target, b.target) : cmp(a.type, b.type)) : cmp(a.source, b.source)));
@@ -117,8 +120,8 @@ export class GraphService {
       }
       // Which of the new nodes the catalog actually has (and their refs in original casing).
       const known = new Map<string, { entityRef: string; kind: string }>();
-      for (const chunk of chunks(discovered.map((n) => n.id), this.options.chunkSize ?? 100)) {
-        for (const entity of await this.lookupEntities(chunk, charge, call.abortSignal)) known.set(entity.id, entity);
+      for (const ids of chunk(discovered.map((n) => n.id), this.options.chunkSize ?? 100)) {
+        for (const entity of await this.entities.findLive(ids, call)) known.set(entity.id, entity);
         queries += 1;
       }
       for (const node of discovered) {
@@ -151,110 +154,4 @@ export class GraphService {
       stats: { queries, requestCharge: Math.round(charge.total * 100) / 100 },
     };
   }
-
-  private async queryEdges(sources: string[], relations: string[], charge: RequestChargeTracker, abortSignal?: AbortSignal): Promise<EdgeDocument[]> {
-    const parameters = sources.map((value, i) => ({ name: `@s${i}`, value }));
-    const query = {
-      query: `SELECT * FROM c WHERE c.source IN (${parameters.map((p) => p.name).join(', ')}) AND ARRAY_CONTAINS(@types, c.type)`,
-      parameters: [...parameters, { name: '@types', value: relations }],
-    };
-    try {
-      const response = await this.edges.items.query<EdgeDocument>(query, abortSignal ? { abortSignal } : {}).fetchAll();
-      charge.add('query', response.requestCharge);
-      return response.resources;
-    } catch (error) {
-      throw new CosmosOperationError(`Cosmos DB edge query failed: ${(error as Error).message}`, statusOf(error), error);
-    }
-  }
-
-  private async lookupEntities(ids: string[], charge: RequestChargeTracker, abortSignal?: AbortSignal) {
-    const parameters = ids.map((value, i) => ({ name: `@i${i}`, value }));
-    try {
-      const response = await this.entities.container.items
-        .query<{ id: string; entityRef: string; kind: string }>(
-          {
-            query: `SELECT c.id, c.entityRef, c.kind FROM c WHERE c.id IN (${parameters.map((p) => p.name).join(', ')}) AND NOT IS_DEFINED(c.deleted)`,
-            parameters,
-          },
-          abortSignal ? { abortSignal } : {},
-        )
-        .fetchAll();
-      charge.add('query', response.requestCharge);
-      return response.resources;
-    } catch (error) {
-      throw new CosmosOperationError(`Cosmos DB entity lookup failed: ${(error as Error).message}`, statusOf(error), error);
-    }
-  }
-}
-
-/**
- * Elementary cycles found by depth-first search: each back edge closes one cycle (the path on the stack from its
- * target to its source). Reported once per set of nodes in a canonical rotation; at most 20.
- */
-export function findCycles(nodes: readonly string[], edges: ReadonlyArray<readonly [string, string]>): string[][] {
-  const out = new Map<string, string[]>();
-  const next = adjacency(nodes, edges);
-  for (const list of next.values()) list.sort(cmp);
-  const state = new Map<string, 'active' | 'done'>();
-  const stack: string[] = [];
-  const visit = (node: string) => {
-    state.set(node, 'active');
-    stack.push(node);
-    for (const target of next.get(node) ?? []) {
-      if (out.size >= 20) break;
-      if (state.get(target) === 'active') {
-        const cycle = stack.slice(stack.indexOf(target));
-        const canonical = rotate(cycle);
-        out.set(canonical.join('→'), [...canonical, canonical[0]!]);
-      } else if (!state.has(target)) {
-        visit(target);
-      }
-    }
-    stack.pop();
-    state.set(node, 'done');
-  };
-  for (const node of nodes) if (!state.has(node)) visit(node);
-  return [...out.values()];
-}
-
-function adjacency(nodes: readonly string[], edges: ReadonlyArray<readonly [string, string]>): Map<string, string[]> {
-  const map = new Map<string, string[]>(nodes.map((n) => [n, []]));
-  for (const [from, to] of edges) if (!map.get(from)!.includes(to)) map.get(from)!.push(to);
-  return map;
-}
-
-function rotate(cycle: string[]): string[] {
-  let best = 0;
-  for (let i = 1; i < cycle.length; i += 1) if (cmp(cycle[i]!, cycle[best]!) < 0) best = i;
-  return [...cycle.slice(best), ...cycle.slice(0, best)];
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Mermaid flowchart, left to right; missing targets dashed. */
-export function toMermaid(result: GraphResult): string {
-  const ids = new Map(result.nodes.map((n, i) => [n.ref, `n${i}`]));
-  const lines = ['graph LR'];
-  for (const node of result.nodes) lines.push(`  ${ids.get(node.ref)}["${node.ref}"]${node.missing ? ':::missing' : ''}`);
-  for (const edge of result.edges) lines.push(`  ${ids.get(edge.source)} -->|${edge.type}| ${ids.get(edge.target)}`);
-  if (result.nodes.some((n) => n.missing)) lines.push('  classDef missing stroke-dasharray: 5 5');
-  return `${lines.join('\n')}\n`;
-}
-
-/** Graphviz DOT; missing targets dashed. */
-export function toDot(result: GraphResult): string {
-  const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
-  const lines = [`digraph ${q(result.root)} {`, '  rankdir=LR;', '  node [shape=box];'];
-  for (const node of result.nodes) lines.push(`  ${q(node.ref)}${node.missing ? ' [style=dashed]' : ''};`);
-  for (const edge of result.edges) lines.push(`  ${q(edge.source)} -> ${q(edge.target)} [label=${q(edge.type)}];`);
-  lines.push('}');
-  return `${lines.join('\n')}\n`;
 }

@@ -4,7 +4,7 @@
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { AuthConfig } from '../platform/config';
-import { SyncServiceError } from '../platform/errors';
+import { AuthenticationError, AuthorizationError, AuthUnavailableError, SyncServiceError } from '../platform/errors';
 
 export interface Principal {
   subject: string;
@@ -12,37 +12,6 @@ export interface Principal {
   /** The calling application (Entra `azp`/`appid`), when present. */
   appId?: string;
   claims: JWTPayload;
-}
-
-/** 401: no token, or a token we do not accept. `wwwAuthenticate` is the challenge to send back. */
-export class AuthenticationError extends SyncServiceError {
-  readonly wwwAuthenticate: string;
-  constructor(message: string, options: { error?: 'invalid_token' | 'invalid_request'; cause?: unknown } = {}) {
-    super(message, { code: 'Unauthenticated', cause: options.cause });
-    const error = options.error;
-    this.wwwAuthenticate = error
-      ? `Bearer error="${error}", error_description="${message.replace(/["\\]/g, "'")}"`
-      : 'Bearer';
-  }
-}
-
-/** 403: a valid token without the role this endpoint requires. */
-export class AuthorizationError extends SyncServiceError {
-  readonly requiredRoles: readonly string[];
-  constructor(requiredRoles: readonly string[], principal: Principal) {
-    super(
-      `The token of ${principal.appId ?? principal.subject} lacks the app role ${requiredRoles.map((r) => `'${r}'`).join(' or ')}`,
-      { code: 'Forbidden' },
-    );
-    this.requiredRoles = requiredRoles;
-  }
-}
-
-/** The signing keys could not be fetched: our problem, not the caller's (503). */
-export class AuthUnavailableError extends SyncServiceError {
-  constructor(message: string, cause?: unknown) {
-    super(message, { code: 'AuthUnavailable', transient: true, cause });
-  }
 }
 
 type KeySet = ReturnType<typeof createRemoteJWKSet>;

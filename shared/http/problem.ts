@@ -1,7 +1,18 @@
 /**
- * Framework-neutral HTTP shapes for the core's endpoints, and RFC 9457 problem details.
- * The Functions adapters (functions/lib/http.ts) translate to and from `@azure/functions`.
+ * Framework-neutral HTTP shapes for the core's endpoints, RFC 9457 problem details, and the one mapping from the
+ * core's typed errors to problems ({@link toProblem}). The Functions adapters (functions/lib/http.ts) translate to
+ * and from `@azure/functions`.
  */
+import {
+  AuthenticationError,
+  AuthorizationError,
+  AuthUnavailableError,
+  InvalidEntityRefError,
+  InvalidRequestError,
+  SyncServiceError,
+} from '../platform/errors';
+import type { Logger } from '../platform/logger';
+
 export interface ApiRequest {
   method: string;
   url: string;
@@ -76,4 +87,29 @@ export function json(status: number, value: unknown, headers: Record<string, str
 
 export function text(body: string, contentType: string, status = 200): ApiResponse {
   return { status, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body };
+}
+
+/**
+ * Maps an error to its problem response: auth errors to 401/403, invalid input to 400, transient dependency failures
+ * to 503 with `Retry-After`; anything else is logged and answered 500 without detail.
+ */
+export function toProblem(error: unknown, logger: Logger): ApiResponse {
+  if (error instanceof AuthenticationError) {
+    return problem(401, ProblemType.unauthorized, 'Unauthorized', error.message, {}, { 'www-authenticate': error.wwwAuthenticate });
+  }
+  if (error instanceof AuthorizationError) {
+    return problem(403, ProblemType.forbidden, 'Forbidden', error.message, { requiredRoles: error.requiredRoles });
+  }
+  if (error instanceof InvalidEntityRefError) {
+    return problem(400, ProblemType.invalidEntityRef, 'Invalid entity reference', error.message);
+  }
+  if (error instanceof InvalidRequestError) {
+    return problem(400, ProblemType.invalidRequest, 'Invalid request', error.message);
+  }
+  if (error instanceof AuthUnavailableError || (error instanceof SyncServiceError && error.transient)) {
+    logger.warn('Request failed on a dependency', { error });
+    return problem(503, ProblemType.unavailable, 'Service unavailable', 'A dependency is unavailable; try again later.', {}, { 'retry-after': '5' });
+  }
+  logger.error('Request failed', { error });
+  return problem(500, ProblemType.internal, 'Internal error', 'The request failed; the error was logged.');
 }

@@ -8,15 +8,15 @@
  * per entity and enqueued; a queue that cannot be reached answers 503 with `Retry-After`.
  */
 import { randomBytes } from 'node:crypto';
-import type { AuthUnavailableError, TokenValidator } from '../http/auth';
-import { toProblem } from '../api/api';
+import type { TokenValidator } from '../http/auth';
 import type { IntakeConfig } from '../platform/config';
 import { coalesceEvents, validateEvent, type CatalogEvent, type EventValidationError } from './events';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
-import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from '../http/problem';
-import { EventQueue, QueueUnavailableError, toServiceBusMessage } from '../queue/queue';
-import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from './webhooks';
+import { json, problem, ProblemType, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
+import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
+import { EventQueue, toServiceBusMessage } from '../queue/queue';
+import { WebhookVerifier } from './webhooks';
 import { currentTraceparent, trackEvent } from '../platform/telemetry';
 
 export const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
@@ -83,7 +83,7 @@ export class EventIntake {
       if (error instanceof WebhookReplayError) {
         return reject(problem(409, ProblemType.duplicateDelivery, 'Already accepted', error.message, { webhookId: error.webhookId }), 'replay');
       }
-      const response = toProblem(error as AuthUnavailableError, logger);
+      const response = toProblem(error, logger);
       return reject(response, 'auth');
     }
 

@@ -5,21 +5,7 @@
  * replay guard on `webhook-id`.
  */
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { SyncServiceError } from '../platform/errors';
-
-export class WebhookSignatureError extends SyncServiceError {
-  constructor(message: string, cause?: unknown) {
-    super(message, { code: 'InvalidWebhookSignature', cause });
-  }
-}
-
-export class WebhookReplayError extends SyncServiceError {
-  readonly webhookId: string;
-  constructor(webhookId: string) {
-    super(`webhook-id ${JSON.stringify(webhookId)} was already accepted; a re-delivery needs no action`, { code: 'WebhookReplayed' });
-    this.webhookId = webhookId;
-  }
-}
+import { SyncServiceError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
 
 export interface WebhookHeaders {
   get(name: string): string | null;

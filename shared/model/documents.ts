@@ -120,3 +120,22 @@ export function withoutSystemProperties<T extends object>(doc: T & SystemPropert
   for (const [key, value] of Object.entries(doc)) if (!key.startsWith('_')) out[key] = value;
   return out as T;
 }
+
+/**
+ * One relation of a source entity, in the `edges` container (partition key `/source`): derived from the mirror's
+ * `entities` documents by the change-feed projection.
+ */
+export interface EdgeDocument {
+  /** `<type>:<target id>` — unique within the source's partition. */
+  id: string;
+  /** The source entity's document id (partition key). */
+  source: string;
+  sourceRef: string;
+  type: string;
+  targetRef: string;
+  /** The target entity's document id. */
+  target: string;
+  sourceKind: string;
+  targetKind: string;
+  updatedAt: string;
+}

@@ -59,3 +59,38 @@ export function sleep(ms: number, abortSignal?: AbortSignal): Promise<void> {
     abortSignal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+export interface RetryOptions extends BackoffOptions {
+  /** Attempts after the first one. */
+  maxRetries: number;
+  abortSignal?: AbortSignal;
+  /**
+   * Whether a failure is worth another attempt. Return the delay the server asked for (e.g. `Retry-After`) as
+   * `{ retryAfterInMs }`, `true` to back off as usual, `false` to give up at once.
+   */
+  shouldRetry(error: unknown, attempt: number): boolean | { retryAfterInMs: number | undefined };
+  /** Called before each wait (logs, metrics). */
+  onRetry?(error: unknown, attempt: number, delayInMs: number): void;
+}
+
+/**
+ * Runs `attempt` until it succeeds, `shouldRetry` says no, or `maxRetries` retries are spent — then throws the last
+ * failure unchanged. Waits between attempts with {@link retryDelay} (exponential backoff with jitter, or what the
+ * server asked for), abortably. `attempt` receives the 0-based attempt number. The one retry loop of the core:
+ * the catalog reader, the projection and the stores' throttled writes all go through it.
+ */
+export async function withRetries<T>(attempt: (attemptNumber: number) => Promise<T>, options: RetryOptions): Promise<T> {
+  for (let n = 0; ; n += 1) {
+    if (options.abortSignal?.aborted) throw new OperationAbortedError(undefined, options.abortSignal.reason);
+    try {
+      return await attempt(n);
+    } catch (error) {
+      if (error instanceof OperationAbortedError || n >= options.maxRetries) throw error;
+      const decision = options.shouldRetry(error, n);
+      if (decision === false) throw error;
+      const delayInMs = retryDelay(n, decision === true ? undefined : decision.retryAfterInMs, options);
+      options.onRetry?.(error, n, delayInMs);
+      await sleep(delayInMs, options.abortSignal);
+    }
+  }
+}

@@ -1,6 +1,12 @@
 /**
- * Configuration: every setting is read from the environment (Functions app settings) and validated once,
- * at start-up. A bad configuration raises one {@link ConfigurationError} that names every problem.
+ * Configuration: every setting is read from the environment (Functions app settings) and validated once, at
+ * start-up, by one zod schema — each setting's rule and default in {@link fields}, the rules across settings (the
+ * production policy among them) in {@link crossFieldRules} — into one typed {@link AppConfig}. A bad configuration
+ * raises one {@link ConfigurationError} that names every problem.
+ *
+ * Function registrations (trigger names, schedules) and the telemetry bootstrap run before the full validation, at
+ * module load; they read their few settings through the same field rules and defaults ({@link registrationSettings},
+ * {@link telemetrySettings}), falling back to the default when a value is invalid — which the full validation reports.
  *
  * Settings that Azure Functions itself reads for trigger connections use the host's identity-based names
  * (`CosmosDBConnection__accountEndpoint`, `ServiceBusConnection__fullyQualifiedNamespace`), and the SDK clients
@@ -11,6 +17,7 @@ import { z } from 'zod';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
 
 export type AppMode = 'production' | 'local';
+export type Environment = Record<string, string | undefined>;
 
 export interface CosmosConfig {
   endpoint: string;
@@ -22,9 +29,12 @@ export interface CosmosConfig {
   leasesContainer: string;
   /** PEM file of a CA to trust for the local emulator's certificate; local mode only. */
   caCertPath?: string;
+  /** The SDK's own retries of 429 per request, and their cumulative wait. */
   maxRetryAttempts: number;
   maxRetryWaitInMs: number;
   requestTimeoutInMs: number;
+  /** Rounds of retrying the writes the SDK's own 429 retries gave up on (only those), with backoff. */
+  throttleRetry: { maxRetries: number; baseDelayInMs: number; maxDelayInMs: number };
 }
 
 export interface BackstageConfig {
@@ -72,8 +82,11 @@ export interface IntakeConfig {
 
 export interface TelemetrySettings {
   connectionString?: string;
+  /** Ingestion authenticated with Entra (the authentication string's `Authorization=AAD`). */
   entraAuthentication: boolean;
+  /** Share of traces kept, 0–1. */
   samplingRatio: number;
+  /** Rate limit of sampled traces per second; 0 = use `samplingRatio` only. */
   tracesPerSecond: number;
 }
 
@@ -84,6 +97,13 @@ export interface QueueRetryConfig {
   maxDelayInMs: number;
 }
 
+export interface ReconcileConfig {
+  schedule: string;
+  maxDeleteRatio: number;
+  fetchBatchSize: number;
+  concurrency: number;
+}
+
 export interface AppConfig {
   mode: AppMode;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -92,13 +112,7 @@ export interface AppConfig {
   cosmos: CosmosConfig;
   backstage: BackstageConfig;
   sync: { tombstoneTtlInSeconds: number; maxAttempts: number };
-  reconcile: {
-    schedule: string;
-    maxDeleteRatio: number;
-    fetchBatchSize: number;
-    concurrency: number;
-    writeMaxRetries: number;
-  };
+  reconcile: ReconcileConfig;
   auth: AuthConfig;
   serviceBus: ServiceBusConfig;
   intake: IntakeConfig;
@@ -106,40 +120,12 @@ export interface AppConfig {
   telemetry: TelemetrySettings;
 }
 
-export type Environment = Record<string, string | undefined>;
-
-/** Every 30 minutes, at second 0. */
-export const DEFAULT_RECONCILE_SCHEDULE = '0 */30 * * * *';
-
-/**
- * The timer schedule the reconcile function registers with. Read at registration time (module load),
- * before the rest of the configuration is validated; an invalid value is reported by {@link loadConfig}.
- */
-export function reconcileSchedule(env: Environment = process.env): string {
-  return env.RECONCILE_SCHEDULE?.trim() || DEFAULT_RECONCILE_SCHEDULE;
-}
-
-/** Database and container names the Cosmos DB trigger registers with, read at registration time. */
-export function cosmosNames(env: Environment = process.env): { databaseName: string; entitiesContainer: string; leasesContainer: string } {
-  return {
-    databaseName: env.COSMOS_DATABASE_NAME?.trim() || 'catalog',
-    entitiesContainer: env.COSMOS_ENTITIES_CONTAINER?.trim() || 'entities',
-    leasesContainer: env.COSMOS_LEASES_CONTAINER?.trim() || 'leases',
-  };
-}
-
-export const DEFAULT_QUEUE_NAME = 'entity-sync';
-
-/** The queue the sync trigger listens on, read at registration time like {@link reconcileSchedule}. */
-export function syncQueueName(env: Environment = process.env): string {
-  return env.SERVICEBUS_QUEUE_NAME?.trim() || DEFAULT_QUEUE_NAME;
-}
-
 const notANumber = (issue: { code: string }) => (issue.code === 'invalid_type' ? 'must be a number' : undefined);
 const number = (min: number, max: number) =>
   z.coerce.number({ error: notANumber }).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 const int = (min: number, max: number) => number(min, max).int('must be a whole number');
 const optionalString = z.string().trim().min(1).optional();
+const name = (fallback: string) => z.string().trim().min(1).max(255).default(fallback);
 const httpUrl = z
   .string()
   .trim()
@@ -150,103 +136,116 @@ const csv = z
   .min(1, 'must not be empty')
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
-const schema = z
-  .object({
-    APP_MODE: z.enum(['production', 'local'], { error: "must be 'production' or 'local'" }).default('production'),
-    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' }).default('info'),
-    AZURE_CLIENT_ID: optionalString,
+/** Every setting the code reads, with its rule and its default: the one place defaults live. */
+const fields = {
+  APP_MODE: z.enum(['production', 'local'], { error: "must be 'production' or 'local'" }).default('production'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' }).default('info'),
+  AZURE_CLIENT_ID: optionalString,
 
-    CosmosDBConnection__accountEndpoint: httpUrl.optional(),
-    CosmosDBConnection: optionalString,
-    COSMOS_DATABASE_NAME: z.string().trim().min(1).default('catalog'),
-    COSMOS_ENTITIES_CONTAINER: z.string().trim().min(1).default('entities'),
-    COSMOS_EDGES_CONTAINER: z.string().trim().min(1).default('edges'),
-    COSMOS_LEASES_CONTAINER: z.string().trim().min(1).default('leases'),
-    COSMOS_CA_CERT_PATH: optionalString,
-    COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
-    COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
-    COSMOS_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  CosmosDBConnection__accountEndpoint: httpUrl.optional(),
+  CosmosDBConnection: optionalString,
+  COSMOS_DATABASE_NAME: name('catalog'),
+  COSMOS_ENTITIES_CONTAINER: name('entities'),
+  COSMOS_EDGES_CONTAINER: name('edges'),
+  COSMOS_LEASES_CONTAINER: name('leases'),
+  COSMOS_CA_CERT_PATH: optionalString,
+  COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
+  COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
+  COSMOS_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  COSMOS_THROTTLE_RETRIES: int(0, 20).default(5),
+  COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
+  COSMOS_THROTTLE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
 
-    BACKSTAGE_BASE_URL: httpUrl,
-    BACKSTAGE_TOKEN_SCOPE: optionalString,
-    BACKSTAGE_STATIC_TOKEN: optionalString,
-    BACKSTAGE_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
-    BACKSTAGE_MAX_RETRIES: int(0, 20).default(4),
-    BACKSTAGE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
-    BACKSTAGE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
-    BACKSTAGE_PAGE_SIZE: int(1, 10_000).default(500),
+  BACKSTAGE_BASE_URL: httpUrl,
+  BACKSTAGE_TOKEN_SCOPE: optionalString,
+  BACKSTAGE_STATIC_TOKEN: optionalString,
+  BACKSTAGE_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  BACKSTAGE_MAX_RETRIES: int(0, 20).default(4),
+  BACKSTAGE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
+  BACKSTAGE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
+  BACKSTAGE_PAGE_SIZE: int(1, 10_000).default(500),
 
-    SYNC_TOMBSTONE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
-    SYNC_MAX_ATTEMPTS: int(1, 50).default(5),
+  SYNC_TOMBSTONE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+  SYNC_MAX_ATTEMPTS: int(1, 50).default(5),
 
-    RECONCILE_SCHEDULE: z
-      .string()
-      .trim()
-      .default(DEFAULT_RECONCILE_SCHEDULE)
-      .refine(isNcrontab, 'must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})'),
-    RECONCILE_MAX_DELETE_RATIO: number(0, 1).default(0.2),
-    RECONCILE_FETCH_BATCH_SIZE: int(1, 1000).default(100),
-    RECONCILE_CONCURRENCY: int(1, 64).default(4),
-    RECONCILE_WRITE_MAX_RETRIES: int(0, 20).default(5),
+  RECONCILE_SCHEDULE: z
+    .string()
+    .trim()
+    .default('0 */30 * * * *')
+    .refine(isNcrontab, 'must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})'),
+  RECONCILE_MAX_DELETE_RATIO: number(0, 1).default(0.2),
+  RECONCILE_FETCH_BATCH_SIZE: int(1, 1000).default(100),
+  RECONCILE_CONCURRENCY: int(1, 64).default(4),
 
-    AUTH_ISSUER: csv,
-    AUTH_AUDIENCE: csv,
-    AUTH_JWKS_URI: httpUrl.optional(),
-    AUTH_READ_ROLE: z.string().trim().min(1).default('Catalog.Read'),
-    AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
-    AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
+  AUTH_ISSUER: csv,
+  AUTH_AUDIENCE: csv,
+  AUTH_JWKS_URI: httpUrl.optional(),
+  AUTH_READ_ROLE: z.string().trim().min(1).default('Catalog.Read'),
+  AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
+  AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
+  AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
 
-    ServiceBusConnection__fullyQualifiedNamespace: z
-      .string()
-      .trim()
-      .refine((v) => /^[a-z0-9.-]+(:\d+)?$/i.test(v), 'must be a host name, e.g. <namespace>.servicebus.windows.net')
-      .optional(),
-    ServiceBusConnection: optionalString,
-    SERVICEBUS_QUEUE_NAME: z.string().trim().min(1).max(260).default(DEFAULT_QUEUE_NAME),
-    SERVICEBUS_SEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  ServiceBusConnection__fullyQualifiedNamespace: z
+    .string()
+    .trim()
+    .refine((v) => /^[a-z0-9.-]+(:\d+)?$/i.test(v), 'must be a host name, e.g. <namespace>.servicebus.windows.net')
+    .optional(),
+  ServiceBusConnection: optionalString,
+  SERVICEBUS_QUEUE_NAME: z.string().trim().min(1).max(260).default('entity-sync'),
+  SERVICEBUS_SEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
 
-    INTAKE_AUTH: z
-      .string()
-      .trim()
-      .default('entra')
-      .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
-      .refine((modes) => modes.length > 0 && modes.every((m) => m === 'entra' || m === 'standard-webhooks'), {
-        message: "must be 'entra', 'standard-webhooks' or both, comma-separated",
-      }),
-    WEBHOOK_SECRETS: optionalString,
-    WEBHOOK_TOLERANCE_SECONDS: int(1, 300).default(300), // the Standard Webhooks library enforces ±5 min itself
-    INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
-    INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
+  INTAKE_AUTH: z
+    .string()
+    .trim()
+    .default('entra')
+    .transform((v) => [...new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))])
+    .refine((modes): modes is IntakeAuthMode[] => modes.length > 0 && modes.every((m) => m === 'entra' || m === 'standard-webhooks'), {
+      message: "must be 'entra', 'standard-webhooks' or both, comma-separated",
+    }),
+  WEBHOOK_SECRETS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .refine((secrets) => secrets.every((s) => /^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(s)), 'each secret must be whsec_ followed by at least 18 bytes of base64'),
+  WEBHOOK_TOLERANCE_SECONDS: int(1, 300).default(300), // the Standard Webhooks library enforces ±5 min itself
+  INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
 
-    APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: optionalString,
-    TELEMETRY_SAMPLING_RATIO: number(0, 1).default(1),
-    TELEMETRY_TRACES_PER_SECOND: number(0, 10_000).default(5),
+  APPLICATIONINSIGHTS_CONNECTION_STRING: z
+    .string()
+    .trim()
+    .refine((v) => /InstrumentationKey=[0-9a-f-]{36}/i.test(v), 'must be an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)')
+    .optional(),
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z
+    .string()
+    .trim()
+    .refine((v) => /Authorization=AAD/i.test(v), "must be 'Authorization=AAD' (with ';ClientId=<managed identity client id>' for a user-assigned identity)")
+    .optional(),
+  TELEMETRY_SAMPLING_RATIO: number(0, 1).default(1),
+  TELEMETRY_TRACES_PER_SECOND: number(0, 10_000).default(5),
 
-    QUEUE_MAX_ATTEMPTS: int(1, 100).default(8),
-    QUEUE_RETRY_BASE_DELAY_MS: int(1, 3_600_000).default(5_000),
-    QUEUE_RETRY_MAX_DELAY_MS: int(1, 86_400_000).default(15 * 60_000),
-    AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
-  });
+  QUEUE_MAX_ATTEMPTS: int(1, 100).default(8),
+  QUEUE_RETRY_BASE_DELAY_MS: int(1, 3_600_000).default(5_000),
+  QUEUE_RETRY_MAX_DELAY_MS: int(1, 86_400_000).default(15 * 60_000),
+};
 
-/** Settings only a local stack may use; production mode refuses them and infrastructure never sets them. */
-export const LOCAL_ONLY_SETTINGS: readonly string[] = ['CosmosDBConnection', 'ServiceBusConnection', 'COSMOS_CA_CERT_PATH', 'BACKSTAGE_STATIC_TOKEN'];
+type Settings = z.output<z.ZodObject<typeof fields>>;
+type SettingName = keyof typeof fields;
 
-/** Every app setting the code reads (the infrastructure checks compare it with what the Function App sets). */
-export function settingNames(): string[] {
-  return Object.keys(schema.shape);
-}
+/** Settings that were renamed: setting the old name is an error that names the new one. */
+const RENAMED: Readonly<Record<string, SettingName>> = {
+  RECONCILE_WRITE_MAX_RETRIES: 'COSMOS_THROTTLE_RETRIES',
+};
 
 /**
- * Rules across settings and the production-mode policy. Checked on the raw values, independently of the
- * per-setting schema, so one start-up reports every problem at once.
+ * The rules across settings and the production-mode policy. They run even when single settings failed (so one
+ * start-up reports every problem), which is why each reads its inputs as possibly missing.
  */
-function policyIssues(s: Environment): ConfigurationIssue[] {
-  const issues: ConfigurationIssue[] = [];
-  const issue = (setting: string, message: string) => issues.push({ setting, message });
-  const production = (s.APP_MODE ?? 'production') === 'production';
-  const cosmosEndpoint = s.CosmosDBConnection__accountEndpoint;
+function crossFieldRules(s: Partial<Settings>, ctx: z.RefinementCtx): void {
+  const issue = (setting: SettingName, message: string) => ctx.addIssue({ code: 'custom', path: [setting], message });
+  const production = s.APP_MODE !== 'local';
 
+  const cosmosEndpoint = s.CosmosDBConnection__accountEndpoint;
   if (!cosmosEndpoint && !s.CosmosDBConnection) {
     issue('CosmosDBConnection__accountEndpoint', 'required: the Cosmos DB account endpoint, e.g. https://<account>.documents.azure.com:443/');
   }
@@ -269,6 +268,7 @@ function policyIssues(s: Environment): ConfigurationIssue[] {
   if (production && s.COSMOS_CA_CERT_PATH) {
     issue('COSMOS_CA_CERT_PATH', 'trusting an extra CA is for the local emulator only; refused in production mode');
   }
+  notBelow('COSMOS_THROTTLE_RETRY_MAX_DELAY_MS', s.COSMOS_THROTTLE_RETRY_MAX_DELAY_MS, 'COSMOS_THROTTLE_RETRY_BASE_DELAY_MS', s.COSMOS_THROTTLE_RETRY_BASE_DELAY_MS, issue);
 
   if (s.BACKSTAGE_STATIC_TOKEN && production) {
     issue('BACKSTAGE_STATIC_TOKEN', 'static tokens are refused in production mode; set BACKSTAGE_TOKEN_SCOPE so the managed identity gets Entra tokens');
@@ -279,21 +279,16 @@ function policyIssues(s: Environment): ConfigurationIssue[] {
   if (!s.BACKSTAGE_STATIC_TOKEN && !s.BACKSTAGE_TOKEN_SCOPE) {
     issue('BACKSTAGE_TOKEN_SCOPE', 'required: the Entra scope of the Backstage app registration, e.g. api://<app-id>/.default');
   }
-  if (s.BACKSTAGE_TOKEN_SCOPE && !s.BACKSTAGE_TOKEN_SCOPE.trim().endsWith('/.default')) {
+  if (s.BACKSTAGE_TOKEN_SCOPE && !s.BACKSTAGE_TOKEN_SCOPE.endsWith('/.default')) {
     issue('BACKSTAGE_TOKEN_SCOPE', "must end with /.default (managed identities can only ask for an application's default scope)");
   }
-  const base = Number(s.BACKSTAGE_RETRY_BASE_DELAY_MS ?? 500);
-  const max = Number(s.BACKSTAGE_RETRY_MAX_DELAY_MS ?? 30_000);
-  if (Number.isFinite(base) && Number.isFinite(max) && max < base) {
-    issue('BACKSTAGE_RETRY_MAX_DELAY_MS', 'must not be smaller than BACKSTAGE_RETRY_BASE_DELAY_MS');
-  }
-  for (const issuer of (s.AUTH_ISSUER ?? '').split(',').map((v) => v.trim()).filter(Boolean)) {
+  notBelow('BACKSTAGE_RETRY_MAX_DELAY_MS', s.BACKSTAGE_RETRY_MAX_DELAY_MS, 'BACKSTAGE_RETRY_BASE_DELAY_MS', s.BACKSTAGE_RETRY_BASE_DELAY_MS, issue);
+
+  for (const issuer of s.AUTH_ISSUER ?? []) {
     if (!isUrl(issuer, ['https:', 'http:'])) issue('AUTH_ISSUER', `${JSON.stringify(issuer)} is not an absolute URL`);
     else if (production && !issuer.startsWith('https:')) issue('AUTH_ISSUER', 'must be https in production mode');
   }
-  if (production && s.AUTH_JWKS_URI && isUrl(s.AUTH_JWKS_URI, ['http:'])) {
-    issue('AUTH_JWKS_URI', 'must be https in production mode');
-  }
+  if (production && s.AUTH_JWKS_URI && isUrl(s.AUTH_JWKS_URI, ['http:'])) issue('AUTH_JWKS_URI', 'must be https in production mode');
 
   const serviceBusNamespace = s.ServiceBusConnection__fullyQualifiedNamespace;
   if (!serviceBusNamespace && !s.ServiceBusConnection) {
@@ -310,57 +305,28 @@ function policyIssues(s: Environment): ConfigurationIssue[] {
   } else if (s.ServiceBusConnection && !/Endpoint=sb:\/\/[^;]+/i.test(s.ServiceBusConnection)) {
     issue('ServiceBusConnection', 'must look like Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…;');
   }
-  const modes = (s.INTAKE_AUTH ?? 'entra').toLowerCase();
-  const secrets = (s.WEBHOOK_SECRETS ?? '').split(',').map((v) => v.trim()).filter(Boolean);
-  if (modes.includes('standard-webhooks') && secrets.length === 0) {
+
+  if (s.INTAKE_AUTH?.includes('standard-webhooks') && (s.WEBHOOK_SECRETS ?? []).length === 0) {
     issue('WEBHOOK_SECRETS', 'required when INTAKE_AUTH includes standard-webhooks: one or more whsec_… secrets, comma-separated');
   }
-  for (const secret of secrets) {
-    if (!/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(secret)) {
-      issue('WEBHOOK_SECRETS', 'each secret must be whsec_ followed by at least 18 bytes of base64');
-      break;
-    }
-  }
-  const aiConnection = s.APPLICATIONINSIGHTS_CONNECTION_STRING;
-  if (aiConnection && !/InstrumentationKey=[0-9a-f-]{36}/i.test(aiConnection)) {
-    issue('APPLICATIONINSIGHTS_CONNECTION_STRING', 'must be an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)');
-  }
-  const aiAuth = s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;
-  if (aiAuth && !/Authorization=AAD/i.test(aiAuth)) {
-    issue('APPLICATIONINSIGHTS_AUTHENTICATION_STRING', "must be 'Authorization=AAD' (with ';ClientId=<managed identity client id>' for a user-assigned identity)");
-  }
-  if (production && aiConnection && !aiAuth) {
+  if (production && s.APPLICATIONINSIGHTS_CONNECTION_STRING && !s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING) {
     issue(
       'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
       'required in production mode with APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion is Entra-authenticated (local auth disabled), e.g. ClientId=<client id>;Authorization=AAD',
     );
   }
-  const retryBase = Number(s.QUEUE_RETRY_BASE_DELAY_MS ?? 5_000);
-  const retryMax = Number(s.QUEUE_RETRY_MAX_DELAY_MS ?? 15 * 60_000);
-  if (Number.isFinite(retryBase) && Number.isFinite(retryMax) && retryMax < retryBase) {
-    issue('QUEUE_RETRY_MAX_DELAY_MS', 'must not be smaller than QUEUE_RETRY_BASE_DELAY_MS');
-  }
-  return issues;
+  notBelow('QUEUE_RETRY_MAX_DELAY_MS', s.QUEUE_RETRY_MAX_DELAY_MS, 'QUEUE_RETRY_BASE_DELAY_MS', s.QUEUE_RETRY_BASE_DELAY_MS, issue);
 }
 
-/** Reads and validates the configuration; throws {@link ConfigurationError} naming every bad setting. */
-export function loadConfig(env: Environment = process.env): AppConfig {
-  // Treat empty strings as unset: app settings are often declared with an empty value.
-  const cleaned: Environment = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v;
+function notBelow(maxName: SettingName, max: number | undefined, baseName: SettingName, base: number | undefined, issue: (s: SettingName, m: string) => void): void {
+  if (max !== undefined && base !== undefined && max < base) issue(maxName, `must not be smaller than ${baseName}`);
+}
 
-  const result = schema.safeParse(cleaned);
-  const issues: ConfigurationIssue[] = result.success
-    ? []
-    : result.error.issues.map((i) => ({
-        setting: String(i.path[0] ?? '(configuration)'),
-        message: i.code === 'invalid_type' && cleaned[String(i.path[0])] === undefined ? 'required' : i.message,
-      }));
-  issues.push(...policyIssues(cleaned));
-  if (!result.success || issues.length > 0) throw new ConfigurationError(dedupe(issues));
-  const s = result.data;
+const settingsSchema = z.object(fields).superRefine(crossFieldRules, { when: () => true });
+
+/** The typed configuration the settings describe (called only on valid settings). */
+function toAppConfig(s: Settings): AppConfig {
   const fromConnectionString = s.CosmosDBConnection ? parseCosmosConnectionString(s.CosmosDBConnection) : undefined;
-
   return {
     mode: s.APP_MODE,
     logLevel: s.LOG_LEVEL,
@@ -376,6 +342,11 @@ export function loadConfig(env: Environment = process.env): AppConfig {
       maxRetryAttempts: s.COSMOS_MAX_RETRY_ATTEMPTS,
       maxRetryWaitInMs: s.COSMOS_MAX_RETRY_WAIT_MS,
       requestTimeoutInMs: s.COSMOS_REQUEST_TIMEOUT_MS,
+      throttleRetry: {
+        maxRetries: s.COSMOS_THROTTLE_RETRIES,
+        baseDelayInMs: s.COSMOS_THROTTLE_RETRY_BASE_DELAY_MS,
+        maxDelayInMs: s.COSMOS_THROTTLE_RETRY_MAX_DELAY_MS,
+      },
     },
     backstage: {
       baseUrl: s.BACKSTAGE_BASE_URL.replace(/\/+$/, ''),
@@ -393,7 +364,6 @@ export function loadConfig(env: Environment = process.env): AppConfig {
       maxDeleteRatio: s.RECONCILE_MAX_DELETE_RATIO,
       fetchBatchSize: s.RECONCILE_FETCH_BATCH_SIZE,
       concurrency: s.RECONCILE_CONCURRENCY,
-      writeMaxRetries: s.RECONCILE_WRITE_MAX_RETRIES,
     },
     auth: {
       issuers: s.AUTH_ISSUER,
@@ -411,24 +381,99 @@ export function loadConfig(env: Environment = process.env): AppConfig {
       sendTimeoutInMs: s.SERVICEBUS_SEND_TIMEOUT_MS,
     },
     intake: {
-      authModes: [...new Set(s.INTAKE_AUTH)] as IntakeAuthMode[],
-      webhookSecrets: (s.WEBHOOK_SECRETS ?? '').split(',').map((v) => v.trim()).filter(Boolean),
+      authModes: s.INTAKE_AUTH,
+      webhookSecrets: s.WEBHOOK_SECRETS,
       webhookToleranceInSeconds: s.WEBHOOK_TOLERANCE_SECONDS,
       maxBodyBytes: s.INTAKE_MAX_BODY_BYTES,
       maxBatchEvents: s.INTAKE_MAX_BATCH_EVENTS,
     },
-    queueRetry: {
-      maxAttempts: s.QUEUE_MAX_ATTEMPTS,
-      baseDelayInMs: s.QUEUE_RETRY_BASE_DELAY_MS,
-      maxDelayInMs: s.QUEUE_RETRY_MAX_DELAY_MS,
-    },
-    telemetry: {
-      ...(s.APPLICATIONINSIGHTS_CONNECTION_STRING && { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING }),
-      entraAuthentication: /Authorization=AAD/i.test(s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? ''),
-      samplingRatio: s.TELEMETRY_SAMPLING_RATIO,
-      tracesPerSecond: s.TELEMETRY_TRACES_PER_SECOND,
-    },
+    queueRetry: { maxAttempts: s.QUEUE_MAX_ATTEMPTS, baseDelayInMs: s.QUEUE_RETRY_BASE_DELAY_MS, maxDelayInMs: s.QUEUE_RETRY_MAX_DELAY_MS },
+    telemetry: telemetryOf(s),
   };
+}
+
+function telemetryOf(s: Pick<Settings, 'APPLICATIONINSIGHTS_CONNECTION_STRING' | 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING' | 'TELEMETRY_SAMPLING_RATIO' | 'TELEMETRY_TRACES_PER_SECOND'>): TelemetrySettings {
+  return {
+    ...(s.APPLICATIONINSIGHTS_CONNECTION_STRING && { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING }),
+    entraAuthentication: s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING !== undefined,
+    samplingRatio: s.TELEMETRY_SAMPLING_RATIO,
+    tracesPerSecond: s.TELEMETRY_TRACES_PER_SECOND,
+  };
+}
+
+/** Reads and validates the configuration; throws {@link ConfigurationError} naming every bad setting. */
+export function loadConfig(env: Environment = process.env): AppConfig {
+  const cleaned = withoutEmptyValues(env);
+  const result = settingsSchema.safeParse(cleaned);
+  const issues: ConfigurationIssue[] = [];
+  for (const [old, current] of Object.entries(RENAMED)) {
+    if (cleaned[old] !== undefined) issues.push({ setting: old, message: `renamed to ${current}` });
+  }
+  if (!result.success) {
+    for (const i of result.error.issues) {
+      const setting = String(i.path[0] ?? '(configuration)');
+      issues.push({ setting, message: i.code === 'invalid_type' && cleaned[setting] === undefined ? 'required' : i.message });
+    }
+  }
+  if (!result.success || issues.length > 0) throw new ConfigurationError(dedupe(issues));
+  return toAppConfig(result.data);
+}
+
+/** What function registrations read at module load: trigger targets and the timer schedule. */
+export interface RegistrationSettings {
+  reconcileSchedule: string;
+  databaseName: string;
+  entitiesContainer: string;
+  leasesContainer: string;
+  queueName: string;
+}
+
+export function registrationSettings(env: Environment = process.env): RegistrationSettings {
+  const s = pick(env, ['RECONCILE_SCHEDULE', 'COSMOS_DATABASE_NAME', 'COSMOS_ENTITIES_CONTAINER', 'COSMOS_LEASES_CONTAINER', 'SERVICEBUS_QUEUE_NAME']);
+  return {
+    reconcileSchedule: s.RECONCILE_SCHEDULE,
+    databaseName: s.COSMOS_DATABASE_NAME,
+    entitiesContainer: s.COSMOS_ENTITIES_CONTAINER,
+    leasesContainer: s.COSMOS_LEASES_CONTAINER,
+    queueName: s.SERVICEBUS_QUEUE_NAME,
+  };
+}
+
+/** What the telemetry bootstrap reads before anything else loads (an invalid value leaves telemetry off). */
+export function telemetrySettings(env: Environment = process.env): TelemetrySettings {
+  return telemetryOf(pick(env, ['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'TELEMETRY_SAMPLING_RATIO', 'TELEMETRY_TRACES_PER_SECOND']));
+}
+
+/** Parses only `names` with their own rules; an invalid value falls back to its default (or unset). */
+function pick<K extends SettingName>(env: Environment, names: readonly K[]): Pick<Settings, K> {
+  const cleaned = withoutEmptyValues(env);
+  const out: Partial<Settings> = {};
+  for (const key of names) {
+    const field: z.ZodType = fields[key];
+    const parsed = field.safeParse(cleaned[key]);
+    const fallback = field.safeParse(undefined);
+    const value: unknown = parsed.success ? parsed.data : fallback.success ? fallback.data : undefined;
+    if (value !== undefined) (out as Record<string, unknown>)[key] = value;
+  }
+  return out as Pick<Settings, K>;
+}
+
+/** Settings only a local stack may use; production mode refuses them and infrastructure never sets them. */
+export const LOCAL_ONLY_SETTINGS: readonly string[] = ['CosmosDBConnection', 'ServiceBusConnection', 'COSMOS_CA_CERT_PATH', 'BACKSTAGE_STATIC_TOKEN'];
+
+/** Every app setting the code reads (the infrastructure checks compare it with what the Function App sets). */
+export function settingNames(): string[] {
+  return Object.keys(fields);
+}
+
+/** The settings that have a default (a deployment sets them only to change it). */
+export function settingDefaults(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields)) {
+    const fallback = (field as z.ZodType).safeParse(undefined);
+    if (fallback.success && fallback.data !== undefined) out[key] = fallback.data;
+  }
+  return out;
 }
 
 /** `AccountEndpoint=…;AccountKey=…;` → its parts, or undefined when either is missing. */
@@ -461,6 +506,13 @@ function isUrl(value: string, protocols: string[]): boolean {
   } catch {
     return false;
   }
+}
+
+/** Empty values count as unset: app settings are often declared with an empty value. */
+function withoutEmptyValues(env: Environment): Environment {
+  const cleaned: Environment = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v.trim() !== '') cleaned[k] = v;
+  return cleaned;
 }
 
 function dedupe(issues: ConfigurationIssue[]): ConfigurationIssue[] {

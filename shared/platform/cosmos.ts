@@ -1,20 +1,27 @@
 /**
- * Cosmos DB: the client (built once per process, Entra-authenticated) and the `entities` store.
+ * Cosmos DB: the client (built once per process, Entra-authenticated) and {@link CosmosStore}, the base class of every
+ * store. Each container has exactly one store that owns it; a store extends the base with only its own reads and
+ * writes, and the base does what every store needs the same way:
  *
- * Every operation's request charge (RU) is recorded: into the caller's {@link RequestChargeTracker}
- * (so a reconcile or a sync can report its own cost) and into the process metrics.
+ * - every request's request charge (RU) goes into the caller's {@link RequestChargeTracker} (so a reconcile or a sync
+ *   can report its own cost) and into the process metrics, per container and operation — failures included;
+ * - every SDK failure becomes a {@link CosmosOperationError} (status, `retryAfterInMs`, the SDK error as `cause`), or an
+ *   {@link OperationAbortedError} when the caller's signal fired;
+ * - point writes in bulk run concurrently, and the ones the SDK's own throttling retries gave up on (429) are retried in
+ *   rounds with backoff that honours the server's `retry-after`.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TokenCredential } from '@azure/core-auth';
-import { CosmosClient, type Container, type ErrorResponse, type JSONObject } from '@azure/cosmos';
+import { CosmosClient, type Container, type ErrorResponse, type SqlQuerySpec } from '@azure/cosmos';
 import pLimit from 'p-limit';
-import { retryDelay, sleep } from './backoff';
+import type { SystemProperties } from '../model/documents';
+import { withRetries } from './backoff';
 import type { AppMode, CosmosConfig } from './config';
-import type { EntityDocument, EntityIdentity, SystemProperties } from '../model/documents';
 import { CosmosOperationError, OperationAbortedError } from './errors';
 import type { Metrics } from './metrics';
+import { abortOnly, type OperationOptions } from './options';
 
 export interface CosmosClientOptions {
   mode: AppMode;
@@ -66,171 +73,173 @@ export class RequestChargeTracker {
   }
 }
 
-export interface StoreCallOptions {
-  abortSignal?: AbortSignal;
+/** Options of every store call: cancellation, the invocation's logger, and where to add the request charge. */
+export interface StoreCallOptions extends OperationOptions {
   charge?: RequestChargeTracker;
 }
 
-/** What reconciliation needs of each mirror document. */
-export interface MirrorIndexItem extends EntityIdentity {
-  sourceEtag: string | null;
-  deleted: boolean;
-  _etag: string;
+/** How writes that the SDK's own 429 retries gave up on are retried (in rounds, only the throttled ones). */
+export interface ThrottleRetryOptions {
+  /** Rounds after the first. */
+  maxRetries: number;
+  baseDelayInMs: number;
+  maxDelayInMs: number;
 }
 
-export type WriteOperation =
-  | { kind: 'create'; doc: EntityDocument }
-  | { kind: 'replace'; doc: EntityDocument; ifMatch: string };
+export interface CosmosStoreOptions {
+  metrics?: Metrics;
+  throttleRetry: ThrottleRetryOptions;
+}
 
-export interface WriteResult {
+/** What one write of a bulk write came to. */
+export interface WriteOutcome {
+  /** Cosmos's status; 0 when no answer arrived. */
   statusCode: number;
   etag?: string;
   error?: CosmosOperationError;
 }
 
-export interface WriteRetryOptions {
-  maxRetries: number;
-  baseDelayInMs: number;
-  maxDelayInMs: number;
-  /** Writes in flight at once (default 16). */
-  concurrency?: number;
-}
+type RequestOptions = { abortSignal?: AbortSignal };
 
-export type StoredEntityDocument = EntityDocument & SystemProperties;
-
-export class EntityStore {
-  constructor(
-    readonly container: Container,
-    private readonly metrics?: Metrics,
+/** The base of every store: see the file comment. Subclasses add only their own reads and writes. */
+export abstract class CosmosStore {
+  protected constructor(
+    protected readonly container: Container,
+    protected readonly storeOptions: CosmosStoreOptions,
   ) {}
 
-  /** The document (tombstones included) with its `_etag`, or undefined. */
-  async read(id: string, options: StoreCallOptions = {}): Promise<StoredEntityDocument | undefined> {
+  /** Reads the container's metadata: whether the store's database answers (the health check). */
+  async ping(options: StoreCallOptions = {}): Promise<void> {
+    await this.request('metadata', 'read the container', options, (requestOptions) => this.container.read(requestOptions));
+  }
+
+  /**
+   * One SDK call with the store's accounting: its request charge recorded as `operation`, its failure mapped to a
+   * {@link CosmosOperationError} described as `what`.
+   */
+  protected async request<R extends { requestCharge?: number }>(
+    operation: string,
+    what: string,
+    options: StoreCallOptions,
+    call: (requestOptions: RequestOptions) => Promise<R>,
+  ): Promise<R> {
     try {
-      const response = await this.container.item(id, id).read<StoredEntityDocument>(requestOptions(options));
-      this.charge('read', response.requestCharge, options);
-      if (response.statusCode === 404) return undefined;
-      return response.resource;
+      const response = await call(abortOnly(options));
+      this.charge(operation, response.requestCharge, options);
+      return response;
     } catch (error) {
-      this.charge('read', chargeOf(error), options);
-      if (statusOf(error) === 404) return undefined;
-      throw toCosmosError(`read ${id}`, error, options);
+      this.charge(operation, chargeOf(error), options);
+      throw toCosmosError(what, error, options);
     }
   }
 
-  /** Creates the document; throws {@link CosmosOperationError} 409 when it already exists. Returns the new `_etag`. */
-  async create(doc: EntityDocument, options: StoreCallOptions = {}): Promise<string> {
+  /** The item with its system properties, or undefined when there is none (404). */
+  protected async readItem<T extends object>(id: string, partitionKey: string, options: StoreCallOptions): Promise<(T & SystemProperties) | undefined> {
     try {
-      const response = await this.container.items.create(doc as unknown as JSONObject, requestOptions(options));
-      this.charge('create', response.requestCharge, options);
-      return response.etag;
+      const response = await this.request('read', `read ${id}`, options, (o) => this.container.item(id, partitionKey).read<T & SystemProperties>(o));
+      return response.statusCode === 404 ? undefined : response.resource;
     } catch (error) {
-      this.charge('create', chargeOf(error), options);
-      throw toCosmosError(`create ${doc.id}`, error, options);
+      if (error instanceof CosmosOperationError && error.statusCode === 404) return undefined;
+      throw error;
     }
   }
 
-  /** Replaces the document if its `_etag` is still `ifMatch`; throws {@link CosmosOperationError} 412 otherwise. */
-  async replace(doc: EntityDocument, ifMatch: string, options: StoreCallOptions = {}): Promise<string> {
-    try {
-      const response = await this.container
-        .item(doc.id, doc.id)
-        .replace(doc as unknown as JSONObject, { ...requestOptions(options), accessCondition: { type: 'IfMatch', condition: ifMatch } });
-      this.charge('replace', response.requestCharge, options);
-      return response.etag;
-    } catch (error) {
-      this.charge('replace', chargeOf(error), options);
-      throw toCosmosError(`replace ${doc.id}`, error, options);
-    }
+  /** Every result of a query (all pages). Pass `partitionKey` for a single-partition query. */
+  protected async queryAll<T>(what: string, query: SqlQuerySpec | string, options: StoreCallOptions & { partitionKey?: string } = {}): Promise<T[]> {
+    const feedOptions = { ...abortOnly(options), ...(options.partitionKey !== undefined && { partitionKey: options.partitionKey }) };
+    const response = await this.request('query', what, options, () => this.container.items.query<T>(query, feedOptions).fetchAll());
+    return response.resources;
   }
 
-  /** Streams the index of every document (tombstones included), a page at a time. */
-  async *streamIndex(options: StoreCallOptions & { pageSize?: number } = {}): AsyncGenerator<MirrorIndexItem[]> {
-    const iterator = this.container.items.query<MirrorIndexItem>(
-      'SELECT c.id, c.entityRef, c.kind, c["namespace"], c.name, c.uid, c.sourceEtag, c.deleted, c._etag FROM c',
-      { maxItemCount: options.pageSize ?? 1000, ...requestOptions(options) },
-    );
-    try {
-      while (iterator.hasMoreResults()) {
-        const page = await iterator.fetchNext();
-        this.charge('query', page.requestCharge, options);
-        if (page.resources.length > 0) {
-          yield page.resources.map((r) => ({ ...r, uid: r.uid ?? null, sourceEtag: r.sourceEtag ?? null, deleted: r.deleted === true }));
-        }
-      }
-    } catch (error) {
-      this.charge('query', chargeOf(error), options);
-      throw toCosmosError('query the mirror index', error, options);
+  /** A query's results a page at a time (empty pages skipped). */
+  protected async *queryPages<T>(what: string, query: SqlQuerySpec | string, options: StoreCallOptions & { pageSize?: number } = {}): AsyncGenerator<T[]> {
+    const iterator = this.container.items.query<T>(query, { maxItemCount: options.pageSize ?? 1000, ...abortOnly(options) });
+    while (iterator.hasMoreResults()) {
+      const page = await this.request('query', what, options, () => iterator.fetchNext());
+      if (page.resources.length > 0) yield page.resources;
     }
   }
 
   /**
-   * Runs `operations` as concurrent point writes (at most `retry.concurrency` in flight). Operations that still end
-   * in 429 after the SDK's own throttling retries are retried here with backoff honouring `retryAfterInMs`, up to
-   * `maxRetries` rounds. Returns one result per operation, in order; never throws for a per-operation failure.
+   * Runs `write` for every operation as concurrent point writes (at most `concurrency` in flight, default 16).
+   * Operations that still end in 429 after the SDK's own throttling retries are retried in rounds (only those), up to
+   * `throttleRetry.maxRetries` rounds, honouring the largest `retryAfterInMs` Cosmos sent. Returns one outcome per
+   * operation, in order; throws only when the caller's signal fires.
    *
    * Why not the SDK's bulk executor: `executeBulkOperations` waits in steps of one second for partial batches, so
    * every call costs at least a second — slower than point writes at the batch sizes a sync produces.
    */
-  async writeMany(operations: readonly WriteOperation[], retry: WriteRetryOptions, options: StoreCallOptions = {}): Promise<WriteResult[]> {
-    const results: WriteResult[] = new Array(operations.length);
-    const limit = pLimit(retry.concurrency ?? 16);
+  protected async writeAll<Op>(
+    operations: readonly Op[],
+    write: (operation: Op, options: StoreCallOptions) => Promise<{ statusCode: number; etag?: string }>,
+    options: StoreCallOptions & { concurrency?: number } = {},
+  ): Promise<WriteOutcome[]> {
+    const outcomes: WriteOutcome[] = new Array<WriteOutcome>(operations.length);
+    const limit = pLimit(options.concurrency ?? 16);
     let pending = operations.map((operation, index) => ({ operation, index }));
-    for (let round = 0; pending.length > 0; round += 1) {
+    const round = async () => {
       const throttled: typeof pending = [];
       let retryAfterInMs: number | undefined;
       await Promise.all(
         pending.map((item) =>
           limit(async () => {
             try {
-              const { doc } = item.operation;
-              const etag = item.operation.kind === 'create' ? await this.create(doc, options) : await this.replace(doc, item.operation.ifMatch, options);
-              results[item.index] = { statusCode: item.operation.kind === 'create' ? 201 : 200, etag };
+              const { statusCode, etag } = await write(item.operation, options);
+              outcomes[item.index] = { statusCode, ...(etag !== undefined && { etag }) };
             } catch (error) {
               if (error instanceof OperationAbortedError) throw error;
-              const statusCode = error instanceof CosmosOperationError ? (error.statusCode ?? 0) : 0;
-              if (statusCode === 429 && round < retry.maxRetries) {
+              const failure = error instanceof CosmosOperationError ? error : new CosmosOperationError(String(error), undefined, error);
+              outcomes[item.index] = { statusCode: failure.statusCode ?? 0, error: failure };
+              if (failure.statusCode === 429) {
                 throttled.push(item);
-                const after = (error as CosmosOperationError).retryAfterInMs;
-                if (after !== undefined) retryAfterInMs = Math.max(retryAfterInMs ?? 0, after);
-                return;
+                if (failure.retryAfterInMs !== undefined) retryAfterInMs = Math.max(retryAfterInMs ?? 0, failure.retryAfterInMs);
               }
-              results[item.index] = {
-                statusCode,
-                error: error instanceof CosmosOperationError ? error : new CosmosOperationError(String(error), undefined, error),
-              };
             }
           }),
         ),
       );
-      if (throttled.length > 0) {
-        this.metrics?.increment('cosmos.throttled', throttled.length, { operation: 'write' });
-        await sleep(retryDelay(round, retryAfterInMs, { baseDelayInMs: retry.baseDelayInMs, maxDelayInMs: retry.maxDelayInMs }), options.abortSignal);
-      }
       pending = throttled.sort((a, b) => a.index - b.index);
+      if (pending.length > 0) throw new ThrottledWrites(pending.length, retryAfterInMs);
+    };
+    try {
+      await withRetries(round, {
+        ...this.storeOptions.throttleRetry,
+        ...abortOnly(options),
+        shouldRetry: (error) => error instanceof ThrottledWrites && { retryAfterInMs: error.retryAfterInMs },
+        onRetry: (error) => this.storeOptions.metrics?.increment('cosmos.throttled', (error as ThrottledWrites).count, { container: this.container.id }),
+      });
+    } catch (error) {
+      // Rounds spent: the throttled operations keep their 429 outcome.
+      if (!(error instanceof ThrottledWrites)) throw error;
     }
-    return results;
+    return outcomes;
   }
 
   private charge(operation: string, requestCharge: number | undefined, options: StoreCallOptions): void {
     options.charge?.add(operation, requestCharge);
-    this.metrics?.record('cosmos.request_charge', requestCharge ?? 0, { operation, container: this.container.id });
+    this.storeOptions.metrics?.record('cosmos.request_charge', requestCharge ?? 0, { operation, container: this.container.id });
   }
 }
 
-function requestOptions(options: StoreCallOptions): { abortSignal?: AbortSignal } {
-  return options.abortSignal ? { abortSignal: options.abortSignal } : {};
+/** Some operations of a round were throttled; carries what the next round needs. */
+class ThrottledWrites extends Error {
+  constructor(
+    readonly count: number,
+    readonly retryAfterInMs: number | undefined,
+  ) {
+    super(`${count} writes throttled`);
+  }
 }
 
 /** The HTTP status of a Cosmos SDK error, if it has one. */
 export function statusOf(error: unknown): number | undefined {
+  if (error instanceof CosmosOperationError) return error.statusCode;
   const code = (error as ErrorResponse | undefined)?.code ?? (error as { statusCode?: unknown } | undefined)?.statusCode;
   return typeof code === 'number' ? code : undefined;
 }
 
 function chargeOf(error: unknown): number | undefined {
-  const headers = (error as ErrorResponse | undefined)?.headers;
-  const value = headers?.['x-ms-request-charge'];
+  const value = (error as ErrorResponse | undefined)?.headers?.['x-ms-request-charge'];
   return value === undefined ? undefined : Number(value);
 }
 

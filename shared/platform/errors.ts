@@ -101,6 +101,78 @@ export class OperationAbortedError extends SyncServiceError {
   }
 }
 
+/** The credential could not produce a token for Backstage. */
+export class TokenAcquisitionError extends SyncServiceError {
+  constructor(scope: string, cause: unknown) {
+    super(`Could not get an Entra token for ${scope}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      code: 'TokenAcquisitionFailed',
+      transient: true,
+      cause,
+    });
+  }
+}
+
+/** 401: no token, or a token we do not accept. `wwwAuthenticate` is the challenge to send back. */
+export class AuthenticationError extends SyncServiceError {
+  readonly wwwAuthenticate: string;
+  constructor(message: string, options: { error?: 'invalid_token' | 'invalid_request'; cause?: unknown } = {}) {
+    super(message, { code: 'Unauthenticated', cause: options.cause });
+    const error = options.error;
+    this.wwwAuthenticate = error
+      ? `Bearer error="${error}", error_description="${message.replace(/["\\]/g, "'")}"`
+      : 'Bearer';
+  }
+}
+
+/** 403: a valid token without the role this endpoint requires. */
+export class AuthorizationError extends SyncServiceError {
+  readonly requiredRoles: readonly string[];
+  constructor(requiredRoles: readonly string[], principal: { subject: string; appId?: string }) {
+    super(
+      `The token of ${principal.appId ?? principal.subject} lacks the app role ${requiredRoles.map((r) => `'${r}'`).join(' or ')}`,
+      { code: 'Forbidden' },
+    );
+    this.requiredRoles = requiredRoles;
+  }
+}
+
+/** The signing keys could not be fetched: our problem, not the caller's (503). */
+export class AuthUnavailableError extends SyncServiceError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'AuthUnavailable', transient: true, cause });
+  }
+}
+
+/** The queue could not take the messages; nothing is known to be lost (the caller should answer 503). */
+export class QueueUnavailableError extends SyncServiceError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'QueueUnavailable', transient: true, cause });
+  }
+}
+
+/** A Standard Webhooks request whose headers or signature do not verify (401 `invalid-signature`). */
+export class WebhookSignatureError extends SyncServiceError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'InvalidWebhookSignature', cause });
+  }
+}
+
+/** A `webhook-id` that was already accepted within the replay window (409 `duplicate-delivery`). */
+export class WebhookReplayError extends SyncServiceError {
+  readonly webhookId: string;
+  constructor(webhookId: string) {
+    super(`webhook-id ${JSON.stringify(webhookId)} was already accepted; a re-delivery needs no action`, { code: 'WebhookReplayed' });
+    this.webhookId = webhookId;
+  }
+}
+
+/** A request's query or body breaks the endpoint's schema (400 `invalid-request`); `detail` says what is wrong. */
+export class InvalidRequestError extends SyncServiceError {
+  constructor(message: string) {
+    super(message, { code: 'InvalidRequest' });
+  }
+}
+
 export function isTransientCosmosStatus(statusCode: number | undefined): boolean {
   if (statusCode === undefined) return true; // network failure, no answer at all
   return statusCode === 408 || statusCode === 429 || statusCode === 449 || statusCode >= 500;

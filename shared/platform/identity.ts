@@ -7,7 +7,7 @@
  */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
-import { OperationAbortedError, SyncServiceError } from './errors';
+import { OperationAbortedError, SyncServiceError, TokenAcquisitionError } from './errors';
 
 export function createCredential(options: { managedIdentityClientId?: string | undefined } = {}): TokenCredential {
   return new DefaultAzureCredential(
@@ -24,17 +24,6 @@ export interface GetTokenOptions {
 /** Supplies the bearer token the catalog reader sends to Backstage. */
 export interface BackstageTokenProvider {
   getToken(options?: GetTokenOptions): Promise<string>;
-}
-
-/** The credential could not produce a token for Backstage. */
-export class TokenAcquisitionError extends SyncServiceError {
-  constructor(scope: string, cause: unknown) {
-    super(`Could not get an Entra token for ${scope}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      code: 'TokenAcquisitionFailed',
-      transient: true,
-      cause,
-    });
-  }
 }
 
 export interface EntraTokenProviderOptions {

@@ -12,18 +12,9 @@ import type { TokenCredential } from '@azure/core-auth';
 import { context, metrics as otelMetrics, propagation, SpanKind, SpanStatusCode, trace, type Context, type Counter, type Histogram, type Span } from '@opentelemetry/api';
 import { logs, SeverityNumber } from '@opentelemetry/api-logs';
 import type * as ApplicationInsights from 'applicationinsights';
+import { telemetrySettings, type Environment, type TelemetrySettings } from './config';
 import type { Dimensions, Metrics } from './metrics';
 import { VERSION } from './version';
-
-export interface TelemetryConfig {
-  connectionString?: string;
-  /** Ingestion authenticated with Entra (the connection's `Authorization=AAD`). */
-  entraAuthentication: boolean;
-  /** Share of traces kept, 0–1. */
-  samplingRatio: number;
-  /** Rate limit of sampled traces per second; 0 = use `samplingRatio` only. */
-  tracesPerSecond: number;
-}
 
 const SERVICE = 'backstage-cosmos-sync';
 let started = false;
@@ -38,29 +29,19 @@ function loadDistro(): typeof ApplicationInsights {
 
 /**
  * Starts Application Insights as early as possible — before the Azure SDKs are loaded, so their calls are traced —
- * from the two standard settings alone. The process credential does not exist yet, so ingestion authenticates
+ * from the telemetry settings alone. The process credential does not exist yet, so ingestion authenticates
  * through `credential()`, called only when the exporter first needs a token. Full validation of these settings
- * happens with the rest of the configuration; a malformed value here simply leaves telemetry off.
+ * happens with the rest of the configuration; an invalid value here simply leaves telemetry off.
  */
-export function bootstrapTelemetry(env: Record<string, string | undefined>, credential: () => TokenCredential): boolean {
-  const connectionString = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
-  if (!connectionString || !/InstrumentationKey=[0-9a-f-]{36}/i.test(connectionString)) return false;
-  const ratio = Number(env.TELEMETRY_SAMPLING_RATIO ?? 1);
-  const perSecond = Number(env.TELEMETRY_TRACES_PER_SECOND ?? 5);
+export function bootstrapTelemetry(env: Environment, credential: () => TokenCredential): boolean {
+  const settings = telemetrySettings(env);
+  if (!settings.connectionString) return false;
   const lazy: TokenCredential = { getToken: (scopes, options) => credential().getToken(scopes, options) };
-  return startTelemetry(
-    {
-      connectionString,
-      entraAuthentication: /Authorization=AAD/i.test(env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? ''),
-      samplingRatio: Number.isFinite(ratio) && ratio >= 0 && ratio <= 1 ? ratio : 1,
-      tracesPerSecond: Number.isFinite(perSecond) && perSecond >= 0 ? perSecond : 5,
-    },
-    lazy,
-  );
+  return startTelemetry(settings, lazy);
 }
 
 /** Starts Application Insights once per process; returns whether telemetry is exported. */
-export function startTelemetry(config: TelemetryConfig, credential: TokenCredential): boolean {
+export function startTelemetry(config: TelemetrySettings, credential: TokenCredential): boolean {
   if (started || !config.connectionString) return started;
   process.env.OTEL_SERVICE_NAME ??= SERVICE;
   loadDistro().useAzureMonitor({

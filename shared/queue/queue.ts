@@ -6,20 +6,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import type { ServiceBusConfig } from '../platform/config';
-import { OperationAbortedError, SyncServiceError } from '../platform/errors';
+import { OperationAbortedError, QueueUnavailableError, SyncServiceError } from '../platform/errors';
 import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
   const options = { retryOptions: { maxRetries: 3, timeoutInMs: config.sendTimeoutInMs } };
   if (config.connectionString) return new ServiceBusClient(config.connectionString, options);
   return new ServiceBusClient(config.fullyQualifiedNamespace!, credential, options);
-}
-
-/** The queue could not take the messages; nothing is known to be lost (the caller should answer 503). */
-export class QueueUnavailableError extends SyncServiceError {
-  constructor(message: string, cause?: unknown) {
-    super(message, { code: 'QueueUnavailable', transient: true, cause });
-  }
 }
 
 /** Application properties every sync message carries. */

@@ -8,7 +8,7 @@
  */
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
-import { parseRetryAfter, retryDelay, sleep } from '../platform/backoff';
+import { parseRetryAfter, withRetries } from '../platform/backoff';
 import {
   BackstageAuthError,
   BackstageRequestError,
@@ -113,18 +113,47 @@ export class CatalogReader {
     });
   }
 
+  /** One HTTP call under the policy: retries of transient failures (see {@link RETRYABLE_STATUS}) around {@link send}. */
   private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, abortSignal?: AbortSignal): Promise<Response> {
     const o = this.options;
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const method = init?.method ?? 'GET';
     const path = safePath(url);
-    let refreshedToken = false;
-    let forceRefresh = false;
-    let attempt = 0;
-    for (;;) {
-      if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, abortSignal.reason);
+    let attempts = 0;
+    try {
+      return await withRetries(
+        () => {
+          attempts += 1;
+          return this.send(url, method, path, init, abortSignal);
+        },
+        {
+          maxRetries: o.maxRetries,
+          baseDelayInMs: o.retryBaseDelayInMs,
+          maxDelayInMs: o.retryMaxDelayInMs,
+          ...(abortSignal && { abortSignal }),
+          shouldRetry: (error) => error instanceof TransientFailure && { retryAfterInMs: error.retryAfterInMs },
+          onRetry: (error, attempt, delayInMs) => {
+            const failure = error as TransientFailure;
+            o.metrics?.increment('backstage.retries', 1, { status: failure.status ?? 'error' });
+            this.logger.warn('Backstage request failed; retrying', { path, reason: failure.reason, attempt: attempt + 1, delayInMs });
+          },
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof TransientFailure)) throw error;
+      o.metrics?.increment('backstage.errors', 1, { status: error.status ?? 'error' });
+      throw new BackstageUnavailableError(`Backstage ${method} ${path} still failing after ${attempts} attempts (${error.reason})`, error.status, error.cause);
+    }
+  }
+
+  /**
+   * One attempt: a bearer token, a per-attempt timeout combined with the caller's signal, one span. A 401 refreshes
+   * the token and tries once more at once; a transient failure throws {@link TransientFailure} for the retry policy.
+   */
+  private async send(url: string, method: string, path: string, init: RequestInit | undefined, abortSignal: AbortSignal | undefined): Promise<Response> {
+    const o = this.options;
+    for (let forceRefresh = false; ; forceRefresh = true) {
       const token = await o.tokenProvider.getToken({ forceRefresh, ...(abortSignal && { abortSignal }) });
-      forceRefresh = false;
       const headers = new Headers(init?.headers);
       headers.set('authorization', `Bearer ${token}`);
       const timeout = AbortSignal.timeout(o.requestTimeoutInMs);
@@ -149,20 +178,18 @@ export class CatalogReader {
           }
         },
       );
-      const durationInMs = performance.now() - started;
       const status = response?.status;
-      o.metrics?.record('backstage.request.duration', durationInMs, { method, status: status ?? 'error' });
+      o.metrics?.record('backstage.request.duration', performance.now() - started, { method, status: status ?? 'error' });
 
-      if (response && status === 401 && !refreshedToken) {
+      if (!response) throw new TransientFailure(describeFailure(failure, timeout), undefined, undefined, failure);
+      if (status === 401 && !forceRefresh) {
         await discard(response);
         this.logger.warn('Backstage answered 401; refreshing the token and retrying once', { path });
-        refreshedToken = true;
-        forceRefresh = true;
         continue;
       }
-      if (response && (status === 401 || status === 403)) {
+      if (status === 401 || status === 403) {
         const detail = await errorDetail(response);
-        o.metrics?.increment('backstage.errors', 1, { status: status! });
+        o.metrics?.increment('backstage.errors', 1, { status: status });
         throw new BackstageAuthError(
           status === 401
             ? `Backstage rejected the token (401) for ${method} ${path}${detail}. Check that backend.auth.externalAccess trusts this identity's issuer and audience.`
@@ -170,40 +197,32 @@ export class CatalogReader {
           status,
         );
       }
-      const retryable = failure !== undefined || (status !== undefined && RETRYABLE_STATUS.has(status));
-      if (!retryable) {
-        if (response && status! >= 400 && status !== 404) {
-          // 404 is meaningful (entity absent) and left to the catalog client; other 4xx are our fault.
-          if (status! >= 500) {
-            const detail = await errorDetail(response);
-            throw new BackstageUnavailableError(`Backstage failed ${method} ${path} with ${status}${detail}`, status);
-          }
-          const detail = await errorDetail(response);
-          throw new BackstageRequestError(`Backstage rejected ${method} ${path} with ${status}${detail}`, status!);
-        }
-        return response!;
+      if (RETRYABLE_STATUS.has(response.status)) {
+        const retryAfterInMs = parseRetryAfter(response.headers.get('retry-after'));
+        await discard(response);
+        throw new TransientFailure(`HTTP ${response.status}`, response.status, retryAfterInMs);
       }
-      const reason = failure !== undefined ? describeFailure(failure, timeout) : `HTTP ${status}`;
-      if (attempt >= o.maxRetries) {
-        if (response) await discard(response);
-        o.metrics?.increment('backstage.errors', 1, { status: status ?? 'error' });
-        throw new BackstageUnavailableError(
-          `Backstage ${method} ${path} still failing after ${attempt + 1} attempts (${reason})`,
-          status,
-          failure,
-        );
+      // 404 is meaningful (entity absent) and left to the catalog client; other 4xx are our fault.
+      if (response.status >= 500) {
+        throw new BackstageUnavailableError(`Backstage failed ${method} ${path} with ${response.status}${await errorDetail(response)}`, response.status);
       }
-      const retryAfterInMs = response ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
-      if (response) await discard(response);
-      const delay = retryDelay(attempt, retryAfterInMs, {
-        baseDelayInMs: o.retryBaseDelayInMs,
-        maxDelayInMs: o.retryMaxDelayInMs,
-      });
-      o.metrics?.increment('backstage.retries', 1, { status: status ?? 'error' });
-      this.logger.warn('Backstage request failed; retrying', { path, reason, attempt: attempt + 1, delayInMs: delay });
-      await sleep(delay, abortSignal);
-      attempt += 1;
+      if (response.status >= 400 && response.status !== 404) {
+        throw new BackstageRequestError(`Backstage rejected ${method} ${path} with ${response.status}${await errorDetail(response)}`, response.status);
+      }
+      return response;
     }
+  }
+}
+
+/** A failure worth another attempt (429/502/503/504, a timeout, a network error), with what the server asked for. */
+class TransientFailure extends Error {
+  constructor(
+    readonly reason: string,
+    readonly status: number | undefined,
+    readonly retryAfterInMs: number | undefined,
+    cause?: unknown,
+  ) {
+    super(reason, cause === undefined ? undefined : { cause });
   }
 }
 
@@ -248,8 +267,4 @@ function safePath(url: string): string {
   } catch {
     return url;
   }
-}
-
-export function isCatalogError(error: unknown): error is SyncServiceError {
-  return error instanceof BackstageAuthError || error instanceof BackstageUnavailableError || error instanceof BackstageRequestError;
 }

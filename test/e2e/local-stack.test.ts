@@ -12,7 +12,7 @@ import { CosmosClient, type Container } from '@azure/cosmos';
 import { parseAllDocuments } from 'yaml';
 import { IdentityAdminClient } from '../../local/identity';
 import { readStackState, type StackState } from '../../local/stack-state';
-import type { EdgeDocument } from '../../shared/edges/edge-store';
+import type { EdgeDocument } from '../../shared/model/documents';
 import type { EntityDocument } from '../../shared/model/documents';
 import { eventually } from '../support/stack';
 

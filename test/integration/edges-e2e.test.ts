@@ -10,7 +10,7 @@ import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadConfig } from '../../shared/platform/config';
 import { computeSyncHash, type LiveEntityDocument, type SystemProperties } from '../../shared/model/documents';
-import type { EdgeDocument } from '../../shared/edges/edge-store';
+import type { EdgeDocument } from '../../shared/model/documents';
 import type { InMemoryMetrics } from '../../shared/platform/metrics';
 import { FAILURES_PARTITION } from '../../shared/edges/failure-store';
 import { toDocumentId } from '../../shared/model/refs';
@@ -58,7 +58,7 @@ async function quiet(): Promise<void> {
 
 async function allEdges(): Promise<string[]> {
   const { resources } = await getRuntime()
-    .edgeStore.container.items.query<EdgeDocument>({ query: 'SELECT * FROM c WHERE c.source != @f', parameters: [{ name: '@f', value: FAILURES_PARTITION }] })
+    .cosmosClient.database(getRuntime().config.cosmos.databaseName).container(getRuntime().config.cosmos.edgesContainer).items.query<EdgeDocument>({ query: 'SELECT * FROM c WHERE c.source != @f', parameters: [{ name: '@f', value: FAILURES_PARTITION }] })
     .fetchAll();
   return resources.map((e) => `${e.source} ${e.type} ${e.target}`).sort();
 }
@@ -75,7 +75,7 @@ async function catalogRelations(): Promise<string[]> {
 const drifts = () => (getRuntime().metrics as InMemoryMetrics).counter('projection.drift');
 
 test('after a reconcile, the edges container equals the relations in the catalog', async () => {
-  const result = await getRuntime().engine.reconcile();
+  const result = await getRuntime().reconciler.reconcile();
   expect(result.failed).toBe(0);
   await quiet();
   const relations = await catalogRelations();
@@ -93,7 +93,7 @@ test('a catalog change flows through: edit in Backstage → reconcile → feed �
       (r) => r.targetRef === 'component:default/auth-service',
     ),
   );
-  await getRuntime().engine.reconcile();
+  await getRuntime().reconciler.reconcile();
   await quiet();
   const edges = await allEdges();
   expect(edges).toContain('component:default:auth-service dependsOn resource:default:payments-db');

@@ -12,6 +12,7 @@ import { loadConfig } from '../../shared/platform/config';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';
+import { rawContainers } from '../support/containers';
 
 jest.setTimeout(120_000);
 
@@ -182,7 +183,7 @@ describe('POST /api/admin/reconcile, then reads', () => {
     const relations = (doc as { entity: { relations: Array<{ type: string }> } }).entity.relations;
     expect(relations.length).toBeGreaterThan(0);
     // As after an outage: the projection failed, so the edges are missing and the failure is on record.
-    for (const edge of await edgeStore.edgesOf(id)) await edgeStore.container.item(edge.id, id).delete();
+    for (const edge of await edgeStore.edgesOf(id)) await rawContainers(getRuntime()).edges.item(edge.id, id).delete();
     await projectionFailures.record({ id, entityRef: 'Component:default/payments-service', error: 'simulated outage' });
     await projectionFailures.record({ id: 'component:default:gone-meanwhile', error: 'simulated outage' });
     expect(await entityStore.read('component:default:gone-meanwhile')).toBeUndefined();

@@ -4,9 +4,8 @@
  */
 import type { Entity } from '@backstage/catalog-model';
 import type { Container, CosmosClient } from '@azure/cosmos';
-import { EntityStore } from '../../shared/platform/cosmos';
-import { computeSyncHash, toEntityDocument, toTombstone, type LiveEntityDocument } from '../../shared/model/documents';
-import { EdgeStore, type EdgeDocument } from '../../shared/edges/edge-store';
+import { computeSyncHash, toEntityDocument, toTombstone, type EdgeDocument, type EntityDocument, type LiveEntityDocument } from '../../shared/model/documents';
+import { EdgeStore } from '../../shared/edges/edge-store';
 import { silentLogger } from '../../shared/platform/logger';
 import { FAILURES_PARTITION, ProjectionFailureStore } from '../../shared/edges/failure-store';
 import { EdgeProjector } from '../../shared/edges/projector';
@@ -18,22 +17,25 @@ let edges: Container;
 let projector: EdgeProjector;
 let failures: ProjectionFailureStore;
 const resyncs: Array<{ entityRef: string; id: string }> = [];
+/** What the projector's replays find in the mirror; each test that replays sets it. */
+let mirror: (id: string) => Promise<EntityDocument | undefined> = async () => undefined;
 
 beforeAll(async () => {
   const config = testConfig();
   client = await provisionCosmos(config);
   edges = client.database(config.cosmos.databaseName).container(config.cosmos.edgesContainer);
-  failures = new ProjectionFailureStore(edges);
+  const storeOptions = { throttleRetry: { maxRetries: 3, baseDelayInMs: 10, maxDelayInMs: 100 } };
+  failures = new ProjectionFailureStore(edges, storeOptions);
   projector = new EdgeProjector({
-    edges: new EdgeStore(edges, { retry: { maxRetries: 3, baseDelayInMs: 10, maxDelayInMs: 100 } }),
+    edges: new EdgeStore(edges, storeOptions),
     failures,
     resync: async (entityRef, drifted) => {
       resyncs.push({ entityRef, id: drifted.id });
     },
+    readDocument: (id) => mirror(id),
     logger: silentLogger,
     retryBaseDelayInMs: 1,
   });
-  void EntityStore;
 });
 afterAll(() => client?.dispose());
 
@@ -135,12 +137,14 @@ test('a replay keeps the record of a document that still fails and removes the o
   // The mirror still holds the poison document for one id; the unidentified one has no document at all.
   const brokenBase = { ...toEntityDocument(byName('web')), id: 'component:default:poison', entity: { ...byName('web'), relations: 42 } } as unknown as LiveEntityDocument;
   const broken = { ...brokenBase, syncHash: computeSyncHash(brokenBase as unknown as Record<string, unknown>) };
-  const result = await projector.replayFailures(async (id) => (id === 'component:default:poison' ? broken : undefined), { ids: ['component:default:poison', unidentified] });
+  mirror = async (id) => (id === 'component:default:poison' ? broken : undefined);
+  const result = await projector.replayFailures({ ids: ['component:default:poison', unidentified] });
   expect(result.replayed).toEqual([unidentified]);
   expect(result.failed).toEqual([{ id: 'component:default:poison', error: expect.stringMatching(/not iterable/) }]);
   expect((await failures.list(10)).map((f) => f.id)).toEqual(['component:default:poison']);
 
-  const fixed = await projector.replayFailures(async () => toEntityDocument(byName('web')));
+  mirror = async () => toEntityDocument(byName('web'));
+  const fixed = await projector.replayFailures();
   expect(fixed).toEqual({ replayed: ['component:default:poison'], failed: [] });
   expect(await failures.list(10)).toEqual([]);
 });

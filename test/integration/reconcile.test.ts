@@ -14,6 +14,7 @@ import { toDocumentId } from '../../shared/model/refs';
 import { SyncEngine } from '../../shared/sync/engine';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { BACKSTAGE_SCOPE, eventually, identityAdmin, provisionCosmos, testConfig, uniqueName } from '../support/stack';
+import { rawContainers } from '../support/containers';
 
 jest.setTimeout(120_000);
 
@@ -34,7 +35,7 @@ afterAll(async () => {
 });
 
 async function mirrorDocuments(): Promise<Array<LiveEntityDocument & SystemProperties>> {
-  const { resources } = await runtime.entityStore.container.items.query<LiveEntityDocument & SystemProperties>('SELECT * FROM c').fetchAll();
+  const { resources } = await rawContainers(runtime).entities.items.query<LiveEntityDocument & SystemProperties>('SELECT * FROM c').fetchAll();
   return resources;
 }
 
@@ -45,7 +46,7 @@ function byId(entities: Entity[]): Map<string, Entity> {
 describe('reconcile', () => {
   test('the first reconcile mirrors the fixture catalog exactly, every entity with its full content', async () => {
     const catalog = await fixture.entities();
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.reconciler.reconcile();
 
     expect(result).toMatchObject({ seen: catalog.length, created: catalog.length, updated: 0, unchanged: 0, tombstoned: 0, failed: 0 });
     expect(result.writes).toBe(catalog.length);
@@ -72,7 +73,7 @@ describe('reconcile', () => {
   test('a second reconcile of an unchanged catalog performs zero writes', async () => {
     const catalog = await fixture.entities();
     const before = await mirrorDocuments();
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.reconciler.reconcile();
 
     expect(result).toMatchObject({ seen: catalog.length, created: 0, updated: 0, unchanged: catalog.length, tombstoned: 0, failed: 0, writes: 0 });
     const after = await mirrorDocuments();
@@ -89,7 +90,7 @@ describe('reconcile', () => {
         ?.metadata.description === 'Double-entry ledger, now with audit trail',
     );
 
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.reconciler.reconcile();
     expect(result).toMatchObject({ created: 0, updated: 1, tombstoned: 0, failed: 0, writes: 1 });
 
     const after = await mirrorDocuments();
@@ -110,7 +111,7 @@ describe('reconcile', () => {
     const restitched = catalog.filter((e) => mirrored.get(toDocumentId(`${e.kind}:${e.metadata.namespace}/${e.metadata.name}`)) !== e.metadata.etag);
     expect(restitched.map((e) => e.metadata.name).sort()).toEqual(['platform', 'platform-team']);
 
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.reconciler.reconcile();
     // The removed location takes its Location entity with it: two tombstones.
     expect(result).toMatchObject({ seen: catalog.length, created: 0, updated: restitched.length, tombstoned: 2, failed: 0 });
     expect(result.writes).toBe(2 + restitched.length);
@@ -122,7 +123,7 @@ describe('reconcile', () => {
     expect(Date.parse((doc as { deletedAt: string }).deletedAt)).toBeGreaterThan(Date.now() - 60_000);
 
     // Tombstones are not tombstoned again, nor counted as live.
-    const again = await runtime.engine.reconcile();
+    const again = await runtime.reconciler.reconcile();
     expect(again).toMatchObject({ tombstoned: 0, writes: 0 });
   });
 });
@@ -193,7 +194,6 @@ describe('syncEntity', () => {
       store: runtime.entityStore,
       tombstoneTtlInSeconds: 60,
       maxAttempts: 5,
-      reconcile: config.reconcile,
     });
 
     await fixture.editFile('catalog-info.yaml', (t) => t.replace('The checkout front end', 'Checkout v2'), described('Checkout v2'));
@@ -227,7 +227,7 @@ describe('mass-deletion guard', () => {
     await fixture.removeLocation('main');
     expect(await fixture.entities()).toEqual([]);
 
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.reconciler.reconcile();
     expect(result.seen).toBe(0);
     expect(result.tombstoned).toBe(0);
     expect(result.writes).toBe(0);
@@ -235,7 +235,7 @@ describe('mass-deletion guard', () => {
     expect(result.deletionGuard.reason).toMatch(/catalog returned no entities/);
     expect((await mirrorDocuments()).filter((d) => !d.deleted)).toHaveLength(liveBefore.length);
 
-    const forced = await runtime.engine.reconcile({ force: true });
+    const forced = await runtime.reconciler.reconcile({ force: true });
     expect(forced.tombstoned).toBe(liveBefore.length);
     expect(forced.deletionGuard).toMatchObject({ tripped: true, allowed: true, forced: true });
     expect((await mirrorDocuments()).filter((d) => !d.deleted)).toHaveLength(0);

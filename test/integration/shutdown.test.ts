@@ -16,6 +16,7 @@ import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { startSyncTrigger } from '../support/triggers';
+import { rawContainers } from '../support/containers';
 
 jest.setTimeout(120_000);
 
@@ -69,7 +70,7 @@ async function postEventsForEveryEntity(): Promise<number> {
 }
 
 async function emptyMirror(): Promise<void> {
-  const container = getRuntime().entityStore.container;
+  const container = rawContainers(getRuntime()).entities;
   const { resources } = await container.items.query<{ id: string }>('SELECT c.id FROM c').fetchAll();
   for (const { id } of resources) await container.item(id, id).delete();
 }
@@ -84,7 +85,7 @@ async function drained(trigger: SessionTrigger): Promise<void> {
 /** Every catalog entity is mirrored whole: its exact content, and a sync hash that matches the document. */
 async function expectWholeMirror(): Promise<void> {
   const entities = await fixture.entities();
-  const { resources } = await getRuntime().entityStore.container.items.query<EntityDocument>('SELECT * FROM c').fetchAll();
+  const { resources } = await rawContainers(getRuntime()).entities.items.query<EntityDocument>('SELECT * FROM c').fetchAll();
   const docs = new Map(resources.map((d) => [d.id, d]));
   for (const entity of entities) {
     const doc = docs.get(toDocumentId({ kind: entity.kind, namespace: entity.metadata.namespace ?? 'default', name: entity.metadata.name })) as LiveEntityDocument | undefined;

@@ -1,4 +1,4 @@
-import { DEFAULT_RECONCILE_SCHEDULE, isNcrontab, loadConfig, parseCosmosConnectionString, reconcileSchedule } from '../../shared/platform/config';
+import { isNcrontab, loadConfig, parseCosmosConnectionString, registrationSettings, settingDefaults, telemetrySettings } from '../../shared/platform/config';
 import { ConfigurationError } from '../../shared/platform/errors';
 
 const production = {
@@ -147,8 +147,42 @@ test('timer schedules', () => {
   expect(isNcrontab('0 0 2 * * 1-5')).toBe(true);
   expect(isNcrontab('*/30 * * * *')).toBe(false);
   expect(isNcrontab('every half hour')).toBe(false);
-  expect(reconcileSchedule({})).toBe(DEFAULT_RECONCILE_SCHEDULE);
-  expect(reconcileSchedule({ RECONCILE_SCHEDULE: ' 0 0 * * * * ' })).toBe('0 0 * * * *');
+});
+
+test('registrations read their settings with the same rules and defaults as the full validation', () => {
+  expect(registrationSettings({})).toEqual({
+    reconcileSchedule: '0 */30 * * * *',
+    databaseName: 'catalog',
+    entitiesContainer: 'entities',
+    leasesContainer: 'leases',
+    queueName: 'entity-sync',
+  });
+  const given = registrationSettings({ RECONCILE_SCHEDULE: ' 0 0 * * * * ', COSMOS_DATABASE_NAME: 'mirror', SERVICEBUS_QUEUE_NAME: 'sync' });
+  expect(given).toMatchObject({ reconcileSchedule: '0 0 * * * *', databaseName: 'mirror', queueName: 'sync' });
+  // An invalid value registers the default; the full validation at start-up names it.
+  expect(registrationSettings({ RECONCILE_SCHEDULE: '*/5 * * * *' }).reconcileSchedule).toBe('0 */30 * * * *');
+  expect(() => loadConfig({ ...production, RECONCILE_SCHEDULE: '*/5 * * * *' })).toThrow(/RECONCILE_SCHEDULE/);
+  expect(settingDefaults()).toMatchObject({ RECONCILE_SCHEDULE: '0 */30 * * * *', SERVICEBUS_QUEUE_NAME: 'entity-sync', COSMOS_THROTTLE_RETRIES: 5 });
+});
+
+test('telemetry reads the connection-string rule of the configuration: an invalid string leaves telemetry off', () => {
+  const connectionString = 'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://ingest.example/';
+  expect(telemetrySettings({})).toEqual({ entraAuthentication: false, samplingRatio: 1, tracesPerSecond: 5 });
+  expect(telemetrySettings({ APPLICATIONINSIGHTS_CONNECTION_STRING: connectionString, APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD', TELEMETRY_SAMPLING_RATIO: '0.5' })).toEqual({
+    connectionString,
+    entraAuthentication: true,
+    samplingRatio: 0.5,
+    tracesPerSecond: 5,
+  });
+  expect(telemetrySettings({ APPLICATIONINSIGHTS_CONNECTION_STRING: 'not a connection string' }).connectionString).toBeUndefined();
+  expect(() => loadConfig({ ...production, APPLICATIONINSIGHTS_CONNECTION_STRING: 'not a connection string' })).toThrow(/APPLICATIONINSIGHTS_CONNECTION_STRING: must be an Application Insights connection string/);
+});
+
+test('Cosmos throttling retries have their own settings; the old name is refused with the new one', () => {
+  expect(loadConfig(production).cosmos.throttleRetry).toEqual({ maxRetries: 5, baseDelayInMs: 500, maxDelayInMs: 30_000 });
+  expect(loadConfig({ ...production, COSMOS_THROTTLE_RETRIES: '2', BACKSTAGE_RETRY_BASE_DELAY_MS: '50' }).cosmos.throttleRetry).toEqual({ maxRetries: 2, baseDelayInMs: 500, maxDelayInMs: 30_000 });
+  expect(issuesOf({ ...production, RECONCILE_WRITE_MAX_RETRIES: '5' }).RECONCILE_WRITE_MAX_RETRIES).toBe('renamed to COSMOS_THROTTLE_RETRIES');
+  expect(issuesOf({ ...production, COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: '1000', COSMOS_THROTTLE_RETRY_MAX_DELAY_MS: '10' }).COSMOS_THROTTLE_RETRY_MAX_DELAY_MS).toMatch(/must not be smaller/);
 });
 
 test('connection strings', () => {

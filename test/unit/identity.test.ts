@@ -1,5 +1,6 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
-import { EntraTokenProvider, StaticTokenProvider, TokenAcquisitionError } from '../../shared/platform/identity';
+import { TokenAcquisitionError } from '../../shared/platform/errors';
+import { EntraTokenProvider, StaticTokenProvider } from '../../shared/platform/identity';
 
 /** A credential that hands out numbered tokens with a chosen lifetime; records the scopes asked for. */
 class CountingCredential implements TokenCredential {

@@ -6,7 +6,10 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_QUEUE_NAME, LOCAL_ONLY_SETTINGS, settingNames } from '../../shared/platform/config';
+import { LOCAL_ONLY_SETTINGS, settingDefaults, settingNames } from '../../shared/platform/config';
+
+const defaults = settingDefaults();
+const DEFAULT_QUEUE_NAME = String(defaults.SERVICEBUS_QUEUE_NAME);
 import { loadEmulatorConfig } from '../../local/servicebus/config';
 
 const INFRA = join(__dirname, '..', '..', 'infra');
@@ -104,7 +107,9 @@ test('the app identity has a role on every service the code uses, and only data-
 test('the database declares the containers the code uses, leases included', () => {
   const containers = ofType('Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers').map((r) => r.body);
   const partitionOf = (id: string) => containers.find((b) => b.includes(`id: '${id}'`))?.match(/paths:\s*\['([^']+)'\]/)?.[1];
-  expect({ entities: partitionOf('entities'), edges: partitionOf('edges'), leases: partitionOf('leases') }).toEqual({ entities: '/id', edges: '/source', leases: '/id' });
+  // The Function App leaves the container names at the code's defaults, so the declared containers must carry them.
+  const [entitiesName, edgesName, leasesName] = ['COSMOS_ENTITIES_CONTAINER', 'COSMOS_EDGES_CONTAINER', 'COSMOS_LEASES_CONTAINER'].map((k) => String(defaults[k]));
+  expect({ entities: partitionOf(entitiesName!), edges: partitionOf(edgesName!), leases: partitionOf(leasesName!) }).toEqual({ entities: '/id', edges: '/source', leases: '/id' });
   const entities = containers.find((b) => b.includes("id: 'entities'"))!;
   expect(entities).toMatch(/defaultTtl:\s*defaultTtl/);
   expect(sources.get('app/cosmos.bicep')).toMatch(/param defaultTtl int = -1/);
@@ -123,17 +128,20 @@ test('the queue is what the code and the local broker expect', () => {
   expect(queue).toContain(`duplicateDetectionHistoryTimeWindow: 'PT${local.duplicateDetectionWindowInMs / 60_000}M'`);
 });
 
-test('the Function App sets exactly the settings the code reads, plus the host connection settings', () => {
+test('the Function App sets every setting without a default, only settings the code reads, and never repeats a default', () => {
   const settings = declared.find((r) => r.type === 'Microsoft.Web/sites/config')!.body;
-  const set = new Set([...settings.matchAll(/^\s{4}(\w+):/gm)].map((m) => m[1]!));
+  const set = new Map([...settings.matchAll(/^\s{4}(\w+):\s*(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
   const read = new Set(settingNames().filter((name) => !LOCAL_ONLY_SETTINGS.includes(name)));
   const host = (name: string) =>
     /^AzureWebJobsStorage__/.test(name) || /^(CosmosDBConnection|ServiceBusConnection)__(credential|clientId)$/.test(name);
-  const missing = [...read].filter((name) => !set.has(name));
-  const unread = [...set].filter((name) => !read.has(name) && !host(name));
-  expect({ missing, unread }).toEqual({ missing: [], unread: [] });
+  const missing = [...read].filter((name) => !(name in defaults) && !set.has(name));
+  const unread = [...set.keys()].filter((name) => !read.has(name) && !host(name));
+  // A literal equal to the code's default is a second copy of it, which would silently stay behind when the default changes.
+  const repeated = [...set].filter(([name, value]) => name in defaults && value === `'${String(defaults[name])}'`).map(([name]) => name);
+  expect({ missing, unread, repeated }).toEqual({ missing: [], unread: [], repeated: [] });
   for (const name of LOCAL_ONLY_SETTINGS) expect(set.has(name)).toBe(false);
-  expect(settings).toMatch(/APP_MODE: 'production'/);
+  // Production is the default mode; the app never sets another.
+  expect(set.has('APP_MODE')).toBe(false);
   // The triggers' identity-based connections name the user-assigned identity.
   for (const prefix of ['AzureWebJobsStorage', 'CosmosDBConnection', 'ServiceBusConnection']) {
     expect(settings).toMatch(new RegExp(`${prefix}__credential: 'managedidentity'`));

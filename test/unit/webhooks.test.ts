@@ -1,5 +1,6 @@
 import { Webhook } from 'standardwebhooks';
-import { WebhookReplayError, WebhookSignatureError, WebhookVerifier } from '../../shared/intake/webhooks';
+import { WebhookVerifier } from '../../shared/intake/webhooks';
+import { WebhookReplayError, WebhookSignatureError } from '../../shared/platform/errors';
 
 const secret = `whsec_${Buffer.from('a-secret-of-enough-length!').toString('base64')}`;
 const rotated = `whsec_${Buffer.from('the-next-secret-of-length!').toString('base64')}`;

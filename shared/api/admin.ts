@@ -1,0 +1,116 @@
+/**
+ * The admin operations — role `Catalog.Admin`:
+ * - `POST /api/admin/reconcile[?force=true]`: the scheduled maintenance now (reconcile, then projection-failure replay);
+ * - `GET /api/admin/deadletters[?max&from]`, `POST /api/admin/deadletters/replay`: the sync queue's dead letters;
+ * - `GET /api/admin/projection-failures[?max]`, `POST /api/admin/projection-failures/replay`: documents the edge
+ *   projection could not handle.
+ */
+import { z } from 'zod';
+import type { EdgeProjector } from '../edges/projector';
+import type { ProjectionFailureStore } from '../edges/failure-store';
+import type { Endpoints } from '../http/endpoint';
+import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from '../http/problem';
+import { parseBody, parseQuery, queryFlag, queryInteger } from '../http/request';
+import type { Maintenance } from '../maintenance';
+import { abortOnly, type OperationOptions } from '../platform/options';
+import type { DeadLetterAdmin } from '../queue/deadletters';
+
+const reconcileQuery = z.object({ force: queryFlag.optional() });
+const reconcileBody = z.object({ force: z.boolean({ error: 'must be a boolean, e.g. {"force": true}' }).optional() });
+
+const deadLettersQuery = z.object({
+  max: queryInteger(1, 500).default(50),
+  from: queryInteger(0, Number.MAX_SAFE_INTEGER).optional(),
+});
+const deadLettersReplayBody = z.object({
+  max: z.int({ error: 'must be a whole number from 1 to 1000' }).min(1, 'must be a whole number from 1 to 1000').max(1000, 'must be a whole number from 1 to 1000').default(100),
+  sequenceNumbers: z
+    .array(z.string().regex(/^\d{1,19}$/, 'must be a decimal string'), { error: 'must be an array of decimal strings, as listed by GET /api/admin/deadletters' })
+    .max(1000, 'may hold at most 1000 sequence numbers')
+    .optional(),
+});
+
+/**
+ * A projection failure's id is a Cosmos DB item id: 1–300 characters without control characters or any of / \ ? #,
+ * which Cosmos DB refuses in ids and which would change the request's path (`web?x` would address `web`).
+ */
+const failureId = z.string().min(1).max(300).refine((id) => !/[/\\?#\p{Cc}]/u.test(id), 'is not a failure id');
+const failuresQuery = z.object({ max: queryInteger(1, 1000).default(100) });
+const failuresReplayBody = z.object({
+  ids: z
+    .array(failureId, { error: 'must be an array of failure ids, as listed by GET /api/admin/projection-failures' })
+    .max(1000, 'may hold at most 1000 ids')
+    .optional(),
+});
+
+export interface AdminApiOptions {
+  endpoints: Endpoints;
+  maintenance: Maintenance;
+  deadLetters: DeadLetterAdmin;
+  projector: EdgeProjector;
+  projectionFailures: ProjectionFailureStore;
+  roles: { admin: string };
+}
+
+export class AdminApi {
+  constructor(private readonly options: AdminApiOptions) {}
+
+  /** Runs the maintenance now; `409 deletion-guard` (with the result) when the guard refused to tombstone. */
+  async reconcile(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const query = parseQuery(request, reconcileQuery);
+      const body = await parseBody(request, reconcileBody);
+      const force = query.force === true || body.force === true;
+      call.logger.info('Reconcile requested', { by: call.principal.appId ?? call.principal.subject, force });
+      const result = await this.options.maintenance.run({ ...abortOnly(call), logger: call.logger, force });
+      if (result.deletionGuard.tripped && !result.deletionGuard.allowed) {
+        return problem(
+          409,
+          ProblemType.deletionGuard,
+          'Mass-deletion guard refused to tombstone',
+          `${result.deletionGuard.reason}. Everything else was synced. Re-run with ?force=true if the removal is intended.`,
+          { result },
+        );
+      }
+      return json(200, result);
+    });
+  }
+
+  async listDeadLetters(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async () => {
+      const { max, from } = parseQuery(request, deadLettersQuery);
+      const items = await this.options.deadLetters.list({ max, ...(from !== undefined && { fromSequenceNumber: from }) });
+      return json(200, { items, count: items.length });
+    });
+  }
+
+  /** Body `{"max": 100}` replays up to that many; `{"sequenceNumbers": ["12", "15"]}` replays exactly those. */
+  async replayDeadLetters(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const { max, sequenceNumbers } = await parseBody(request, deadLettersReplayBody);
+      call.logger.info('Dead-letter replay requested', { by: call.principal.appId ?? call.principal.subject });
+      return json(200, await this.options.deadLetters.replay({ ...abortOnly(call), max, ...(sequenceNumbers && { sequenceNumbers }) }));
+    });
+  }
+
+  async listProjectionFailures(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const { max } = parseQuery(request, failuresQuery);
+      const items = await this.options.projectionFailures.list(max, { ...abortOnly(call), logger: call.logger });
+      return json(200, { items, count: items.length });
+    });
+  }
+
+  /** Body `{"ids": [...]}`, or empty for all (up to 100): projects each entity again from its current mirror document. */
+  async replayProjectionFailures(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const { ids } = await parseBody(request, failuresReplayBody);
+      return json(200, await this.options.projector.replayFailures({ ...abortOnly(call), logger: call.logger, ...(ids && { ids }) }));
+    });
+  }
+
+  private admin(request: ApiRequest, options: OperationOptions, handler: Parameters<Endpoints['authorized']>[3]): Promise<ApiResponse> {
+    return this.options.endpoints.authorized(request, options, [this.options.roles.admin], handler);
+  }
+}
+

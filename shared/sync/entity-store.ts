@@ -1,0 +1,89 @@
+/**
+ * The `entities` container (the mirror), owned by the sync: every read and write of it goes through this store.
+ * Documents are written with optimistic concurrency (`IfMatch` on the `_etag` that was read, create when absent).
+ */
+import type { JSONObject } from '@azure/cosmos';
+import type { EntityDocument, EntityIdentity, SystemProperties } from '../model/documents';
+import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
+import type { Container } from '@azure/cosmos';
+
+/** What reconciliation needs of each mirror document. */
+export interface MirrorIndexItem extends EntityIdentity {
+  sourceEtag: string | null;
+  deleted: boolean;
+  _etag: string;
+}
+
+/** What the graph needs of an entity it reaches: its ref in the catalog's casing and its kind. */
+export interface LiveEntitySummary {
+  id: string;
+  entityRef: string;
+  kind: string;
+}
+
+export type WriteOperation = { kind: 'create'; doc: EntityDocument } | { kind: 'replace'; doc: EntityDocument; ifMatch: string };
+
+export type StoredEntityDocument = EntityDocument & SystemProperties;
+
+export class EntityStore extends CosmosStore {
+  constructor(container: Container, options: CosmosStoreOptions) {
+    super(container, options);
+  }
+
+  /** The document (tombstones included) with its `_etag`, or undefined. */
+  async read(id: string, options: StoreCallOptions = {}): Promise<StoredEntityDocument | undefined> {
+    return this.readItem<EntityDocument>(id, id, options);
+  }
+
+  /** Creates the document; throws {@link CosmosOperationError} 409 when it already exists. Returns the new `_etag`. */
+  async create(doc: EntityDocument, options: StoreCallOptions = {}): Promise<string> {
+    const response = await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as unknown as JSONObject, o));
+    return response.etag;
+  }
+
+  /** Replaces the document if its `_etag` is still `ifMatch`; throws {@link CosmosOperationError} 412 otherwise. */
+  async replace(doc: EntityDocument, ifMatch: string, options: StoreCallOptions = {}): Promise<string> {
+    const response = await this.request('replace', `replace ${doc.id}`, options, (o) =>
+      this.container.item(doc.id, doc.id).replace(doc as unknown as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
+    );
+    return response.etag;
+  }
+
+  /** Runs creates and conditional replaces as concurrent point writes; one outcome per operation, in order. */
+  async writeMany(operations: readonly WriteOperation[], options: StoreCallOptions & { concurrency?: number } = {}): Promise<WriteOutcome[]> {
+    return this.writeAll(
+      operations,
+      async (operation, o) =>
+        operation.kind === 'create'
+          ? { statusCode: 201, etag: await this.create(operation.doc, o) }
+          : { statusCode: 200, etag: await this.replace(operation.doc, operation.ifMatch, o) },
+      options,
+    );
+  }
+
+  /** Streams the index of every document (tombstones included), a page at a time. */
+  async *streamIndex(options: StoreCallOptions & { pageSize?: number } = {}): AsyncGenerator<MirrorIndexItem[]> {
+    const pages = this.queryPages<MirrorIndexItem>(
+      'query the mirror index',
+      'SELECT c.id, c.entityRef, c.kind, c["namespace"], c.name, c.uid, c.sourceEtag, c.deleted, c._etag FROM c',
+      options,
+    );
+    for await (const page of pages) {
+      yield page.map((r) => ({ ...r, uid: r.uid ?? null, sourceEtag: r.sourceEtag ?? null, deleted: r.deleted === true }));
+    }
+  }
+
+  /** Which of `ids` are live (not tombstoned) in the mirror, with their refs and kinds. One query. */
+  async findLive(ids: readonly string[], options: StoreCallOptions = {}): Promise<LiveEntitySummary[]> {
+    if (ids.length === 0) return [];
+    const parameters = ids.map((value, i) => ({ name: `@i${i}`, value }));
+    return this.queryAll<LiveEntitySummary>(
+      'look up entities',
+      {
+        query: `SELECT c.id, c.entityRef, c.kind FROM c WHERE c.id IN (${parameters.map((p) => p.name).join(', ')}) AND NOT IS_DEFINED(c.deleted)`,
+        parameters,
+      },
+      options,
+    );
+  }
+}

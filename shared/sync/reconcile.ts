@@ -1,0 +1,323 @@
+/**
+ * The reconcile: makes the whole mirror equal to the catalog. It streams the catalog's `uid/etag` projection and the
+ * mirror's index side by side, fetches only new or changed entities (in batches), writes them with bounded
+ * concurrency, and tombstones what the catalog no longer has — unless the mass-deletion guard refuses. Entities whose
+ * batch write lost a race go through the single-entity sync (engine.ts), which reads both sides again.
+ */
+import type { Entity } from '@backstage/catalog-model';
+import pLimit from 'p-limit';
+import { toEntityDocument, toTombstone } from '../model/documents';
+import { chunk } from '../platform/collections';
+import { RequestChargeTracker, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
+import { describeError, isTransient, OperationAbortedError } from '../platform/errors';
+import { silentLogger, type Logger } from '../platform/logger';
+import { abortOnly, type OperationOptions } from '../platform/options';
+import { trackEvent } from '../platform/telemetry';
+import type { CatalogProjectionItem } from './catalog-reader';
+import { CONFLICT_STATUSES, type MirrorWriterOptions, type SyncEngine } from './engine';
+import type { MirrorIndexItem, WriteOperation } from './entity-store';
+import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
+
+export interface ReconcileOptions extends OperationOptions {
+  /** Tombstone even when the mass-deletion guard refuses. */
+  force?: boolean;
+  onProgress?: (progress: ReconcileProgress) => void;
+}
+
+export interface ReconcileProgress {
+  phase: 'catalog' | 'mirror' | 'write' | 'tombstone' | 'done';
+  done: number;
+  total: number;
+}
+
+export interface ReconcileResult {
+  /** Entities the catalog returned. */
+  seen: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  tombstoned: number;
+  failed: number;
+  /** Write operations sent to Cosmos (creates, replaces, tombstones; retries included). */
+  writes: number;
+  /** Request units this run consumed. */
+  requestCharge: number;
+  /** HTTP requests this run sent to Backstage (retries included). */
+  backstageRequests: number;
+  durationInMs: number;
+  deletionGuard: DeletionGuardDecision & { pendingTombstones: number };
+  /** Refs that failed, at most 100, for the operator. */
+  failures: Array<{ entityRef: string; error: string }>;
+}
+
+export interface ReconcilerOptions extends MirrorWriterOptions {
+  /** The single-entity sync, for entities whose batch write lost a race. */
+  engine: SyncEngine;
+  /** Largest share of the live mirror one run may tombstone, 0–1. */
+  maxDeleteRatio: number;
+  /** Refs per Backstage by-refs request and per write batch. */
+  fetchBatchSize: number;
+  /** Batches in flight. */
+  concurrency: number;
+  /** Point writes in flight per batch (default 16). */
+  writeConcurrency?: number;
+}
+
+type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger };
+
+export class Reconciler {
+  private readonly logger: Logger;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: ReconcilerOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  private trace(): string | undefined {
+    return this.options.traceparent?.();
+  }
+
+  async reconcile(options: ReconcileOptions = {}): Promise<ReconcileResult> {
+    const started = performance.now();
+    const { catalog, store } = this.options;
+    const settings = this.options;
+    const abortSignal = options.abortSignal;
+    const charge = new RequestChargeTracker();
+    const logger = options.logger ?? this.logger;
+    const call: Call = { charge, logger, ...abortOnly(options) };
+    const backstageBefore = catalog.requestCount;
+    const progress = options.onProgress ?? (() => {});
+    const result: ReconcileResult = {
+      seen: 0,
+      created: 0,
+      updated: 0,
+      unchanged: 0,
+      tombstoned: 0,
+      failed: 0,
+      writes: 0,
+      requestCharge: 0,
+      backstageRequests: 0,
+      durationInMs: 0,
+      deletionGuard: { allowed: true, tripped: false, forced: false, pendingTombstones: 0 },
+      failures: [],
+    };
+    logger.info('Reconcile started', { force: options.force === true });
+
+    // 1 and 2, side by side (they are independent, so a run costs the slower of the two, not their sum):
+    // what the catalog has — the cheap projection, never full entities — and what the mirror has.
+    const inCatalog = new Map<string, CatalogProjectionItem>();
+    const inMirror = new Map<string, MirrorIndexItem>();
+    // If one stream fails, the other is stopped rather than left reading pages nobody will use.
+    const streams = new AbortController();
+    const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
+    await Promise.all([
+      (async () => {
+        for await (const page of catalog.streamProjection({ abortSignal: streamSignal })) {
+          for (const item of page) inCatalog.set(item.id, item);
+          progress({ phase: 'catalog', done: inCatalog.size, total: inCatalog.size });
+        }
+      })(),
+      (async () => {
+        for await (const page of store.streamIndex({ ...call, abortSignal: streamSignal })) {
+          for (const item of page) inMirror.set(item.id, item);
+          progress({ phase: 'mirror', done: inMirror.size, total: inMirror.size });
+        }
+      })(),
+    ]).catch((error: unknown) => {
+      streams.abort();
+      throw error;
+    });
+    result.seen = inCatalog.size;
+
+    // 3. The diff.
+    const toSync: CatalogProjectionItem[] = [];
+    for (const item of inCatalog.values()) {
+      const mirrored = inMirror.get(item.id);
+      if (mirrored && !mirrored.deleted && mirrored.sourceEtag === (item.etag ?? null) && mirrored.uid === (item.uid ?? null)) {
+        result.unchanged += 1;
+      } else {
+        toSync.push(item);
+      }
+    }
+    const live = [...inMirror.values()].filter((m) => !m.deleted);
+    const toTombstone = live.filter((m) => !inCatalog.has(m.id));
+    const guard = evaluateDeletionGuard({
+      catalogCount: inCatalog.size,
+      liveMirrorCount: live.length,
+      deleteCount: toTombstone.length,
+      maxDeleteRatio: settings.maxDeleteRatio,
+      force: options.force === true,
+    });
+    result.deletionGuard = { ...guard, pendingTombstones: guard.allowed ? 0 : toTombstone.length };
+
+    // 4. Fetch what is new or changed, in batches, and write it.
+    const limit = pLimit(settings.concurrency);
+    const batches = chunk(toSync, settings.fetchBatchSize);
+    let written = 0;
+    await Promise.all(
+      batches.map((batch) =>
+        limit(async () => {
+          await this.reconcileBatch(batch, inMirror, result, call);
+          written += batch.length;
+          progress({ phase: 'write', done: written, total: toSync.length });
+        }),
+      ),
+    );
+
+    // 5. Tombstones, unless the guard refuses.
+    if (guard.tripped) {
+      const log = guard.allowed ? logger.warn : logger.error;
+      log.call(logger, guard.allowed ? 'Mass-deletion guard overridden by force' : 'Mass-deletion guard refused to tombstone', {
+        reason: guard.reason,
+        pendingTombstones: toTombstone.length,
+      });
+      this.options.metrics?.increment('reconcile.guard_tripped', 1, { forced: guard.forced });
+    }
+    if (guard.allowed && toTombstone.length > 0) {
+      let tombstoned = 0;
+      await Promise.all(
+        chunk(toTombstone, settings.fetchBatchSize).map((batch) =>
+          limit(async () => {
+            await this.tombstoneBatch(batch, result, call);
+            tombstoned += batch.length;
+            progress({ phase: 'tombstone', done: tombstoned, total: toTombstone.length });
+          }),
+        ),
+      );
+    }
+
+    result.requestCharge = round(charge.total);
+    result.writes = ['create', 'replace'].reduce((n, op) => n + charge.count(op), 0);
+    result.backstageRequests = catalog.requestCount - backstageBefore;
+    result.durationInMs = Math.round(performance.now() - started);
+    progress({ phase: 'done', done: result.seen, total: result.seen });
+    const m = this.options.metrics;
+    m?.record('reconcile.duration', result.durationInMs);
+    m?.increment('reconcile.runs', 1, { result: result.failed > 0 ? 'failures' : guard.tripped && !guard.allowed ? 'guarded' : 'ok' });
+    trackEvent('ReconcileCompleted', {
+      seen: result.seen,
+      created: result.created,
+      updated: result.updated,
+      unchanged: result.unchanged,
+      tombstoned: result.tombstoned,
+      failed: result.failed,
+      requestCharge: result.requestCharge,
+      durationInMs: result.durationInMs,
+      guardTripped: guard.tripped && !guard.allowed,
+    });
+    for (const outcome of ['created', 'updated', 'unchanged', 'tombstoned', 'failed'] as const) {
+      if (result[outcome] > 0) m?.increment('sync.entities', result[outcome], { outcome, path: 'reconcile' });
+    }
+    const { failures, ...stats } = result;
+    (result.failed > 0 ? logger.warn : logger.info).call(logger, 'Reconcile finished', {
+      ...stats,
+      ...(failures.length > 0 && { failures: failures.slice(0, 10) }),
+    });
+    return result;
+  }
+
+  private async reconcileBatch(
+    batch: CatalogProjectionItem[],
+    inMirror: Map<string, MirrorIndexItem>,
+    result: ReconcileResult,
+    call: Call,
+  ): Promise<void> {
+    let entities: Array<Entity | undefined>;
+    try {
+      entities = await this.options.catalog.getEntitiesByRefs(
+        batch.map((item) => item.entityRef),
+        abortOnly(call),
+      );
+    } catch (error) {
+      if (!isTransient(error) || error instanceof OperationAbortedError) throw error;
+      for (const item of batch) this.recordFailure(result, item.entityRef, error, call.logger);
+      return;
+    }
+
+    const operations: WriteOperation[] = [];
+    const fallbacks: string[] = [];
+    const revived: boolean[] = [];
+    entities.forEach((entity, index) => {
+      const item = batch[index]!;
+      if (!entity) {
+        // Gone between the projection and the fetch: let the level-triggered path decide.
+        fallbacks.push(item.entityRef);
+        return;
+      }
+      const doc = toEntityDocument(entity, this.now(), this.trace());
+      const mirrored = inMirror.get(doc.id);
+      if (mirrored && !mirrored.deleted && mirrored.sourceEtag === doc.sourceEtag && mirrored.uid === doc.uid) {
+        result.unchanged += 1;
+        return;
+      }
+      operations.push(mirrored ? { kind: 'replace', doc, ifMatch: mirrored._etag } : { kind: 'create', doc });
+      revived.push(!mirrored || mirrored.deleted);
+    });
+
+    const writes = await this.write(operations, call);
+    writes.forEach((write, index) => {
+      const operation = operations[index]!;
+      if (write.statusCode >= 200 && write.statusCode < 300) {
+        if (revived[index]) result.created += 1;
+        else result.updated += 1;
+      } else if (CONFLICT_STATUSES.has(write.statusCode)) {
+        fallbacks.push(operation.doc.entityRef);
+      } else {
+        this.recordFailure(result, operation.doc.entityRef, write.error, call.logger);
+      }
+    });
+    await this.runFallbacks(fallbacks, result, call);
+  }
+
+  private async tombstoneBatch(
+    batch: MirrorIndexItem[],
+    result: ReconcileResult,
+    call: Call,
+  ): Promise<void> {
+    const now = this.now();
+    const operations: WriteOperation[] = batch.map((m) => ({
+      kind: 'replace',
+      doc: toTombstone(m, this.options.tombstoneTtlInSeconds, now, this.trace()),
+      ifMatch: m._etag,
+    }));
+    const writes = await this.write(operations, call);
+    const fallbacks: string[] = [];
+    writes.forEach((write, index) => {
+      const item = batch[index]!;
+      if (write.statusCode >= 200 && write.statusCode < 300) result.tombstoned += 1;
+      else if (CONFLICT_STATUSES.has(write.statusCode)) fallbacks.push(item.entityRef);
+      else this.recordFailure(result, item.entityRef, write.error, call.logger);
+    });
+    await this.runFallbacks(fallbacks, result, call);
+  }
+
+  private async write(operations: WriteOperation[], call: Call): Promise<WriteOutcome[]> {
+    if (operations.length === 0) return [];
+    return this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16 });
+  }
+
+  /** Entities whose batch write lost a race go through the single-entity path, which re-reads both sides. */
+  private async runFallbacks(refs: string[], result: ReconcileResult, call: Call) {
+    for (const entityRef of refs) {
+      try {
+        const outcome = (await this.options.engine.syncEntity(entityRef, call)).outcome;
+        if (outcome === 'absent') continue;
+        result[outcome] += 1;
+      } catch (error) {
+        if (error instanceof OperationAbortedError) throw error;
+        this.recordFailure(result, entityRef, error, call.logger);
+      }
+    }
+  }
+
+  private recordFailure(result: ReconcileResult, entityRef: string, error: unknown, logger: Logger): void {
+    result.failed += 1;
+    if (result.failures.length < 100) result.failures.push({ entityRef, error: describeError(error) });
+    logger.warn('Entity failed to sync during reconcile', { entityRef, error });
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
