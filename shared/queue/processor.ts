@@ -18,10 +18,11 @@ import { RequestChargeTracker } from '../platform/cosmos';
 import { BackstageRequestError, describeError, InvalidEntityRefError, OperationAbortedError } from '../platform/errors';
 import { syncMessageBodySchema, type SyncMessageBody } from '../intake/events';
 import type { Logger } from '../platform/logger';
+import { abortOnly, type OperationOptions } from '../platform/options';
 import type { Metrics } from '../platform/metrics';
 import type { QueueRetryConfig } from '../platform/config';
 import type { EventQueue } from './queue';
-import type { SyncEngine, SyncOutcome } from '../sync/engine';
+import type { SyncEngine, SyncOutcome, SyncResult } from '../sync/engine';
 import { trackEvent } from '../platform/telemetry';
 
 /** How the trigger settles the message it was given (the Functions SDK binding's message actions). */
@@ -60,7 +61,7 @@ export class SyncMessageProcessor {
     this.now = options.now ?? Date.now;
   }
 
-  async process(message: ServiceBusReceivedMessage, settle: Settlement, call: { abortSignal?: AbortSignal; logger?: Logger } = {}): Promise<MessageOutcome> {
+  async process(message: ServiceBusReceivedMessage, settle: Settlement, call: OperationOptions = {}): Promise<MessageOutcome> {
     const started = performance.now();
     const properties = message.applicationProperties ?? {};
     const attempt = positiveInteger(properties.attempt) ?? 1;
@@ -76,68 +77,84 @@ export class SyncMessageProcessor {
         .join('; ');
       return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The message body does not follow the sync contract: ${description}`);
     }
-    const body = parsed.data as SyncMessageBody;
+    const body: SyncMessageBody = parsed.data;
     const entityLogger = logger.child({ entityRef: body.entityRef });
     const charge = new RequestChargeTracker();
+    let result: SyncResult;
     try {
-      const result = await this.options.engine.syncEntity(body.entityRef, {
+      result = await this.options.engine.syncEntity(body.entityRef, {
         charge,
         ...(body.type === 'upserted' && body.etag !== undefined && { knownEtag: body.etag }),
-        ...(call.abortSignal && { abortSignal: call.abortSignal }),
+        ...abortOnly(call),
       });
-      await settle.complete();
-      const durationInMs = Math.round(performance.now() - started);
-      const latencyInMs = this.now() - Date.parse(body.eventTime);
-      entityLogger.info('Entity synced', {
-        operation: 'syncEntity',
-        outcome: result.outcome,
-        durationInMs,
-        requestCharge: Math.round(charge.total * 100) / 100,
-        readBackstage: result.readBackstage,
-      });
-      metrics?.record('sync.duration', durationInMs, { outcome: result.outcome });
-      trackEvent('EntitySynced', { entityRef: body.entityRef, outcome: result.outcome, attempt, durationInMs });
-      if (result.outcome !== 'unchanged' && result.outcome !== 'absent') metrics?.record('sync.latency', latencyInMs, { outcome: result.outcome });
-      return { action: 'completed', outcome: result.outcome, attempt };
     } catch (error) {
-      if (error instanceof InvalidEntityRefError) {
-        return this.deadLetter(settle, entityLogger, attempt, DeadLetterReason.invalidEntityRef, error.message);
-      }
-      if (error instanceof BackstageRequestError) {
-        return this.deadLetter(settle, entityLogger, attempt, DeadLetterReason.rejectedByBackstage, error.message);
-      }
-      // The invocation was cancelled (host shutdown): let the host abandon; the message comes back.
-      if (error instanceof OperationAbortedError) throw error;
-      // Everything else is worth another try later: transient failures by definition, a 401 that survived a
-      // token refresh (trust may be fixed, keys may rotate), and unknown errors (bounded by maxAttempts).
-      const { retry } = this.options;
-      if (attempt >= retry.maxAttempts) {
-        return this.deadLetter(
-          settle,
-          entityLogger,
-          attempt,
-          DeadLetterReason.retriesExhausted,
-          `Gave up after ${attempt} attempts; last error: ${describeError(error)}`,
-        );
-      }
-      const delayInMs = backoffDelay(attempt - 1, {
-        baseDelayInMs: retry.baseDelayInMs,
-        maxDelayInMs: retry.maxDelayInMs,
-        ...(this.options.random && { random: this.options.random }),
-      });
-      await this.options.queue.scheduleRetry(
-        message.messageId === undefined || message.messageId === '' ? randomUUID() : String(message.messageId),
-        body,
-        message.sessionId ?? '',
-        { attempt: attempt + 1, ...(traceparent && { traceparent }), originalMessageId: originalId(message) },
-        new Date(this.now() + delayInMs),
-        call.abortSignal ? { abortSignal: call.abortSignal } : {},
-      );
-      await settle.complete();
-      metrics?.increment('sync.retries', 1);
-      entityLogger.warn('Sync failed; retry scheduled', { operation: 'syncEntity', error, nextAttempt: attempt + 1, delayInMs });
-      return { action: 'retry-scheduled', attempt, nextAttempt: attempt + 1, delayInMs, error: describeError(error) };
+      return this.failed(error, message, body, settle, entityLogger, { attempt, ...(traceparent && { traceparent }) }, call);
     }
+    // Outside the sync's failure handling: if settling fails (a lost lock), the message comes back and syncs again —
+    // a no-op now — rather than being retried or dead-lettered as if the sync had failed.
+    await settle.complete();
+    const durationInMs = Math.round(performance.now() - started);
+    const latencyInMs = this.now() - Date.parse(body.eventTime);
+    entityLogger.info('Entity synced', {
+      operation: 'syncEntity',
+      outcome: result.outcome,
+      durationInMs,
+      requestCharge: Math.round(charge.total * 100) / 100,
+      readBackstage: result.readBackstage,
+    });
+    metrics?.record('sync.duration', durationInMs, { outcome: result.outcome });
+    trackEvent('EntitySynced', { entityRef: body.entityRef, outcome: result.outcome, attempt, durationInMs });
+    if (result.outcome !== 'unchanged' && result.outcome !== 'absent') metrics?.record('sync.latency', latencyInMs, { outcome: result.outcome });
+    return { action: 'completed', outcome: result.outcome, attempt };
+  }
+
+  /** A failed sync: dead-letter what cannot heal, schedule a retry of the rest, give up after `maxAttempts`. */
+  private async failed(
+    error: unknown,
+    message: ServiceBusReceivedMessage,
+    body: SyncMessageBody,
+    settle: Settlement,
+    entityLogger: Logger,
+    { attempt, traceparent }: { attempt: number; traceparent?: string },
+    call: OperationOptions,
+  ): Promise<MessageOutcome> {
+    if (error instanceof InvalidEntityRefError) {
+      return this.deadLetter(settle, entityLogger, attempt, DeadLetterReason.invalidEntityRef, error.message);
+    }
+    if (error instanceof BackstageRequestError) {
+      return this.deadLetter(settle, entityLogger, attempt, DeadLetterReason.rejectedByBackstage, error.message);
+    }
+    // The invocation was cancelled (host shutdown): let the host abandon; the message comes back.
+    if (error instanceof OperationAbortedError) throw error;
+    // Everything else is worth another try later: transient failures by definition, a 401 that survived a
+    // token refresh (trust may be fixed, keys may rotate), and unknown errors (bounded by maxAttempts).
+    const { retry } = this.options;
+    if (attempt >= retry.maxAttempts) {
+      return this.deadLetter(
+        settle,
+        entityLogger,
+        attempt,
+        DeadLetterReason.retriesExhausted,
+        `Gave up after ${attempt} attempts; last error: ${describeError(error)}`,
+      );
+    }
+    const delayInMs = backoffDelay(attempt - 1, {
+      baseDelayInMs: retry.baseDelayInMs,
+      maxDelayInMs: retry.maxDelayInMs,
+      ...(this.options.random && { random: this.options.random }),
+    });
+    await this.options.queue.scheduleRetry(
+      message.messageId === undefined || message.messageId === '' ? randomUUID() : String(message.messageId),
+      body,
+      message.sessionId ?? '',
+      { attempt: attempt + 1, ...(traceparent && { traceparent }), originalMessageId: originalId(message) },
+      new Date(this.now() + delayInMs),
+      abortOnly(call),
+    );
+    await settle.complete();
+    this.options.metrics?.increment('sync.retries', 1);
+    entityLogger.warn('Sync failed; retry scheduled', { operation: 'syncEntity', error, nextAttempt: attempt + 1, delayInMs });
+    return { action: 'retry-scheduled', attempt, nextAttempt: attempt + 1, delayInMs, error: describeError(error) };
   }
 
   private async deadLetter(settle: Settlement, logger: Logger, attempt: number, reason: string, description: string): Promise<MessageOutcome> {

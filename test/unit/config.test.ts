@@ -1,4 +1,5 @@
-import { isNcrontab, loadConfig, parseCosmosConnectionString, registrationSettings, settingDefaults, telemetrySettings } from '../../shared/platform/config';
+import { loadConfig, registrationSettings, telemetrySettings } from '../../shared/platform/config';
+import { isNcrontab, parseCosmosConnectionString, settingDefaults } from '../../shared/platform/settings';
 import { ConfigurationError } from '../../shared/platform/errors';
 
 const production = {

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_ONLY_SETTINGS, settingDefaults, settingNames } from '../../shared/platform/config';
+import { LOCAL_ONLY_SETTINGS, settingDefaults, settingNames } from '../../shared/platform/settings';
 
 const defaults = settingDefaults();
 const DEFAULT_QUEUE_NAME = String(defaults.SERVICEBUS_QUEUE_NAME);
