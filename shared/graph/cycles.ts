@@ -35,7 +35,11 @@ export function findCycles(nodes: readonly string[], edges: ReadonlyArray<readon
 
 function adjacency(nodes: readonly string[], edges: ReadonlyArray<readonly [string, string]>): Map<string, string[]> {
   const map = new Map<string, string[]>(nodes.map((n) => [n, []]));
-  for (const [from, to] of edges) if (!map.get(from)!.includes(to)) map.get(from)!.push(to);
+  for (const [from, to] of edges) {
+    // An edge whose source is not among the nodes is not part of the graph asked about.
+    const targets = map.get(from);
+    if (targets && !targets.includes(to)) targets.push(to);
+  }
   return map;
 }
 

@@ -123,3 +123,7 @@ describe('properties', () => {
     );
   });
 });
+
+test('edges from outside the given nodes are ignored, not a crash', () => {
+  expect(findCycles(['a'], [['b', 'a'], ['a', 'a']])).toEqual([['a', 'a']]);
+});
