@@ -153,7 +153,7 @@ export class EdgeProjector {
     for (const id of targets) {
       try {
         const doc = await this.options.readDocument(id, call);
-        if (doc) await this.projectDocument(doc as FeedDocument, call);
+        if (doc) await this.projectDocument(doc, call);
         await failures.remove(id, call);
         replayed.push(id);
       } catch (error) {

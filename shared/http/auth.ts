@@ -4,7 +4,7 @@
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { AuthConfig } from '../platform/config';
-import { AuthenticationError, AuthorizationError, AuthUnavailableError, SyncServiceError } from '../platform/errors';
+import { AuthenticationError, AuthorizationError, AuthUnavailableError } from '../platform/errors';
 
 export interface Principal {
   subject: string;

@@ -116,7 +116,7 @@ export function validateEvent(value: unknown, index: number): { event?: CatalogE
       });
     }
   }
-  if (result.success && errors.length === 0) return { event: result.data as CatalogEvent, errors };
+  if (result.success && errors.length === 0) return { event: result.data, errors };
   return { errors: errors.slice(0, 20) };
 }
 

@@ -15,7 +15,7 @@ import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { json, problem, ProblemType, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
 import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
-import { EventQueue, toServiceBusMessage } from '../queue/queue';
+import { type EventQueue, toServiceBusMessage } from '../queue/queue';
 import { WebhookVerifier } from './webhooks';
 import { currentTraceparent, trackEvent } from '../platform/telemetry';
 

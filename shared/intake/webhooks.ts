@@ -5,7 +5,7 @@
  * replay guard on `webhook-id`.
  */
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { SyncServiceError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
+import { WebhookReplayError, WebhookSignatureError } from '../platform/errors';
 
 export interface WebhookHeaders {
   get(name: string): string | null;
@@ -43,7 +43,7 @@ export class WebhookVerifier {
     if (!id || !timestamp || !signature) {
       throw new WebhookSignatureError('webhook-id, webhook-timestamp and webhook-signature are all required');
     }
-    if (id.length > 256 || /[\u0000-\u001f\u007f]/.test(id)) throw new WebhookSignatureError('webhook-id is malformed');
+    if (id.length > 256 || /\p{Cc}/u.test(id)) throw new WebhookSignatureError('webhook-id is malformed');
     if (!/^\d{1,12}$/.test(timestamp)) throw new WebhookSignatureError('webhook-timestamp must be Unix seconds');
     const skew = Math.abs(this.now() - Number(timestamp) * 1000);
     if (skew > this.toleranceInMs) {

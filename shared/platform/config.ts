@@ -1,8 +1,7 @@
 /**
  * Configuration: every setting is read from the environment (Functions app settings) and validated once, at
- * start-up, by one zod schema — each setting's rule and default in {@link fields}, the rules across settings (the
- * production policy among them) in {@link crossFieldRules} — into one typed {@link AppConfig}. A bad configuration
- * raises one {@link ConfigurationError} that names every problem.
+ * start-up, by the one schema of settings.ts (each setting's rule and default, and the rules across settings) into
+ * one typed {@link AppConfig}. A bad configuration raises one {@link ConfigurationError} that names every problem.
  *
  * Function registrations (trigger names, schedules) and the telemetry bootstrap run before the full validation, at
  * module load; they read their few settings through the same field rules and defaults ({@link registrationSettings},
@@ -12,9 +11,9 @@
  * (`CosmosDBConnection__accountEndpoint`, `ServiceBusConnection__fullyQualifiedNamespace`), and the SDK clients
  * read the same settings, so one value configures both. See docs/configuration.md for the full list.
  */
-import { Cron } from 'croner';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
+import { fields, parseCosmosConnectionString, RENAMED, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
 
 export type AppMode = 'production' | 'local';
 export type Environment = Record<string, string | undefined>;
@@ -69,8 +68,6 @@ export interface ServiceBusConfig {
   sendTimeoutInMs: number;
 }
 
-export type IntakeAuthMode = 'entra' | 'standard-webhooks';
-
 export interface IntakeConfig {
   authModes: IntakeAuthMode[];
   /** Standard Webhooks secrets (`whsec_…`); several while rotating. */
@@ -119,210 +116,6 @@ export interface AppConfig {
   queueRetry: QueueRetryConfig;
   telemetry: TelemetrySettings;
 }
-
-const notANumber = (issue: { code: string }) => (issue.code === 'invalid_type' ? 'must be a number' : undefined);
-const number = (min: number, max: number) =>
-  z.coerce.number({ error: notANumber }).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
-const int = (min: number, max: number) => number(min, max).int('must be a whole number');
-const optionalString = z.string().trim().min(1).optional();
-const name = (fallback: string) => z.string().trim().min(1).max(255).default(fallback);
-const httpUrl = z
-  .string()
-  .trim()
-  .refine((v) => isUrl(v, ['http:', 'https:']), 'must be an absolute http(s) URL');
-const csv = z
-  .string()
-  .trim()
-  .min(1, 'must not be empty')
-  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
-
-/** Every setting the code reads, with its rule and its default: the one place defaults live. */
-const fields = {
-  APP_MODE: z.enum(['production', 'local'], { error: "must be 'production' or 'local'" }).default('production'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be debug, info, warn or error' }).default('info'),
-  AZURE_CLIENT_ID: optionalString,
-
-  CosmosDBConnection__accountEndpoint: httpUrl.optional(),
-  CosmosDBConnection: optionalString,
-  COSMOS_DATABASE_NAME: name('catalog'),
-  COSMOS_ENTITIES_CONTAINER: name('entities'),
-  COSMOS_EDGES_CONTAINER: name('edges'),
-  COSMOS_LEASES_CONTAINER: name('leases'),
-  COSMOS_CA_CERT_PATH: optionalString,
-  COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
-  COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
-  COSMOS_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  COSMOS_THROTTLE_RETRIES: int(0, 20).default(5),
-  COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
-  COSMOS_THROTTLE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
-
-  BACKSTAGE_BASE_URL: httpUrl,
-  BACKSTAGE_TOKEN_SCOPE: optionalString,
-  BACKSTAGE_STATIC_TOKEN: optionalString,
-  BACKSTAGE_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  BACKSTAGE_MAX_RETRIES: int(0, 20).default(4),
-  BACKSTAGE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
-  BACKSTAGE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
-  BACKSTAGE_PAGE_SIZE: int(1, 10_000).default(500),
-
-  SYNC_TOMBSTONE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
-  SYNC_MAX_ATTEMPTS: int(1, 50).default(5),
-
-  RECONCILE_SCHEDULE: z
-    .string()
-    .trim()
-    .default('0 */30 * * * *')
-    .refine(isNcrontab, 'must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})'),
-  RECONCILE_MAX_DELETE_RATIO: number(0, 1).default(0.2),
-  RECONCILE_FETCH_BATCH_SIZE: int(1, 1000).default(100),
-  RECONCILE_CONCURRENCY: int(1, 64).default(4),
-
-  AUTH_ISSUER: csv,
-  AUTH_AUDIENCE: csv,
-  AUTH_JWKS_URI: httpUrl.optional(),
-  AUTH_READ_ROLE: z.string().trim().min(1).default('Catalog.Read'),
-  AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
-  AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
-  AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
-
-  ServiceBusConnection__fullyQualifiedNamespace: z
-    .string()
-    .trim()
-    .refine((v) => /^[a-z0-9.-]+(:\d+)?$/i.test(v), 'must be a host name, e.g. <namespace>.servicebus.windows.net')
-    .optional(),
-  ServiceBusConnection: optionalString,
-  SERVICEBUS_QUEUE_NAME: z.string().trim().min(1).max(260).default('entity-sync'),
-  SERVICEBUS_SEND_TIMEOUT_MS: int(100, 600_000).default(10_000),
-
-  INTAKE_AUTH: z
-    .string()
-    .trim()
-    .default('entra')
-    .transform((v) => [...new Set(v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))])
-    .refine((modes): modes is IntakeAuthMode[] => modes.length > 0 && modes.every((m) => m === 'entra' || m === 'standard-webhooks'), {
-      message: "must be 'entra', 'standard-webhooks' or both, comma-separated",
-    }),
-  WEBHOOK_SECRETS: z
-    .string()
-    .default('')
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .refine((secrets) => secrets.every((s) => /^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(s)), 'each secret must be whsec_ followed by at least 18 bytes of base64'),
-  WEBHOOK_TOLERANCE_SECONDS: int(1, 300).default(300), // the Standard Webhooks library enforces ±5 min itself
-  INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
-  INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
-
-  APPLICATIONINSIGHTS_CONNECTION_STRING: z
-    .string()
-    .trim()
-    .refine((v) => /InstrumentationKey=[0-9a-f-]{36}/i.test(v), 'must be an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)')
-    .optional(),
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: z
-    .string()
-    .trim()
-    .refine((v) => /Authorization=AAD/i.test(v), "must be 'Authorization=AAD' (with ';ClientId=<managed identity client id>' for a user-assigned identity)")
-    .optional(),
-  TELEMETRY_SAMPLING_RATIO: number(0, 1).default(1),
-  TELEMETRY_TRACES_PER_SECOND: number(0, 10_000).default(5),
-
-  QUEUE_MAX_ATTEMPTS: int(1, 100).default(8),
-  QUEUE_RETRY_BASE_DELAY_MS: int(1, 3_600_000).default(5_000),
-  QUEUE_RETRY_MAX_DELAY_MS: int(1, 86_400_000).default(15 * 60_000),
-};
-
-type Settings = z.output<z.ZodObject<typeof fields>>;
-type SettingName = keyof typeof fields;
-
-/** Settings that were renamed: setting the old name is an error that names the new one. */
-const RENAMED: Readonly<Record<string, SettingName>> = {
-  RECONCILE_WRITE_MAX_RETRIES: 'COSMOS_THROTTLE_RETRIES',
-};
-
-/**
- * The rules across settings and the production-mode policy. They run even when single settings failed (so one
- * start-up reports every problem), which is why each reads its inputs as possibly missing.
- */
-function crossFieldRules(s: Partial<Settings>, ctx: z.RefinementCtx): void {
-  const issue = (setting: SettingName, message: string) => ctx.addIssue({ code: 'custom', path: [setting], message });
-  const production = s.APP_MODE !== 'local';
-
-  const cosmosEndpoint = s.CosmosDBConnection__accountEndpoint;
-  if (!cosmosEndpoint && !s.CosmosDBConnection) {
-    issue('CosmosDBConnection__accountEndpoint', 'required: the Cosmos DB account endpoint, e.g. https://<account>.documents.azure.com:443/');
-  }
-  if (cosmosEndpoint && s.CosmosDBConnection) {
-    issue('CosmosDBConnection', 'set either CosmosDBConnection__accountEndpoint (managed identity) or CosmosDBConnection, not both');
-  }
-  if (s.CosmosDBConnection) {
-    if (production) {
-      issue(
-        'CosmosDBConnection',
-        'key-based connection strings are refused in production mode; set CosmosDBConnection__accountEndpoint and grant the managed identity a Cosmos DB data-plane role',
-      );
-    } else if (!parseCosmosConnectionString(s.CosmosDBConnection)) {
-      issue('CosmosDBConnection', 'must look like AccountEndpoint=https://…;AccountKey=…;');
-    }
-  }
-  if (production && cosmosEndpoint && isUrl(cosmosEndpoint, ['http:'])) {
-    issue('CosmosDBConnection__accountEndpoint', 'must be https in production mode (Entra tokens are only sent over TLS)');
-  }
-  if (production && s.COSMOS_CA_CERT_PATH) {
-    issue('COSMOS_CA_CERT_PATH', 'trusting an extra CA is for the local emulator only; refused in production mode');
-  }
-  notBelow('COSMOS_THROTTLE_RETRY_MAX_DELAY_MS', s.COSMOS_THROTTLE_RETRY_MAX_DELAY_MS, 'COSMOS_THROTTLE_RETRY_BASE_DELAY_MS', s.COSMOS_THROTTLE_RETRY_BASE_DELAY_MS, issue);
-
-  if (s.BACKSTAGE_STATIC_TOKEN && production) {
-    issue('BACKSTAGE_STATIC_TOKEN', 'static tokens are refused in production mode; set BACKSTAGE_TOKEN_SCOPE so the managed identity gets Entra tokens');
-  }
-  if (s.BACKSTAGE_STATIC_TOKEN && s.BACKSTAGE_TOKEN_SCOPE) {
-    issue('BACKSTAGE_STATIC_TOKEN', 'set either BACKSTAGE_TOKEN_SCOPE or BACKSTAGE_STATIC_TOKEN, not both');
-  }
-  if (!s.BACKSTAGE_STATIC_TOKEN && !s.BACKSTAGE_TOKEN_SCOPE) {
-    issue('BACKSTAGE_TOKEN_SCOPE', 'required: the Entra scope of the Backstage app registration, e.g. api://<app-id>/.default');
-  }
-  if (s.BACKSTAGE_TOKEN_SCOPE && !s.BACKSTAGE_TOKEN_SCOPE.endsWith('/.default')) {
-    issue('BACKSTAGE_TOKEN_SCOPE', "must end with /.default (managed identities can only ask for an application's default scope)");
-  }
-  notBelow('BACKSTAGE_RETRY_MAX_DELAY_MS', s.BACKSTAGE_RETRY_MAX_DELAY_MS, 'BACKSTAGE_RETRY_BASE_DELAY_MS', s.BACKSTAGE_RETRY_BASE_DELAY_MS, issue);
-
-  for (const issuer of s.AUTH_ISSUER ?? []) {
-    if (!isUrl(issuer, ['https:', 'http:'])) issue('AUTH_ISSUER', `${JSON.stringify(issuer)} is not an absolute URL`);
-    else if (production && !issuer.startsWith('https:')) issue('AUTH_ISSUER', 'must be https in production mode');
-  }
-  if (production && s.AUTH_JWKS_URI && isUrl(s.AUTH_JWKS_URI, ['http:'])) issue('AUTH_JWKS_URI', 'must be https in production mode');
-
-  const serviceBusNamespace = s.ServiceBusConnection__fullyQualifiedNamespace;
-  if (!serviceBusNamespace && !s.ServiceBusConnection) {
-    issue('ServiceBusConnection__fullyQualifiedNamespace', 'required: the Service Bus namespace host, e.g. <namespace>.servicebus.windows.net');
-  }
-  if (serviceBusNamespace && s.ServiceBusConnection) {
-    issue('ServiceBusConnection', 'set either ServiceBusConnection__fullyQualifiedNamespace (managed identity) or ServiceBusConnection, not both');
-  }
-  if (s.ServiceBusConnection && production) {
-    issue(
-      'ServiceBusConnection',
-      'connection strings are refused in production mode; set ServiceBusConnection__fullyQualifiedNamespace and grant the managed identity the Service Bus data roles',
-    );
-  } else if (s.ServiceBusConnection && !/Endpoint=sb:\/\/[^;]+/i.test(s.ServiceBusConnection)) {
-    issue('ServiceBusConnection', 'must look like Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…;');
-  }
-
-  if (s.INTAKE_AUTH?.includes('standard-webhooks') && (s.WEBHOOK_SECRETS ?? []).length === 0) {
-    issue('WEBHOOK_SECRETS', 'required when INTAKE_AUTH includes standard-webhooks: one or more whsec_… secrets, comma-separated');
-  }
-  if (production && s.APPLICATIONINSIGHTS_CONNECTION_STRING && !s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING) {
-    issue(
-      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
-      'required in production mode with APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion is Entra-authenticated (local auth disabled), e.g. ClientId=<client id>;Authorization=AAD',
-    );
-  }
-  notBelow('QUEUE_RETRY_MAX_DELAY_MS', s.QUEUE_RETRY_MAX_DELAY_MS, 'QUEUE_RETRY_BASE_DELAY_MS', s.QUEUE_RETRY_BASE_DELAY_MS, issue);
-}
-
-function notBelow(maxName: SettingName, max: number | undefined, baseName: SettingName, base: number | undefined, issue: (s: SettingName, m: string) => void): void {
-  if (max !== undefined && base !== undefined && max < base) issue(maxName, `must not be smaller than ${baseName}`);
-}
-
-const settingsSchema = z.object(fields).superRefine(crossFieldRules, { when: () => true });
 
 /** The typed configuration the settings describe (called only on valid settings). */
 function toAppConfig(s: Settings): AppConfig {
@@ -456,56 +249,6 @@ function pick<K extends SettingName>(env: Environment, names: readonly K[]): Pic
     if (value !== undefined) (out as Record<string, unknown>)[key] = value;
   }
   return out as Pick<Settings, K>;
-}
-
-/** Settings only a local stack may use; production mode refuses them and infrastructure never sets them. */
-export const LOCAL_ONLY_SETTINGS: readonly string[] = ['CosmosDBConnection', 'ServiceBusConnection', 'COSMOS_CA_CERT_PATH', 'BACKSTAGE_STATIC_TOKEN'];
-
-/** Every app setting the code reads (the infrastructure checks compare it with what the Function App sets). */
-export function settingNames(): string[] {
-  return Object.keys(fields);
-}
-
-/** The settings that have a default (a deployment sets them only to change it). */
-export function settingDefaults(): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(fields)) {
-    const fallback = (field as z.ZodType).safeParse(undefined);
-    if (fallback.success && fallback.data !== undefined) out[key] = fallback.data;
-  }
-  return out;
-}
-
-/** `AccountEndpoint=…;AccountKey=…;` → its parts, or undefined when either is missing. */
-export function parseCosmosConnectionString(value: string): { endpoint: string; key: string } | undefined {
-  const parts = new Map<string, string>();
-  for (const piece of value.split(';')) {
-    const eq = piece.indexOf('=');
-    if (eq > 0) parts.set(piece.slice(0, eq).trim().toLowerCase(), piece.slice(eq + 1).trim());
-  }
-  const endpoint = parts.get('accountendpoint');
-  const key = parts.get('accountkey');
-  if (!endpoint || !key || !isUrl(endpoint, ['http:', 'https:'])) return undefined;
-  return { endpoint, key };
-}
-
-/** Azure Functions timer schedules are six-field NCRONTAB expressions. */
-export function isNcrontab(value: string): boolean {
-  if (value.split(/\s+/).length !== 6) return false;
-  try {
-    new Cron(value, { paused: true });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isUrl(value: string, protocols: string[]): boolean {
-  try {
-    return protocols.includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
 }
 
 /** Empty values count as unset: app settings are often declared with an empty value. */

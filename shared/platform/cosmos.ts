@@ -239,7 +239,7 @@ export function statusOf(error: unknown): number | undefined {
 }
 
 function chargeOf(error: unknown): number | undefined {
-  const value = (error as ErrorResponse | undefined)?.headers?.['x-ms-request-charge'];
+  const value: unknown = (error as ErrorResponse | undefined)?.headers?.['x-ms-request-charge'];
   return value === undefined ? undefined : Number(value);
 }
 

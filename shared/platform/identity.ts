@@ -7,7 +7,7 @@
  */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
-import { OperationAbortedError, SyncServiceError, TokenAcquisitionError } from './errors';
+import { OperationAbortedError, TokenAcquisitionError } from './errors';
 
 export function createCredential(options: { managedIdentityClientId?: string | undefined } = {}): TokenCredential {
   return new DefaultAzureCredential(
@@ -95,7 +95,7 @@ export class EntraTokenProvider implements BackstageTokenProvider {
 /** A fixed token (Backstage `externalAccess` type `static`). Local mode only; config refuses it in production. */
 export class StaticTokenProvider implements BackstageTokenProvider {
   constructor(private readonly token: string) {}
-  async getToken(_options?: GetTokenOptions): Promise<string> {
-    return this.token;
+  getToken(_options?: GetTokenOptions): Promise<string> {
+    return Promise.resolve(this.token);
   }
 }

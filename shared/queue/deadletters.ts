@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import Long from 'long';
 import type { Logger } from '../platform/logger';
-import { EventQueue, toServiceBusMessage } from './queue';
+import { type EventQueue, toServiceBusMessage } from './queue';
 import { syncMessageBodySchema } from '../intake/events';
 import { toDocumentId } from '../model/refs';
 

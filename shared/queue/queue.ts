@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import type { ServiceBusConfig } from '../platform/config';
-import { OperationAbortedError, QueueUnavailableError, SyncServiceError } from '../platform/errors';
+import { OperationAbortedError, QueueUnavailableError } from '../platform/errors';
 import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
@@ -83,10 +83,10 @@ export class EventQueue {
       let batch = await this.sender.createMessageBatch({ abortSignal });
       for (const message of messages) {
         if (batch.tryAddMessage(message)) continue;
-        if (batch.count === 0) throw new QueueUnavailableError(`message ${message.messageId} is larger than the queue accepts`);
+        if (batch.count === 0) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
         await this.sender.sendMessages(batch, { abortSignal });
         batch = await this.sender.createMessageBatch({ abortSignal });
-        if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${message.messageId} is larger than the queue accepts`);
+        if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
       }
       if (batch.count > 0) await this.sender.sendMessages(batch, { abortSignal });
     } catch (error) {

@@ -14,7 +14,6 @@ import {
   BackstageRequestError,
   BackstageUnavailableError,
   OperationAbortedError,
-  SyncServiceError,
 } from '../platform/errors';
 import type { BackstageTokenProvider } from '../platform/identity';
 import { silentLogger, type Logger } from '../platform/logger';
@@ -77,7 +76,7 @@ export class CatalogReader {
             fields: PROJECTION_FIELDS,
             ...(options.filter && { filter: options.filter }),
             totalItems: 'exclude',
-          } as Parameters<CatalogClient['queryEntities']>[0]);
+          });
       const items: CatalogProjectionItem[] = [];
       for (const entity of page.items) {
         const name = entityNameOf(entity);
@@ -108,7 +107,7 @@ export class CatalogReader {
   /** A client whose every request runs under this call's abort signal. Construction is two field writes. */
   private client(options: CallOptions): CatalogClient {
     return new CatalogClient({
-      discoveryApi: { getBaseUrl: async (pluginId: string) => `${this.options.baseUrl}/api/${pluginId}` },
+      discoveryApi: { getBaseUrl: (pluginId: string) => Promise.resolve(`${this.options.baseUrl}/api/${pluginId}`) },
       fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options.abortSignal) },
     });
   }

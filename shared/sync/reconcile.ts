@@ -167,11 +167,9 @@ export class Reconciler {
 
     // 5. Tombstones, unless the guard refuses.
     if (guard.tripped) {
-      const log = guard.allowed ? logger.warn : logger.error;
-      log.call(logger, guard.allowed ? 'Mass-deletion guard overridden by force' : 'Mass-deletion guard refused to tombstone', {
-        reason: guard.reason,
-        pendingTombstones: toTombstone.length,
-      });
+      const details = { reason: guard.reason, pendingTombstones: toTombstone.length };
+      if (guard.allowed) logger.warn('Mass-deletion guard overridden by force', details);
+      else logger.error('Mass-deletion guard refused to tombstone', details);
       this.options.metrics?.increment('reconcile.guard_tripped', 1, { forced: guard.forced });
     }
     if (guard.allowed && toTombstone.length > 0) {
@@ -210,10 +208,9 @@ export class Reconciler {
       if (result[outcome] > 0) m?.increment('sync.entities', result[outcome], { outcome, path: 'reconcile' });
     }
     const { failures, ...stats } = result;
-    (result.failed > 0 ? logger.warn : logger.info).call(logger, 'Reconcile finished', {
-      ...stats,
-      ...(failures.length > 0 && { failures: failures.slice(0, 10) }),
-    });
+    const summary = { ...stats, ...(failures.length > 0 && { failures: failures.slice(0, 10) }) };
+    if (result.failed > 0) logger.warn('Reconcile finished', summary);
+    else logger.info('Reconcile finished', summary);
     return result;
   }
 
