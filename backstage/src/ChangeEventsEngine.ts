@@ -99,7 +99,7 @@ export class ChangeEventsEngine {
       cursor = page.pageInfo.nextCursor;
     } while (cursor);
 
-    const baselineRow = await db(TABLES.state).where({ key: 'baseline_at' }).first();
+    const baselineRow: unknown = await db(TABLES.state).where({ key: 'baseline_at' }).first();
     if (!baselineRow) {
       await db.transaction(async (tx) => {
         await tx(TABLES.snapshot).delete();
@@ -185,7 +185,7 @@ export class ChangeEventsEngine {
 
   /** Events waiting per endpoint. */
   async outboxDepth(): Promise<Map<string, number>> {
-    const rows = (await this.deps.db(TABLES.outbox).select('endpoint').count({ count: '*' }).groupBy('endpoint')) as Array<{ endpoint: string; count: number | string }>;
+    const rows: Array<{ endpoint: string; count: number | string }> = await this.deps.db(TABLES.outbox).select('endpoint').count({ count: '*' }).groupBy('endpoint');
     return new Map(rows.map((row) => [row.endpoint, Number(row.count)]));
   }
 

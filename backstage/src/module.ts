@@ -51,7 +51,7 @@ export const catalogModuleChangeEvents = createBackendModule({
           ...settings.schedule,
           fn: async (signal) => {
             try {
-              const { diff, delivery } = await engine.run(signal as AbortSignal);
+              const { diff, delivery } = await engine.run(signal);
               depth = await engine.outboxDepth();
               logger.debug('Change events run finished', { ...diff, ...delivery, failedEndpoints: delivery.failedEndpoints.join(',') });
             } catch (error) {

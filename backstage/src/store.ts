@@ -53,9 +53,9 @@ export async function applyMigrations(knex: Knex): Promise<void> {
   await knex.migrate.latest({
     tableName: MIGRATIONS_TABLE,
     migrationSource: {
-      getMigrations: async () => Object.keys(migrations).sort(),
+      getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
       getMigrationName: (name: string) => name,
-      getMigration: async (name: string) => migrations[name]!,
+      getMigration: (name: string) => Promise.resolve(migrations[name]!),
     },
   });
 }

@@ -11,7 +11,7 @@ import { inSpan, parentContext, SpanKind } from '../../shared/platform/telemetry
 import { getRuntime, type Runtime } from '../../shared/runtime';
 import { contextLogger, withInvocation } from './invocation';
 
-export function toApiRequest(request: HttpRequest): ApiRequest {
+function toApiRequest(request: HttpRequest): ApiRequest {
   return {
     method: request.method,
     url: request.url,
@@ -23,7 +23,7 @@ export function toApiRequest(request: HttpRequest): ApiRequest {
   };
 }
 
-export function toHttpResponse(response: ApiResponse): HttpResponseInit {
+function toHttpResponse(response: ApiResponse): HttpResponseInit {
   return { status: response.status, headers: response.headers, ...(response.body !== undefined && { body: response.body }) };
 }
 

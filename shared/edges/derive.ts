@@ -9,17 +9,6 @@ import type { Entity } from '@backstage/catalog-model';
 import type { EdgeDocument } from '../model/documents';
 import { normalizeEntityRef, parseEntityRef, toDocumentId } from '../model/refs';
 
-/** The relation types Backstage defines, in pairs. Others (from custom processors) are projected too. */
-export const WELL_KNOWN_RELATIONS = [
-  ['dependsOn', 'dependencyOf'],
-  ['providesApi', 'apiProvidedBy'],
-  ['consumesApi', 'apiConsumedBy'],
-  ['ownedBy', 'ownerOf'],
-  ['partOf', 'hasPart'],
-  ['parentOf', 'childOf'],
-  ['memberOf', 'hasMember'],
-] as const;
-
 /** What a relation type may look like (Backstage's own are camelCase words). */
 export const RELATION_TYPE = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
 

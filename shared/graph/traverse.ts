@@ -17,7 +17,7 @@ export type Direction = 'downstream' | 'upstream' | 'both';
  * What "depends on" means by default: a component's own dependencies, and the providers of the APIs it consumes
  * (component —consumesApi→ API —apiProvidedBy→ component). Upstream is the mirror image.
  */
-export const DEFAULT_RELATIONS: Record<'downstream' | 'upstream', readonly string[]> = {
+const DEFAULT_RELATIONS: Record<'downstream' | 'upstream', readonly string[]> = {
   downstream: ['dependsOn', 'consumesApi', 'apiProvidedBy'],
   upstream: ['dependencyOf', 'providesApi', 'apiConsumedBy'],
 };

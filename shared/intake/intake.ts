@@ -19,8 +19,8 @@ import { type EventQueue, toServiceBusMessage } from '../queue/queue';
 import { WebhookVerifier } from './webhooks';
 import { currentTraceparent, trackEvent } from '../platform/telemetry';
 
-export const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
-export const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';
+const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
+const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';
 
 export interface IntakeOptions {
   config: IntakeConfig;
@@ -209,10 +209,10 @@ function tooLarge(max: number): ApiResponse {
 
 const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-export function validTraceparent(value: string | null): string | undefined {
+function validTraceparent(value: string | null): string | undefined {
   return value && TRACEPARENT.test(value.trim()) ? value.trim() : undefined;
 }
 
-export function newTraceparent(): string {
+function newTraceparent(): string {
   return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
 }

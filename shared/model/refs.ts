@@ -14,7 +14,7 @@ export interface EntityName {
   name: string;
 }
 
-export const DEFAULT_NAMESPACE = 'default';
+const DEFAULT_NAMESPACE = 'default';
 
 /** The longest input we even try to parse: 63-character kind, namespace and name plus separators. */
 const MAX_REF_LENGTH = 63 * 3 + 2;

@@ -232,7 +232,7 @@ class ThrottledWrites extends Error {
 }
 
 /** The HTTP status of a Cosmos SDK error, if it has one. */
-export function statusOf(error: unknown): number | undefined {
+function statusOf(error: unknown): number | undefined {
   if (error instanceof CosmosOperationError) return error.statusCode;
   const code = (error as ErrorResponse | undefined)?.code ?? (error as { statusCode?: unknown } | undefined)?.statusCode;
   return typeof code === 'number' ? code : undefined;

@@ -173,7 +173,7 @@ export class InvalidRequestError extends SyncServiceError {
   }
 }
 
-export function isTransientCosmosStatus(statusCode: number | undefined): boolean {
+function isTransientCosmosStatus(statusCode: number | undefined): boolean {
   if (statusCode === undefined) return true; // network failure, no answer at all
   return statusCode === 408 || statusCode === 429 || statusCode === 449 || statusCode >= 500;
 }

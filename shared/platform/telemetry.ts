@@ -58,10 +58,6 @@ export function startTelemetry(config: TelemetrySettings, credential: TokenCrede
   return true;
 }
 
-export async function flushTelemetry(): Promise<void> {
-  if (started) await loadDistro().flushAzureMonitor();
-}
-
 export async function stopTelemetry(): Promise<void> {
   if (!started) return;
   await loadDistro().flushAzureMonitor();
@@ -69,7 +65,7 @@ export async function stopTelemetry(): Promise<void> {
   started = false;
 }
 
-export function tracer() {
+function tracer() {
   return trace.getTracer(SERVICE, VERSION);
 }
 
