@@ -51,7 +51,7 @@ test('a saved continuation resumes exactly where it left off', async () => {
     if (page.statusCode === StatusCodes.NotModified) break;
   }
   await container.items.create({ id: 'e', v: 1 });
-  const resumed = container.items.getChangeFeedIterator<{ id: string }>({ changeFeedStartFrom: ChangeFeedStartFrom.Continuation(token!) });
+  const resumed = container.items.getChangeFeedIterator<{ id: string }>({ changeFeedStartFrom: ChangeFeedStartFrom.Continuation(token) });
   expect(ids((await resumed.readNext()).result)).toEqual(['e']);
 });
 

@@ -18,6 +18,7 @@ import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { startProjectionTrigger, startSyncTrigger } from '../support/triggers';
+import { bodyJson } from '../support/http';
 
 jest.setTimeout(120_000);
 
@@ -133,6 +134,6 @@ test('no projection failures were recorded; the admin endpoint says so', async (
     new InvocationContext({ functionName: 'listProjectionFailures' }),
   );
   expect(response.status).toBe(200);
-  expect(JSON.parse(String(response.body))).toEqual({ items: [], count: 0 });
+  expect(bodyJson(response)).toEqual({ items: [], count: 0 });
   expect(feed.documents).toBeGreaterThan(0);
 });

@@ -5,6 +5,7 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { health } from '../../functions/health';
 import { resetRuntime } from '../../shared/runtime';
+import { bodyJson, bodyText } from '../support/http';
 
 afterAll(() => resetRuntime());
 
@@ -19,9 +20,9 @@ test('invalid configuration: 503 misconfigured, details only in the log', async 
     new InvocationContext({ functionName: 'health', logHandler: (level, ...args) => logs.push(`${level} ${args.join(' ')}`) }),
   );
   expect(response.status).toBe(503);
-  const problem = JSON.parse(String(response.body));
+  const problem = bodyJson<any>(response);
   expect(problem).toMatchObject({ type: 'urn:backstage-cosmos-sync:problem:misconfigured' });
-  expect(String(response.body)).not.toMatch(/CosmosDBConnection|AccountKey/);
+  expect(bodyText(response)).not.toMatch(/CosmosDBConnection|AccountKey/);
   const log = logs.join('\n');
   expect(log).toMatch(/CosmosDBConnection: key-based connection strings are refused in production mode/);
   expect(log).toMatch(/BACKSTAGE_BASE_URL: required/);

@@ -13,6 +13,7 @@ import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';
 import { rawContainers } from '../support/containers';
+import { bodyJson } from '../support/http';
 
 jest.setTimeout(120_000);
 
@@ -50,7 +51,7 @@ function request(method: string, path: string, options: { token?: string; params
 }
 
 const entityParams = (kind: string, namespace: string, name: string) => ({ kind, namespace, name });
-const body = (response: HttpResponseInit) => JSON.parse(String(response.body));
+const body = (response: HttpResponseInit) => bodyJson<any>(response);
 
 describe('GET /api/health', () => {
   test('answers 200 with the Cosmos check', async () => {

@@ -11,6 +11,7 @@ import type { GraphResult } from '../../shared/graph/traverse';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { graphFixture } from '../support/graph-fixture';
 import { provisionCosmos, testEnvironment, userToken } from '../support/stack';
+import { bodyText } from '../support/http';
 
 let token: string;
 
@@ -42,7 +43,7 @@ async function get(ref: string, query: Record<string, string> = {}, auth = true)
     }),
     new InvocationContext({ functionName: 'graph' }),
   );
-  return { status: response.status, headers: response.headers as Record<string, string>, text: String(response.body) };
+  return { status: response.status, headers: response.headers as Record<string, string>, text: bodyText(response) };
 }
 
 async function json(ref: string, query: Record<string, string> = {}): Promise<GraphResult> {
@@ -191,7 +192,7 @@ describe('errors', () => {
     [{ relations: 'depends on' }, /relations/],
     [{ limit: '0' }, /limit/],
   ])('400 for %j', async (query, message) => {
-    const response = await get('component:default/web', query as Record<string, string>);
+    const response = await get('component:default/web', query);
     expect(response.status).toBe(400);
     expect(JSON.parse(response.text)).toMatchObject({ type: 'urn:backstage-cosmos-sync:problem:invalid-request', detail: expect.stringMatching(message) });
   });

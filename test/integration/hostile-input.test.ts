@@ -33,6 +33,7 @@ import { graphFixture } from '../support/graph-fixture';
 import { algNone, hs256, INVALID_UTF8, nestedArrays, nestedObjects, prototypeFingerprint, tampered, unknownKid, withBytes } from '../support/hostile';
 import { API_AUDIENCE, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, userToken } from '../support/stack';
 import { catalogEvent } from '../support/events';
+import { bodyJson } from '../support/http';
 
 jest.setTimeout(60_000);
 
@@ -166,7 +167,7 @@ function context(functionName: string): InvocationContext {
   return new InvocationContext({ invocationId: `hostile-${invocations}`, functionName, logHandler: () => undefined });
 }
 
-const parse = (response: HttpResponseInit) => JSON.parse(String(response.body)) as Record<string, unknown>;
+const parse = (response: HttpResponseInit) => bodyJson(response);
 const headerOf = (response: HttpResponseInit, name: string) => (response.headers as Record<string, string> | undefined)?.[name];
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 

@@ -11,6 +11,7 @@ import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { resetRuntime } from '../../shared/runtime';
 import { startBroker, testEnvironment, userToken } from '../support/stack';
 import { catalogEvent } from '../support/events';
+import { bodyJson } from '../support/http';
 
 jest.setTimeout(60_000);
 
@@ -68,7 +69,7 @@ function signed(body: unknown, secret: string, options: { id?: string; timestamp
   return { text, headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)), 'webhook-signature': signature } };
 }
 
-const json = (response: HttpResponseInit) => JSON.parse(String(response.body));
+const json = (response: HttpResponseInit) => bodyJson<any>(response);
 const header = (response: HttpResponseInit, name: string) => (response.headers as Record<string, string>)[name];
 const enqueued = () => broker.stats(QUEUE).enqueued;
 

@@ -63,7 +63,6 @@ test('the baseline emits nothing', () => {
 });
 
 test('changing an entity emits one upserted event with its new etag', async () => {
-  const started = Date.now();
   await fixture.editFile(
     'catalog-info.yaml',
     (t) => t.replace('description: Takes payments', 'description: Takes payments, now in EUR'),

@@ -72,7 +72,7 @@ async function deliverWith(auth: Record<string, string>): Promise<{ outbox: numb
   };
   await runOnce([entity('a', 'e1'), entity('b', 'e1')]); // baseline
   await runOnce([entity('a', 'e2'), entity('c', 'e1')]); // a updated, b deleted, c created
-  const [row] = (await knex(TABLES.outbox).count({ count: '*' })) as Array<{ count: number }>;
+  const [row]: Array<{ count: number }> = await knex(TABLES.outbox).count({ count: '*' });
   const count = row?.count ?? 0;
   await knex.destroy();
   return { outbox: Number(count) };

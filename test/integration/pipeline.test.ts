@@ -9,7 +9,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { catalogEvents } from '../../functions/catalogEvents';
 import { listDeadLetters } from '../../functions/listDeadLetters';
 import { replayDeadLetters } from '../../functions/replayDeadLetters';
-import { syncEntity } from '../../functions/syncEntity';
+import '../../functions/syncEntity';
 import { startFaultProxy, type FaultProxy } from '../../local/faults/http-proxy';
 import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
@@ -20,6 +20,7 @@ import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { startSyncTrigger } from '../support/triggers';
+import { bodyJson } from '../support/http';
 
 jest.setTimeout(120_000);
 
@@ -89,7 +90,7 @@ async function post(events: unknown[]) {
     new InvocationContext({ functionName: 'catalogEvents' }),
   );
   expect(response.status).toBe(202);
-  return JSON.parse(String(response.body)) as { accepted: number; enqueued: number };
+  return bodyJson<{ accepted: number; enqueued: number }>(response);
 }
 
 async function admin(fn: typeof listDeadLetters, method: string, path: string, body?: unknown) {
@@ -104,7 +105,7 @@ async function admin(fn: typeof listDeadLetters, method: string, path: string, b
     }),
     new InvocationContext({ functionName: path }),
   );
-  return { status: response.status, body: JSON.parse(String(response.body)) };
+  return { status: response.status, body: bodyJson<any>(response) };
 }
 
 /** Waits until the queue holds nothing (active, scheduled or locked) and no invocation runs. */

@@ -293,10 +293,10 @@ describe('sessions', () => {
     expect(await receiver.getSessionState()).toBeFalsy();
     await receiver.setSessionState(JSON.stringify({ cursor: 7 }));
     expect(JSON.parse(String(await receiver.getSessionState()))).toEqual({ cursor: 7 });
-    const before = receiver.sessionLockedUntilUtc!.getTime();
+    const before = receiver.sessionLockedUntilUtc.getTime();
     await wait(20);
     await receiver.renewSessionLock();
-    expect(receiver.sessionLockedUntilUtc!.getTime()).toBeGreaterThan(before);
+    expect(receiver.sessionLockedUntilUtc.getTime()).toBeGreaterThan(before);
     await receiver.close();
   });
 

@@ -32,7 +32,7 @@ test('errors are flattened with code, status and cause', () => {
 
 test('a sink logger (the Functions context) gets message plus JSON properties', () => {
   const calls: string[] = [];
-  const sink = { debug: (m: unknown) => calls.push(`d ${m}`), info: (m: unknown) => calls.push(`i ${m}`), warn: (m: unknown) => calls.push(`w ${m}`), error: (m: unknown) => calls.push(`e ${m}`) };
+  const sink = { debug: (m: unknown) => calls.push(`d ${String(m)}`), info: (m: unknown) => calls.push(`i ${String(m)}`), warn: (m: unknown) => calls.push(`w ${String(m)}`), error: (m: unknown) => calls.push(`e ${String(m)}`) };
   const logger = createSinkLogger(sink, { invocationId: '1' });
   logger.warn('slow', { token: 'x', ms: 5 });
   logger.child({ entityRef: 'a' }).info('plain');

@@ -35,7 +35,7 @@ function dotNetGuidBytes(uuid: string): Buffer {
   return bytes;
 }
 
-const decode = (bytes: Buffer): Record<string, unknown> => rhea.message.decode(bytes) as unknown as Record<string, unknown>;
+const decode = (bytes: Buffer): Record<string, unknown> => rhea.message.decode(bytes);
 
 /** How @azure/service-bus turns a delivery tag into `lockToken` (reorderLockToken, then rhea's uuid_to_string). */
 function sdkLockToken(tag: Buffer): string {
