@@ -3,7 +3,7 @@
  * one run (the machines are shared and noisy, so only ratios measured side by side and counts that do not drift
  * mean anything).
  *
- *   npm run bench                         1k and 10k catalogs (about 15 minutes on 2 cores)
+ *   npm run bench                         1k and 10k catalogs (about 14 minutes on 2 cores)
  *   npm run bench -- --quick              one 300-entity catalog, a smoke check (about 2 minutes)
  *   npm run bench -- --sizes 50000        opt-in sizes (comma-separated)
  *   options: --seed 42 --changes 50 --repeat 3 --rtt 5 --out bench/results --no-write
@@ -15,20 +15,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CatalogClient } from '@backstage/catalog-client';
-import type { Entity } from '@backstage/catalog-model';
-import { BACKSTAGE_AUDIENCE, startBackstage, type BackstageStandIn } from '../local/backstage';
-import { generateCatalog, toYaml } from '../local/catalog-generator';
-import { startCosmosEmulator, type CosmosEmulator } from '../local/cosmos';
+import { generateCatalog } from '../local/catalog-generator';
 import { startFaultProxy } from '../local/faults/http-proxy';
-import { startIdentityServer, type IdentityServer } from '../local/identity';
-import { LocalServiceBus } from '../local/servicebus/broker';
-import { loadEmulatorConfig } from '../local/servicebus/config';
+import { allEntities, catalogClient, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
+import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { runScenario } from './harness';
 
 const ROOT = resolve(__dirname, '..');
 const STATIC_TOKEN = 'bench-harness-static-token';
-const API_AUDIENCE = 'api://backstage-cosmos-sync-bench';
 
 interface Options {
   quick: boolean;
@@ -73,9 +67,7 @@ function options(): Options {
 }
 
 interface Stack {
-  identity: IdentityServer;
-  cosmos: CosmosEmulator;
-  broker: LocalServiceBus;
+  local: LocalStack;
   hostJson: { extensions: { serviceBus: { maxConcurrentSessions: number; sessionIdleTimeout: string } } };
 }
 
@@ -89,17 +81,14 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 async function main(): Promise<void> {
   const opts = options();
   const started = Date.now();
-  const identity = await startIdentityServer();
-  const cosmos = await startCosmosEmulator();
-  const broker = await LocalServiceBus.start({ queues: loadEmulatorConfig(join(ROOT, 'local', 'servicebus', 'Config.json')) });
-  const stack: Stack = { identity, cosmos, broker, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) };
+  // The stand-ins every size shares; each size gets its own Backstage (benchSize).
+  const local = await startLocalStack({ identity: true, cosmos: true, serviceBus: true });
+  const stack: Stack = { local, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) };
   const results: Record<string, unknown>[] = [];
   try {
     for (const size of opts.sizes) results.push(await benchSize(size, opts, stack));
   } finally {
-    await broker.stop();
-    await cosmos.close();
-    await identity.close();
+    await local.stop();
   }
   let coldStart: unknown;
   try {
@@ -138,12 +127,13 @@ async function main(): Promise<void> {
 }
 
 async function benchSize(size: number, opts: Options, stack: Stack): Promise<Record<string, unknown>> {
-  const { identity, cosmos, broker } = stack;
+  const identity = stack.local.identity!;
+  const cosmos = stack.local.cosmos!;
+  const broker = stack.local.broker!;
   log(`catalog of ${size} entities (seed ${opts.seed})`);
   const dir = mkdtempSync(join(tmpdir(), `bench-${size}-`));
   const generated = generateCatalog(size, opts.seed);
-  writeFileSync(join(dir, 'catalog.yaml'), toYaml(generated));
-  // Entities the incremental scenario edits, in a file of their own so a refresh of that location is cheap.
+  // Entities the incremental scenario edits, in a file location of their own so a refresh of that location is cheap.
   const components = generated.filter((e) => e.kind === 'Component').map((e) => e.metadata.name);
   const changing = Array.from({ length: Math.min(opts.changes, 50) }, (_, i) => ({
     name: `bench-change-${i}`,
@@ -157,21 +147,26 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
       .join('\n---\n'),
   );
 
-  const backstage: BackstageStandIn = await startBackstage({
-    jwks: { url: identity.jwksUri, issuer: identity.issuer, audience: BACKSTAGE_AUDIENCE },
-    staticToken: STATIC_TOKEN,
-    // Nothing reprocesses during the measurements; edits are picked up through an explicit refresh.
-    processingIntervalSeconds: 3600,
+  const backstageStack = await startLocalStack({
+    backstage: {
+      trust: { jwksUri: identity.jwksUri, issuer: identity.issuer },
+      staticToken: STATIC_TOKEN,
+      // Nothing reprocesses during the measurements; edits are picked up through an explicit refresh.
+      processingIntervalSeconds: 3600,
+    },
   });
+  const backstage = backstageStack.backstage!;
   const harness = { token: STATIC_TOKEN };
-  const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` } });
+  const admin = catalogClient(backstage.baseUrl);
   try {
+    // Ingestion: the generated catalog in one mutation of the stand-in's provider, the incremental file as a location
+    // (and its Location entity); done when every entity is processed and stitched and the catalog has settled.
     const ingestStarted = performance.now();
-    await admin.addLocation({ type: 'file', target: join(dir, 'catalog.yaml') }, harness);
-    await admin.addLocation({ type: 'file', target: incrementalFile }, harness);
-    const expected = generated.length + changing.length;
-    const entities = await waitForCatalog(admin, harness, expected);
+    await Promise.all([backstage.loadCatalog(generated), admin.addLocation({ type: 'file', target: incrementalFile }, harness)]);
+    const expected = generated.length + changing.length + 1;
+    await waitForCatalog(backstage, { count: expected, settled: true }, { timeoutInMs: Math.max(300_000, expected * 100), pollIntervalInMs: 1_000, what: `${expected} entities` });
     const ingestInS = round((performance.now() - ingestStarted) / 1000, 1);
+    const entities = await allEntities(backstage);
     log(`Backstage holds ${entities.length} entities (ingested in ${ingestInS} s)`);
     const entitiesFile = join(dir, 'entities.json');
     writeFileSync(entitiesFile, JSON.stringify(entities));
@@ -179,21 +174,13 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
     const locationEntity = (await admin.getEntities({ filter: { kind: 'Location', 'spec.target': incrementalFile } }, harness)).items[0];
     if (!locationEntity) throw new Error('the incremental location entity is not in the catalog');
 
-    const env: Record<string, string> = {
-      APP_MODE: 'local',
+    // The settings a deployment would have, pointed at the stand-ins (the app reads Backstage with Entra tokens).
+    const env = stack.local.settings({
       LOG_LEVEL: 'error',
       AZURE_CLIENT_ID: 'bench-app',
-      IDENTITY_ENDPOINT: identity.identityEndpoint,
-      IDENTITY_HEADER: identity.identityHeader,
-      CosmosDBConnection__accountEndpoint: cosmos.endpoint,
-      COSMOS_CA_CERT_PATH: cosmos.certificatePath,
       COSMOS_DATABASE_NAME: `bench-${size}-${Date.now()}`,
-      ServiceBusConnection: broker.connectionString,
       BACKSTAGE_BASE_URL: backstage.baseUrl,
-      BACKSTAGE_TOKEN_SCOPE: `${BACKSTAGE_AUDIENCE}/.default`,
-      AUTH_ISSUER: identity.issuer,
-      AUTH_AUDIENCE: API_AUDIENCE,
-    };
+    });
     const run = <T>(name: string, args: unknown = {}, overrides: Record<string, string> = {}) => {
       log(`${size}: ${name}${overrides.BENCH_LABEL ? ` (${overrides.BENCH_LABEL})` : ''}`);
       return runScenario<T>(name, args, { env: { ...env, ...overrides }, emulator: cosmos });
@@ -228,9 +215,9 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
       staticToken: STATIC_TOKEN,
       brokerConnection: broker.connectionString,
       sessions: stack.hostJson.extensions.serviceBus,
-      feedPollDelayInMs: feedPollDelayOfProjectEdges(),
+      feedPollDelayInMs: PROJECTION_FEED_POLL_DELAY_IN_MS,
       spacingInMs: 100,
-      senderToken: await identity.mint({ audience: API_AUDIENCE, roles: ['Events.Send'] }),
+      senderToken: await identity.mint({ audience: LOCAL_API_AUDIENCE, roles: ['Events.Send'] }),
     });
 
     // The same initial load and naive sync with a round trip per Cosmos request, as in an Azure region (the local
@@ -296,7 +283,7 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
       targets,
     };
   } finally {
-    await backstage.stop();
+    await backstageStack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -306,39 +293,6 @@ function target(name: string, value: number, limit: number, kind: 'at-most' | 'a
   // Counts do not drift with the machine's load: missing one of those is a bug, and fails the run.
   const counted = kind === 'equal';
   return { name, value: round(value), limit, kind, met, counted, ...(notApplicable && { note: notApplicable }) };
-}
-
-async function waitForCatalog(admin: CatalogClient, harness: { token: string }, expected: number): Promise<Entity[]> {
-  const deadline = Date.now() + Math.max(300_000, expected * 100);
-  const all = async (fields?: string[]) => {
-    const items: Entity[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = cursor
-        ? await admin.queryEntities({ cursor, limit: 1000, ...(fields && { fields }) }, harness)
-        : await admin.queryEntities({ limit: 1000, ...(fields && { fields }) }, harness);
-      items.push(...page.items);
-      cursor = page.pageInfo.nextCursor;
-    } while (cursor);
-    return items;
-  };
-  // Every entity in, processed and stitched: the uid/etag projection stops changing.
-  let previous = '';
-  for (;;) {
-    const projection = await all(['metadata.uid', 'metadata.etag']);
-    const current = projection.map((e) => `${e.metadata.uid} ${e.metadata.etag}`).sort().join('\n');
-    if (projection.length >= expected && current === previous) break;
-    previous = current;
-    if (Date.now() > deadline) throw new Error(`Backstage ingested ${projection.length} of ${expected} entities`);
-    await new Promise((r) => setTimeout(r, 3_000));
-  }
-  return all();
-}
-
-function feedPollDelayOfProjectEdges(): number {
-  const source = readFileSync(join(ROOT, 'functions', 'projectEdges.ts'), 'utf8');
-  const match = /feedPollDelay:\s*([\d_]+)/.exec(source);
-  return match ? Number(match[1]!.replace(/_/g, '')) : 5_000;
 }
 
 function versions(): Record<string, string> {

@@ -6,20 +6,13 @@
  *
  *   npm run bench:pipeline -- [--entities 200] [--events 2000] [--batch 100]
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { catalogEvents } from '../functions/catalogEvents';
 import { syncEntity } from '../functions/syncEntity';
-import { BACKSTAGE_AUDIENCE, startBackstage } from '../local/backstage';
-import { startCosmosEmulator } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
 import { startSessionTrigger } from '../local/functions-host/service-bus';
-import { startIdentityServer } from '../local/identity';
-import { LocalServiceBus } from '../local/servicebus/broker';
-import { loadEmulatorConfig } from '../local/servicebus/config';
+import { LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog } from '../local/stack';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 
 async function main(): Promise<void> {
@@ -30,51 +23,35 @@ async function main(): Promise<void> {
   const eventCount = Number(values.events);
   const batchSize = Number(values.batch);
 
-  // The identity stand-in must be in the environment before the process credential is created.
-  const identity = await startIdentityServer();
-  process.env.IDENTITY_ENDPOINT = identity.identityEndpoint;
-  process.env.IDENTITY_HEADER = identity.identityHeader;
-
-
-  const cosmos = await startCosmosEmulator();
-  const dir = mkdtempSync(join(tmpdir(), 'bench-catalog-'));
-  const yaml = ['apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team\nspec:\n  type: team\n  children: []'];
+  const stack = await startLocalStack({
+    identity: true,
+    cosmos: true,
+    serviceBus: true,
+    // The catalog in one mutation of the stand-in's provider; nothing reprocesses while the events flow.
+    backstage: { staticToken: 'bench-pipeline-static-token', processingIntervalSeconds: 3600 },
+  });
+  const { identity, broker } = stack;
+  const backstage = stack.backstage!;
+  const catalog: object[] = [{ apiVersion: 'backstage.io/v1alpha1', kind: 'Group', metadata: { name: 'team' }, spec: { type: 'team', children: [] } }];
   for (let i = 0; i < entityCount; i += 1) {
-    yaml.push(`apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-${i}\nspec:\n  type: service\n  lifecycle: production\n  owner: team${i > 0 ? `\n  dependsOn: [component:svc-${i - 1}]` : ''}`);
+    catalog.push({
+      apiVersion: 'backstage.io/v1alpha1',
+      kind: 'Component',
+      metadata: { name: `svc-${i}` },
+      spec: { type: 'service', lifecycle: 'production', owner: 'team', ...(i > 0 && { dependsOn: [`component:svc-${i - 1}`] }) },
+    });
   }
-  writeFileSync(join(dir, 'catalog.yaml'), yaml.join('\n---\n'));
-  const backstage = await startBackstage({
-    jwks: { url: identity.jwksUri, issuer: identity.issuer, audience: BACKSTAGE_AUDIENCE },
-    locations: [join(dir, 'catalog.yaml')],
-    processingIntervalSeconds: 5,
-  });
-  const broker = await LocalServiceBus.start({ queues: loadEmulatorConfig(join(__dirname, '..', 'local', 'servicebus', 'Config.json')) });
+  await backstage.loadCatalog(catalog);
+  // Every entity processed and stitched before the clock starts.
+  await waitForCatalog(backstage, { count: catalog.length, settled: true }, { timeoutInMs: 120_000, pollIntervalInMs: 1_000, what: 'the generated catalog' });
 
-  Object.assign(process.env, {
-    APP_MODE: 'local',
-    LOG_LEVEL: 'error',
-    CosmosDBConnection__accountEndpoint: cosmos.endpoint,
-    COSMOS_CA_CERT_PATH: cosmos.certificatePath,
-    ServiceBusConnection: broker.connectionString,
-    BACKSTAGE_BASE_URL: backstage.baseUrl,
-    BACKSTAGE_TOKEN_SCOPE: `${BACKSTAGE_AUDIENCE}/.default`,
-    AUTH_ISSUER: identity.issuer,
-    AUTH_AUDIENCE: 'api://bench',
-  });
+  // The app's settings, in this process's environment before the process credential is created.
+  Object.assign(process.env, stack.settings({ LOG_LEVEL: 'error', BACKSTAGE_BASE_URL: backstage.baseUrl }));
   const runtime = getRuntime();
   await ensureCosmosResources(runtime.cosmosClient, runtime.config.cosmos);
 
-  // Wait until Backstage has every entity.
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const page = await runtime.catalog.getEntitiesByRefs([`component:default/svc-${entityCount - 1}`]);
-    if (page[0]?.relations?.length) break;
-    if (Date.now() > deadline) throw new Error('Backstage did not load the generated catalog');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-
   const trigger = startSessionTrigger({
-    connection: broker.connectionString,
+    connection: broker!.connectionString,
     queueName: 'entity-sync',
     functionName: 'syncEntity',
     handler: (input, context) => syncEntity(input, context),
@@ -82,7 +59,7 @@ async function main(): Promise<void> {
     sessionIdleTimeoutInMs: 200,
     logHandler: () => undefined,
   });
-  const token = await identity.mint({ audience: 'api://bench', roles: ['Events.Send'] });
+  const token = await identity!.mint({ audience: LOCAL_API_AUDIENCE, roles: ['Events.Send'] });
   const events = Array.from({ length: eventCount }, (_, i) => ({
     specversion: '1.0',
     id: `bench-${i}`,
@@ -105,17 +82,18 @@ async function main(): Promise<void> {
       }),
       new InvocationContext({ functionName: 'catalogEvents' }),
     );
-    if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${String(response.body)}`);
-    enqueued += (JSON.parse(String(response.body)) as { enqueued: number }).enqueued;
+    const body = typeof response.body === 'string' ? response.body : JSON.stringify(response.jsonBody ?? null);
+    if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${body}`);
+    enqueued += (JSON.parse(body) as { enqueued: number }).enqueued;
   }
   const intakeDone = performance.now();
   for (;;) {
-    const stats = broker.stats('entity-sync');
+    const stats = broker!.stats('entity-sync');
     if (stats.active === 0 && stats.scheduled === 0 && stats.locked === 0 && trigger.inFlight === 0) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const finished = performance.now();
-  const mirrored = await runtime.entityStore.container.items.query('SELECT VALUE COUNT(1) FROM c').fetchAll();
+  const mirrored = await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).items.query('SELECT VALUE COUNT(1) FROM c').fetchAll();
 
   const seconds = (finished - started) / 1000;
   const rows = [
@@ -134,10 +112,7 @@ async function main(): Promise<void> {
 
   await trigger.stop();
   await resetRuntime();
-  await broker.stop();
-  await backstage.stop();
-  await cosmos.close();
-  await identity.close();
+  await stack.stop();
 }
 
 main().catch((error) => {

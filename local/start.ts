@@ -2,7 +2,7 @@
  * `npm start`: the whole system on one machine, in one process tree — the Cosmos DB emulator (with its working change
  * feed), the Service Bus broker, Azurite, the local identity (OIDC issuer + managed-identity endpoint), a real
  * Backstage backend with the example catalog and the change-events module pointed at the local intake, and the
- * Functions app itself in the local dev host. Ctrl+C stops everything.
+ * Functions app itself in the local dev host. Ctrl+C stops everything within seconds; a second Ctrl+C exits at once.
  *
  * With settings for real services in the environment (CosmosDBConnection__accountEndpoint,
  * ServiceBusConnection__fullyQualifiedNamespace, BACKSTAGE_BASE_URL, AUTH_ISSUER) the matching stand-ins are skipped.
@@ -10,29 +10,22 @@
  *   npm start                      everything on the default ports (Functions on 7071)
  *   npm start -- --ports auto      free ports (tests, parallel stacks)
  *   npm start -- --no-functions    stand-ins only, for `func start` with .local/local.settings.json
+ *
+ * This file is the command line: arguments, the banner, log lines and signals. The stack itself is ./stack.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CatalogClient } from '@backstage/catalog-client';
 import { parseAllDocuments } from 'yaml';
-import { CosmosClient } from '@azure/cosmos';
-import { createCosmosClient } from '../shared/platform/cosmos';
-import { getRuntime, resetRuntime } from '../shared/runtime';
-import { BACKSTAGE_AUDIENCE, freePort, startBackstage, type BackstageStandIn } from './backstage';
-import { startCosmosEmulator, type CosmosEmulator } from './cosmos';
-import { ensureCosmosResources } from './cosmos-setup';
-import { startFunctionsHost, type FunctionsHost } from './functions-host';
-import { startIdentityServer, type IdentityServer } from './identity';
+import type { FunctionsHost } from './functions-host';
+import { killLocalProcesses, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog, type LocalStack } from './stack';
 import { DEFAULT_STATE_PATH, writeStackState, type StackState } from './stack-state';
-import { LocalServiceBus } from './servicebus/broker';
-import { loadEmulatorConfig } from './servicebus/config';
 
-const ROOT = resolve(__dirname, '..');
-const API_AUDIENCE = 'api://backstage-cosmos-sync-local';
-const BACKSTAGE_CLIENT_ID = 'backstage-local';
 const HARNESS_TOKEN = 'local-admin-static-token';
+/** How long one stop step may take (the dev host finishing in-flight invocations, Backstage's own shutdown…). */
+const STOP_STEP_TIMEOUT_IN_MS = 4_000;
+/** How long stopping may take in all; then whatever is left is killed. */
+const STOP_TIMEOUT_IN_MS = 10_000;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -46,26 +39,39 @@ async function main(): Promise<void> {
       'backstage-logs': { type: 'boolean', default: false },
     },
   });
-  const auto = values.ports === 'auto';
-  const port = async (fixed: number) => (auto ? freePort() : fixed);
   const env = process.env;
   const started = Date.now();
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const stops: Array<() => Promise<unknown> | unknown> = [];
-  const pids: number[] = [];
+  const starting = new AbortController();
+  let stack: LocalStack | undefined;
   let stopping = false;
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    say('\nStopping…');
-    for (const fn of stops.reverse()) {
-      try {
-        await fn();
-      } catch {
-        // keep stopping the rest
-      }
-    }
+
+  const exit = (code: number, message?: string) => {
+    if (message) process.stderr.write(`${message}\n`);
     process.exit(code);
+  };
+  const stop = async (code: number) => {
+    if (stopping) {
+      // A second Ctrl+C (or SIGTERM): no more waiting.
+      const killed = killLocalProcesses();
+      return exit(130, `Stopped at once${killed.length ? `; killed process ${killed.join(', ')}` : ''}.`);
+    }
+    stopping = true;
+    say('\nStopping… (Ctrl+C again to stop at once)');
+    starting.abort();
+    const deadline = setTimeout(() => {
+      const killed = killLocalProcesses();
+      exit(1, `Stopping took longer than ${STOP_TIMEOUT_IN_MS / 1000} s${killed.length ? `; killed process ${killed.join(', ')}` : ''}. Exiting.`);
+    }, STOP_TIMEOUT_IN_MS);
+    await stack?.stop({
+      stepTimeoutInMs: STOP_STEP_TIMEOUT_IN_MS,
+      onStep: (name, outcome, elapsedInMs) => {
+        if (outcome !== 'done') say(`  ${name}: ${outcome} after ${(elapsedInMs / 1000).toFixed(1)} s${outcome === 'timed out' ? ', left behind' : ''}`);
+      },
+    });
+    clearTimeout(deadline);
+    const left = killLocalProcesses();
+    exit(code, left.length ? `Killed process ${left.join(', ')}, which had not stopped.` : undefined);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
@@ -75,164 +81,89 @@ async function main(): Promise<void> {
     const realServiceBus = Boolean(env.ServiceBusConnection__fullyQualifiedNamespace || env.ServiceBusConnection);
     const realBackstage = Boolean(env.BACKSTAGE_BASE_URL);
     const realAuth = Boolean(env.AUTH_ISSUER);
-    const useLocalManagedIdentity = !realCosmos && !realServiceBus;
+    const databaseName = env.COSMOS_DATABASE_NAME ?? 'catalog';
 
-    // Identity first: everything local authenticates with it.
-    let identity: IdentityServer | undefined;
-    if (!realCosmos || !realBackstage || !realAuth) {
-      identity = await startIdentityServer({ port: await port(7300) });
-      stops.push(() => identity!.close());
-      identity.setClientBehaviour(BACKSTAGE_CLIENT_ID, { roles: ['Events.Send'] });
-      // The local managed-identity endpoint only serves local resources: with a real Cosmos account or Service Bus
-      // namespace the developer's own Azure credentials are needed instead.
-      if (useLocalManagedIdentity) {
-        env.IDENTITY_ENDPOINT = identity.identityEndpoint;
-        env.IDENTITY_HEADER = identity.identityHeader;
-      }
-    }
-
-    let cosmos: CosmosEmulator | undefined;
-    if (!realCosmos) {
-      cosmos = await startCosmosEmulator({ port: await port(8081) });
-      stops.push(() => cosmos!.close());
-    }
-    let broker: LocalServiceBus | undefined;
-    if (!realServiceBus) {
-      broker = await LocalServiceBus.start({ queues: loadEmulatorConfig(join(__dirname, 'servicebus', 'Config.json')), port: await port(5672) });
-      stops.push(() => broker!.stop());
-    }
-    const azurite = await startAzurite(auto ? [await freePort(), await freePort(), await freePort()] : [10000, 10001, 10002]);
-    stops.push(() => stopChild(azurite.child));
-    pids.push(azurite.child.pid!);
-
-    const functionsPort = await port(7071);
-    const functionsUrl = `http://127.0.0.1:${functionsPort}`;
-
-    // A real Backstage with the example catalog (a working copy, so edits never touch the repository).
-    let backstage: BackstageStandIn | undefined;
-    let catalogDir: string | undefined;
-    const locations: Record<string, string> = {};
-    if (!realBackstage) {
-      catalogDir = join(dirname(values.state), 'catalog');
+    // The example catalog, as a working copy, so edits never touch the repository.
+    const catalogDir = realBackstage ? undefined : join(dirname(values.state), 'catalog');
+    const catalogFiles: string[] = [];
+    if (catalogDir) {
       rmSync(catalogDir, { recursive: true, force: true });
       mkdirSync(catalogDir, { recursive: true });
       cpSync(join(__dirname, 'example-catalog'), catalogDir, { recursive: true });
-      backstage = await startBackstage({
-        port: await port(7007),
-        ...(identity && { jwks: { url: identity.jwksUri, issuer: identity.issuer, audience: BACKSTAGE_AUDIENCE } }),
-        staticToken: HARNESS_TOKEN,
-        // Backstage has its own identity: the module gets its tokens from the local identity, whatever the app uses.
-        ...(identity && { env: { IDENTITY_ENDPOINT: identity.identityEndpoint, IDENTITY_HEADER: identity.identityHeader } }),
-        ...(values['backstage-logs'] && { output: 'inherit' as const }),
-        processingIntervalSeconds: Number(values['processing-interval']),
-        extraConfig: {
-          catalog: {
-            changeEvents: {
-              schedule: { frequency: { seconds: Number(values['module-interval']) }, timeout: { minutes: 2 }, initialDelay: { seconds: 2 } },
-              source: 'http://backstage.local',
-              endpoints: [
-                {
-                  name: 'backstage-cosmos-sync',
-                  url: `${functionsUrl}/api/catalog/events`,
-                  auth: { type: 'entra', scope: `${API_AUDIENCE}/.default`, clientId: BACKSTAGE_CLIENT_ID },
-                },
-              ],
-            },
-          },
+      catalogFiles.push(...readdirSync(catalogDir).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(catalogDir, f)));
+    }
+
+    stack = await startLocalStack({
+      ports: values.ports === 'auto' ? 'auto' : 'fixed',
+      identity: !realCosmos || !realBackstage || !realAuth,
+      ...(!realCosmos && { cosmos: { provision: databaseName } }),
+      serviceBus: !realServiceBus,
+      azurite: true,
+      // The Functions host's port, also with --no-functions: `func start` listens there and the module posts to it.
+      functions: true,
+      ...(catalogDir && {
+        backstage: {
+          staticToken: HARNESS_TOKEN,
+          processingIntervalSeconds: Number(values['processing-interval']),
+          fileLocations: catalogFiles,
+          changeEvents: { intervalInSeconds: Number(values['module-interval']) },
+          ...(values['backstage-logs'] && { output: 'inherit' as const }),
         },
-      });
-      stops.push(() => backstage!.stop());
-      pids.push(...backstage.pids());
-      const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (id) => `${backstage!.baseUrl}/api/${id}` } });
-      for (const file of readdirSync(catalogDir).filter((f) => f.endsWith('.yaml')).sort()) {
-        const added = await admin.addLocation({ type: 'file', target: join(catalogDir, file) }, { token: HARNESS_TOKEN });
-        locations[file] = added.location.id;
-      }
+      }),
+      external: {
+        ...pick(env, ['CosmosDBConnection__accountEndpoint', 'CosmosDBConnection', 'COSMOS_CA_CERT_PATH', 'ServiceBusConnection__fullyQualifiedNamespace', 'ServiceBusConnection']),
+        ...pick(env, ['BACKSTAGE_BASE_URL', 'BACKSTAGE_TOKEN_SCOPE', 'AUTH_ISSUER', 'AUTH_AUDIENCE', 'LOG_LEVEL', 'AZURE_CLIENT_ID', 'COSMOS_DATABASE_NAME']),
+        ...pick(env, ['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING']),
+      },
+      abortSignal: starting.signal,
+    });
+    if (stack.backstage) {
       // Wait until Backstage has ingested the example catalog, so the first reconcile mirrors all of it (the
       // change-events module records what exists when it first runs as its baseline and publishes changes after).
-      await waitForCatalog(admin, expectedRefs(catalogDir), { timeoutInMs: 120_000 });
+      await waitForCatalog(stack.backstage, { refs: expectedRefs(catalogFiles) }, { timeoutInMs: 120_000, what: 'the example catalog', abortSignal: starting.signal });
     }
-    const backstageUrl = env.BACKSTAGE_BASE_URL ?? backstage!.baseUrl;
 
     // The app's settings: what a deployment sets, pointed at whatever runs locally.
-    const settings: Record<string, string> = {
-      APP_MODE: 'local',
-      LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
-      ...(cosmos
-        ? { CosmosDBConnection__accountEndpoint: cosmos.endpoint, COSMOS_CA_CERT_PATH: cosmos.certificatePath }
-        : pick(env, ['CosmosDBConnection__accountEndpoint', 'CosmosDBConnection', 'COSMOS_CA_CERT_PATH'])),
-      ...(broker ? { ServiceBusConnection: broker.connectionString } : pick(env, ['ServiceBusConnection__fullyQualifiedNamespace', 'ServiceBusConnection'])),
-      BACKSTAGE_BASE_URL: backstageUrl,
-      // The local Backstage trusts the local issuer; without the local managed-identity endpoint the app cannot get
-      // a token from it, so it uses Backstage's static token (accepted in local mode only).
-      ...(backstage && !useLocalManagedIdentity
-        ? { BACKSTAGE_STATIC_TOKEN: HARNESS_TOKEN }
-        : { BACKSTAGE_TOKEN_SCOPE: env.BACKSTAGE_TOKEN_SCOPE ?? `${BACKSTAGE_AUDIENCE}/.default` }),
-      AUTH_ISSUER: env.AUTH_ISSUER ?? identity!.issuer,
-      AUTH_AUDIENCE: env.AUTH_AUDIENCE ?? API_AUDIENCE,
+    const settings = stack.settings({
       RECONCILE_SCHEDULE: env.RECONCILE_SCHEDULE ?? '0 */30 * * * *',
       QUEUE_RETRY_BASE_DELAY_MS: env.QUEUE_RETRY_BASE_DELAY_MS ?? '1000',
-      ...pick(env, ['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'AZURE_CLIENT_ID', 'COSMOS_DATABASE_NAME']),
-    };
-    Object.assign(env, settings);
-    const databaseName = env.COSMOS_DATABASE_NAME ?? 'catalog';
+    });
+    const { IDENTITY_ENDPOINT, IDENTITY_HEADER, ...appSettings } = settings;
+    const identityEnv = IDENTITY_ENDPOINT && IDENTITY_HEADER ? { IDENTITY_ENDPOINT, IDENTITY_HEADER } : undefined;
+    writeLocalSettings(join(dirname(values.state), 'local.settings.json'), settings, stack.azurite!.ports);
 
-    // Containers: infrastructure creates them in Azure; locally we do.
-    if (cosmos) {
-      const setup = new CosmosClient({ endpoint: cosmos.endpoint, aadCredentials: localCredential(identity!), agent: tlsAgent(cosmos.certificatePem), connectionPolicy: { enableEndpointDiscovery: false } });
-      await ensureCosmosResources(setup, { databaseName, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases' });
-      setup.dispose();
-    }
-
-    const identityEnv = useLocalManagedIdentity ? { IDENTITY_ENDPOINT: env.IDENTITY_ENDPOINT!, IDENTITY_HEADER: env.IDENTITY_HEADER! } : undefined;
-    writeLocalSettings(join(dirname(values.state), 'local.settings.json'), { ...settings, ...identityEnv }, azurite.ports);
-
-    let host: FunctionsHost | undefined;
-    if (!values['no-functions']) {
-      const runtime = getRuntime();
-      stops.push(() => resetRuntime());
-      host = await startFunctionsHost({
-        functionsDir: join(ROOT, 'functions'),
-        hostJsonPath: join(ROOT, 'host.json'),
-        port: functionsPort,
-        connections: {
-          serviceBus: () =>
-            runtime.config.serviceBus.connectionString ?? { fullyQualifiedNamespace: runtime.config.serviceBus.fullyQualifiedNamespace!, credential: runtime.credential },
-          cosmos: () => createCosmosClient(runtime.config.cosmos, runtime.credential, { mode: runtime.config.mode }),
-        },
-        log: values.quiet ? () => undefined : printer(say),
-      });
-      stops.push(() => host!.stop());
-    }
-
+    const host = values['no-functions'] ? undefined : await stack.startFunctions({ log: values.quiet ? () => undefined : printer(say), overrides: settings });
+    const identity = stack.identity;
     const tokens = identity
       ? {
-          read: await identity.mint({ audience: API_AUDIENCE, subject: 'local-reader', roles: ['Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
-          admin: await identity.mint({ audience: API_AUDIENCE, subject: 'local-admin', roles: ['Catalog.Admin', 'Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
+          read: await identity.mint({ audience: LOCAL_API_AUDIENCE, subject: 'local-reader', roles: ['Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
+          admin: await identity.mint({ audience: LOCAL_API_AUDIENCE, subject: 'local-admin', roles: ['Catalog.Admin', 'Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
         }
       : undefined;
     const state: StackState = {
       ...(host && { functionsUrl: host.url }),
-      backstageUrl,
+      backstageUrl: appSettings.BACKSTAGE_BASE_URL ?? '',
       ...(identity && { identityUrl: identity.baseUrl }),
-      ...(catalogDir && { catalogDir, locations, backstageAdminToken: HARNESS_TOKEN }),
-      cosmos: { endpoint: settings.CosmosDBConnection__accountEndpoint ?? '', ...(cosmos && { caPath: cosmos.certificatePath }), databaseName },
-      settings,
+      ...(catalogDir && { catalogDir, locations: Object.fromEntries(Object.entries(stack.locations).map(([path, id]) => [relative(catalogDir, path), id])), backstageAdminToken: HARNESS_TOKEN }),
+      cosmos: { endpoint: appSettings.CosmosDBConnection__accountEndpoint ?? '', ...(stack.cosmos && { caPath: stack.cosmos.certificatePath }), databaseName },
+      settings: appSettings,
       ...(identityEnv && { identityEnv }),
       ...(tokens && { tokens }),
-      pids: [process.pid, ...pids],
+      pids: [process.pid, ...stack.pids()],
     };
     writeStackState(values.state, state);
 
-    banner(say, state, { cosmos: !!cosmos, broker: !!broker, backstage: !!backstage, identity: !!identity, azurite: azurite.ports }, host);
+    banner(say, state, values.state, { cosmos: !!stack.cosmos, broker: !!stack.broker, backstage: !!stack.backstage, identity: !!identity, azurite: stack.azurite!.ports }, host);
     if (host) {
       // The first full sync now, instead of waiting for the timer.
       const first = Date.now();
       await host.runTimer('reconcileCatalog');
+      if (stopping) return;
       say(`Initial reconcile finished in ${((Date.now() - first) / 1000).toFixed(1)} s (${((Date.now() - started) / 1000).toFixed(1)} s after start). Watching for changes…`);
     }
     say('READY');
   } catch (error) {
+    if (stopping) return; // Ctrl+C while starting: stop() exits
     const inUse = (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE' || /EADDRINUSE|port is in use/.test(String(error));
     process.stderr.write(`npm start failed: ${error instanceof Error ? error.message : String(error)}\n`);
     if (inUse) process.stderr.write('Another process holds that port (a previous `npm start` or `func start`?). Stop it, or run `npm start -- --ports auto`.\n');
@@ -242,10 +173,10 @@ async function main(): Promise<void> {
 }
 
 /** The refs the catalog files declare (`kind:namespace/name`, lower case). */
-function expectedRefs(dir: string): string[] {
+function expectedRefs(files: string[]): string[] {
   const refs: string[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
-    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+  for (const file of files) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
       const entity = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
       if (entity?.kind && entity.metadata?.name) refs.push(`${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase());
     }
@@ -253,73 +184,8 @@ function expectedRefs(dir: string): string[] {
   return refs;
 }
 
-async function waitForCatalog(catalog: CatalogClient, refs: string[], options: { timeoutInMs: number }): Promise<void> {
-  const deadline = Date.now() + options.timeoutInMs;
-  for (;;) {
-    const { items } = await catalog.getEntitiesByRefs({ entityRefs: refs, fields: ['kind'] }, { token: HARNESS_TOKEN });
-    const missing = refs.filter((_, i) => !items[i]);
-    if (missing.length === 0) return;
-    if (Date.now() > deadline) {
-      throw new Error(`Backstage did not ingest the example catalog within ${options.timeoutInMs / 1000} s; missing ${missing.slice(0, 5).join(', ')}`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 function pick(env: NodeJS.ProcessEnv, keys: string[]): Record<string, string> {
   return Object.fromEntries(keys.filter((k) => env[k]).map((k) => [k, env[k]!]));
-}
-
-function localCredential(identity: IdentityServer) {
-  return {
-    getToken: async (scopes: string | string[]) => {
-      const scope = Array.isArray(scopes) ? scopes[0]! : scopes;
-      const token = await identity.mint({ audience: scope.replace(/\/\.default$/, ''), subject: identity.managedIdentityObjectId });
-      return { token, expiresOnTimestamp: Date.now() + 3600_000 };
-    },
-  };
-}
-
-function tlsAgent(ca: string) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const https = require('node:https') as typeof import('node:https');
-  return new https.Agent({ ca, keepAlive: true });
-}
-
-async function startAzurite(ports: number[]): Promise<{ child: ChildProcess; ports: number[] }> {
-  const [blob, queue, table] = ports as [number, number, number];
-  const bin = require.resolve('azurite/dist/src/azurite.js');
-  const child = spawn(
-    process.execPath,
-    [bin, '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck', '--blobPort', String(blob), '--queuePort', String(queue), '--tablePort', String(table)],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  await new Promise<void>((resolveStart, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`Azurite did not start: ${output}`)), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/Table service is successfully listening/.test(output)) {
-        clearTimeout(timer);
-        resolveStart();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Azurite exited with ${code}: ${output}`));
-    });
-  });
-  child.stdout!.resume();
-  return { child, ports };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** `.local/local.settings.json`: the same settings for `func start` users (Core Tools), Azurite for the host. */
@@ -336,6 +202,7 @@ function writeLocalSettings(path: string, settings: Record<string, string>, azur
 function banner(
   say: (line: string) => void,
   state: StackState,
+  statePath: string,
   running: { cosmos: boolean; broker: boolean; backstage: boolean; identity: boolean; azurite: number[] },
   host: FunctionsHost | undefined,
 ): void {
@@ -355,7 +222,8 @@ function banner(
   if (state.functionsUrl && state.tokens) {
     lines.push(
       '  Try:',
-      `    curl -s -H "Authorization: Bearer ${state.tokens.read}" \\`,
+      // The token (≈ 900 characters) stays in the state file; the command reads it from there.
+      `    curl -s -H "Authorization: Bearer $(node -p "require('${shellPath(statePath)}').tokens.read")" \\`,
       `      "${state.functionsUrl}/api/graph/component/default/web-shop?depth=3&format=mermaid"`,
       '    npm run graph -- component:default/checkout-service',
       '    npm run reconcile',
@@ -363,6 +231,12 @@ function banner(
     );
   }
   for (const line of lines) say(line);
+}
+
+/** `statePath` as `require()` in `node -p` finds it from the current directory. */
+function shellPath(statePath: string): string {
+  const path = relative(process.cwd(), statePath);
+  return isAbsolute(path) || path.startsWith('..') ? statePath : `./${path}`;
 }
 
 /** The functions and their triggers, the way `func start` lists them. */

@@ -2,13 +2,18 @@
  * Starts the local Backstage stand-in (./server.ts) as a child process: a real catalog backend from npm
  * with an in-memory SQLite database, trusting the local identity issuer through
  * `backend.auth.externalAccess` (type `jwks`) — the way a real Backstage trusts Entra.
+ *
+ * Catalogs come in two ways: `file` locations (config or runtime), which the processing loop reads again every
+ * processing interval — right for small catalogs that tests edit as YAML; and the stand-in's catalog file
+ * (`catalogFile`, see ./bulk-provider.ts), applied in one full mutation by `loadCatalog(entities)` — right for large
+ * generated catalogs, which are then processed once and left alone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { freePort, track } from '../processes';
 
 export interface BackstageStandInOptions {
   port?: number;
@@ -18,6 +23,11 @@ export interface BackstageStandInOptions {
   staticToken?: string;
   /** Catalog locations registered from config (files). Runtime `file` locations are allowed too. */
   locations?: string[];
+  /**
+   * The file the stand-in's entity provider reads (a JSON array of entities), applied at start when it exists and
+   * again on `loadCatalog()`. Defaults to a file in the stand-in's temporary directory.
+   */
+  catalogFile?: string;
   /** Seconds between processing passes; short for tests. */
   processingIntervalSeconds?: number;
   /** Extra app-config merged last (e.g. events, the change-events module's settings). */
@@ -29,18 +39,33 @@ export interface BackstageStandInOptions {
   env?: Record<string, string>;
   /** The entry script; defaults to ./server.ts. */
   entry?: string;
+  /** Gives up starting (the process is killed) when aborted. */
+  abortSignal?: AbortSignal;
 }
 
 export interface BackstageStandIn {
   baseUrl: string;
+  /** The static external-access token, when one was configured. */
+  staticToken: string | undefined;
+  /** The provider's catalog file (see {@link BackstageStandInOptions.catalogFile}). */
+  catalogFile: string;
+  /**
+   * Writes `entities` to the catalog file and has the provider apply them as one full mutation (entities it gave
+   * before and that are not in `entities` are deleted). Resolves once the catalog has taken the mutation; processing
+   * and stitching follow (wait with `waitForCatalog` of ../stack). Needs `staticToken`.
+   */
+  loadCatalog(entities: readonly object[], options?: { abortSignal?: AbortSignal }): Promise<number>;
   /** The most recent log lines (for error messages). */
   recentLogs(): string[];
   /** The backend's process id (for "nothing left behind" checks). */
   pids(): number[];
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL after `killAfterInMs` (default 10 s); resolves when the process has exited. */
+  stop(options?: { killAfterInMs?: number }): Promise<void>;
 }
 
 export const BACKSTAGE_AUDIENCE = 'api://backstage-local';
+/** The stand-in's route (under /api/catalog) that has its provider re-read the catalog file (./bulk-provider.ts). */
+export const CATALOG_RELOAD_PATH = '/stand-in/catalog/reload';
 
 export async function startBackstage(options: BackstageStandInOptions = {}): Promise<BackstageStandIn> {
   const port = options.port ?? (await freePort());
@@ -61,6 +86,8 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
   if (options.staticToken) {
     externalAccess.push({ type: 'static', options: { token: options.staticToken, subject: 'local-admin' } });
   }
+  const dir = mkdtempSync(join(tmpdir(), 'backstage-standin-'));
+  const catalogFile = resolve(options.catalogFile ?? join(dir, 'catalog.json'));
   const config = deepMerge({
     app: { baseUrl },
     backend: {
@@ -75,17 +102,19 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
       stitchingStrategy: { mode: 'immediate' },
       locations: (options.locations ?? []).map((target) => ({ type: 'file', target: resolve(target) })),
     },
+    localStandIn: { catalogFile },
   }, options.extraConfig ?? {});
-  const dir = mkdtempSync(join(tmpdir(), 'backstage-standin-'));
   const configPath = join(dir, 'app-config.yaml');
   writeFileSync(configPath, stringify(config));
 
   const entry = options.entry ?? join(__dirname, 'server.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
-    cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
-    env: { ...process.env, ...options.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
+      cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
+      env: { ...process.env, ...options.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const logs: string[] = [];
   const onLine = (line: string) => {
     logs.push(line);
@@ -96,24 +125,44 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
   pipeLines(child, onLine);
 
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-  const stop = async () => {
+  const stop = async (stopOptions: { killAfterInMs?: number } = {}) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), stopOptions.killAfterInMs ?? 10_000);
     await exited;
     clearTimeout(timer);
   };
+  const loadCatalog = async (entities: readonly object[], loadOptions: { abortSignal?: AbortSignal } = {}) => {
+    if (!options.staticToken) throw new Error('loadCatalog needs the stand-in to be started with a staticToken');
+    writeFileSync(catalogFile, JSON.stringify(entities));
+    const response = await fetch(`${baseUrl}/api/catalog${CATALOG_RELOAD_PATH}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${options.staticToken}` },
+      ...(loadOptions.abortSignal && { signal: loadOptions.abortSignal }),
+    });
+    const body = await response.text();
+    if (!response.ok) throw new Error(`Backstage stand-in did not load ${catalogFile}: ${response.status} ${body}`);
+    return (JSON.parse(body) as { entities: number }).entities;
+  };
 
   try {
-    await waitForReady(baseUrl, exited, options.startupTimeoutInMs ?? 90_000);
+    await waitForReady(baseUrl, exited, options.startupTimeoutInMs ?? 90_000, options.abortSignal);
   } catch (error) {
-    await stop();
-    throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`);
+    await stop({ killAfterInMs: 1_000 });
+    throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`, { cause: error });
   }
-  return { baseUrl, recentLogs: () => [...logs], pids: () => (child.pid ? [child.pid] : []), stop };
+  return {
+    baseUrl,
+    staticToken: options.staticToken,
+    catalogFile,
+    loadCatalog,
+    recentLogs: () => [...logs],
+    pids: () => (child.pid && child.exitCode === null && child.signalCode === null ? [child.pid] : []),
+    stop,
+  };
 }
 
-async function waitForReady(baseUrl: string, exited: Promise<number | null>, timeoutInMs: number): Promise<void> {
+async function waitForReady(baseUrl: string, exited: Promise<number | null>, timeoutInMs: number, abortSignal: AbortSignal | undefined): Promise<void> {
   const deadline = Date.now() + timeoutInMs;
   let exitCode: number | null | undefined;
   void exited.then((code) => {
@@ -121,6 +170,7 @@ async function waitForReady(baseUrl: string, exited: Promise<number | null>, tim
   });
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`the process exited with code ${exitCode}`);
+    if (abortSignal?.aborted) throw new Error('start-up was aborted');
     try {
       const response = await fetch(`${baseUrl}/.backstage/health/v1/readiness`);
       if (response.ok) return;
@@ -147,21 +197,8 @@ function pipeLines(child: ChildProcess, onLine: (line: string) => void): void {
   }
 }
 
-/** A port the OS says is free right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** Objects merged key by key; anything else in `extra` replaces what `base` had. */
-function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+export function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(extra)) {
     const current = out[key];

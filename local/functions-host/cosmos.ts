@@ -34,7 +34,8 @@ export interface ChangeFeedTrigger {
   readonly documents: number;
   /** Whether the last read found nothing new. */
   readonly idle: boolean;
-  stop(): Promise<void>;
+  /** Stops reading; a batch being handled may finish within `drainTimeoutInMs` (default 30 s), else it is left behind. */
+  stop(options?: { drainTimeoutInMs?: number }): Promise<void>;
 }
 
 interface Lease {
@@ -121,9 +122,11 @@ export function startChangeFeedTrigger(options: ChangeFeedTriggerOptions): Chang
     get idle() {
       return state.idle;
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       controller.abort();
-      await loop;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise((resolve) => (timer = setTimeout(resolve, stopOptions.drainTimeoutInMs ?? 30_000)))]);
+      clearTimeout(timer);
     },
   };
 }

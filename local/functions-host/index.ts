@@ -55,7 +55,12 @@ export interface FunctionsHost {
   functions: FunctionRegistration[];
   /** Invokes a timer function now (e.g. the initial reconcile). */
   runTimer(name: string): Promise<void>;
-  stop(): Promise<void>;
+  /**
+   * Stops the timers, the HTTP server and the triggers. Invocations in flight get `drainTimeoutInMs` (default 30 s) to
+   * finish, as in the host's graceful shutdown; after a third of it the app's `appTerminate` hooks run (the worker is
+   * going away), and what still runs at the end is left behind (see SessionTrigger.stop).
+   */
+  stop(options?: { drainTimeoutInMs?: number }): Promise<void>;
 }
 
 /** Loads the function files with a stand-in for `@azure/functions-core` that records registrations and hooks. */
@@ -198,10 +203,28 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     url: server.url,
     functions,
     runTimer,
-    async stop() {
+    async stop(stopOptions = {}) {
+      const drainTimeoutInMs = stopOptions.drainTimeoutInMs ?? 30_000;
       for (const job of crons) job.stop();
-      await Promise.all([...sessions.map((s) => s.stop()), ...feeds.map((f) => f.stop())]);
       await server.close();
+      // The triggers stop taking work and drain; what has not finished after a third of the drain timeout is told
+      // the worker is going away — the app's appTerminate hooks, as the host runs them when it shuts a worker down
+      // (the app aborts its invocations' SDK calls and retry waits then). Whatever still runs after the drain timeout
+      // is left behind by the triggers.
+      const draining = Promise.all([...sessions.map((s) => s.stop({ drainTimeoutInMs })), ...feeds.map((f) => f.stop({ drainTimeoutInMs }))]);
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([draining.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), drainTimeoutInMs / 3)))]);
+      clearTimeout(timer);
+      if (!drained) {
+        for (const hook of hooks.get('appTerminate') ?? []) {
+          try {
+            await hook({ hookData: {}, appHookData: {} });
+          } catch (error) {
+            options.log('host', 'warning', `appTerminate hook failed: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        }
+      }
+      await draining;
     },
   };
 }

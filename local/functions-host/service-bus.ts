@@ -47,7 +47,12 @@ export interface SessionTrigger {
   readonly invocations: number;
   /** Invocations running now. */
   readonly inFlight: number;
-  stop(): Promise<void>;
+  /**
+   * Stops taking messages and lets the invocations in flight finish — for at most `drainTimeoutInMs` (default 30 s),
+   * as the host's graceful shutdown does. What is still running then is left behind: its session receivers are
+   * closed (the broker releases their locks, so those messages are delivered again) and the connection is closed.
+   */
+  stop(options?: { drainTimeoutInMs?: number }): Promise<void>;
 }
 
 export function startSessionTrigger(options: SessionTriggerOptions): SessionTrigger {
@@ -65,6 +70,7 @@ export function startSessionTrigger(options: SessionTriggerOptions): SessionTrig
   const concurrency = options.maxConcurrentSessions ?? 8;
   // Every session slot waits on the one stop signal (the SDK adds a listener per pending accept).
   setMaxListeners(4 * concurrency + 10, controller.signal);
+  const open = new Set<ServiceBusSessionReceiver>();
   const slots = Array.from({ length: concurrency }, () => runSlot());
 
   async function runSlot(): Promise<void> {
@@ -81,11 +87,13 @@ export function startSessionTrigger(options: SessionTriggerOptions): SessionTrig
         await pause(100, controller.signal);
         continue;
       }
+      open.add(receiver);
       try {
         await drainSession(receiver);
       } catch (error) {
         if (!controller.signal.aborted) options.onError?.(error);
       } finally {
+        open.delete(receiver);
         await receiver.close().catch(() => undefined);
       }
     }
@@ -135,14 +143,33 @@ export function startSessionTrigger(options: SessionTriggerOptions): SessionTrig
     get inFlight() {
       return state.inFlight;
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       controller.abort();
-      // The SDK does not give up a pending session accept when aborted or closed; let each one end (the
-      // broker refuses it after acceptTimeoutInMs) before closing the connection.
-      await Promise.allSettled(slots);
-      await client.close();
+      // The SDK does not give up a pending session accept when aborted or closed; let each one end (the broker
+      // refuses it after acceptTimeoutInMs) before closing the connection. An invocation the function does not finish
+      // in time (it cannot be cancelled: e.g. a sync retrying an unresponsive Backstage) is left behind.
+      const drained = await within(Promise.allSettled(slots), stopOptions.drainTimeoutInMs ?? 30_000);
+      if (!drained) {
+        options.logHandler?.('warning', `Stopped with ${state.inFlight} invocation(s) still running; their messages will be delivered again`);
+        await within(Promise.allSettled([...open].map((receiver) => receiver.close())), acceptTimeoutInMs);
+      }
+      await within(client.close(), acceptTimeoutInMs);
     },
   };
+}
+
+/** Whether `promise` settled within `timeoutInMs` (it is not cancelled either way). */
+async function within(promise: Promise<unknown>, timeoutInMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutInMs))),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 function isTimeout(error: unknown): boolean {

@@ -21,24 +21,25 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpRequest, InvocationContext } from '@azure/functions';
-import { CatalogClient } from '@backstage/catalog-client';
+import type { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
 import fc from 'fast-check';
 import { catalogEvents } from '../../functions/catalogEvents';
-import { BACKSTAGE_AUDIENCE, startBackstage, type BackstageStandIn } from '../../local/backstage';
-import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos';
+import type { BackstageStandIn } from '../../local/backstage';
+import type { CosmosEmulator } from '../../local/cosmos';
 import { startFaultProxy, type Fault, type FaultMatch, type FaultProxy } from '../../local/faults/http-proxy';
 import type { ChangeFeedTrigger } from '../../local/functions-host/cosmos';
 import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadConfig } from '../../shared/platform/config';
 import type { EntityDocument, LiveEntityDocument } from '../../shared/model/documents';
-import type { EdgeDocument } from '../../shared/edges/edge-store';
+import type { EdgeDocument } from '../../shared/model/documents';
 import { FAILURES_PARTITION } from '../../shared/edges/failure-store';
 import { toDocumentId } from '../../shared/model/refs';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { seededRandom } from '../../local/catalog-generator';
-import { eventually, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
+import { catalogClient, startLocalStack, type LocalStack } from '../../local/stack';
+import { eventually, identityAdmin, provisionCosmos, standins, testEnvironment, uniqueName, userToken } from '../support/stack';
 import { startProjectionTrigger, startSyncTrigger } from '../support/triggers';
 
 jest.setTimeout(900_000);
@@ -142,6 +143,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
 // ------------------------------------------------------------------------------------------------
 // The stack, shared by every case (each case gets its own database, identity client id and catalog files)
 
+let stack: LocalStack;
 let emulator: CosmosEmulator;
 let cosmosProxy: FaultProxy;
 let backstage: BackstageStandIn;
@@ -151,25 +153,25 @@ let admin: CatalogClient;
 const totals = { cases: 0, steps: 0, faultsInjected: 0, eventsPosted: 0, eventsDropped: 0, eventsDuplicated: 0, projectionsReplayed: 0, divergent: 0 };
 
 beforeAll(async () => {
-  emulator = await startCosmosEmulator();
-  cosmosProxy = await startFaultProxy(emulator.endpoint, { tls: emulator.tls, targetCa: emulator.certificatePem });
-  backstage = await startBackstage({
-    jwks: { url: standins.jwksUri, issuer: standins.issuer, audience: BACKSTAGE_AUDIENCE },
-    staticToken: HARNESS.token,
-    processingIntervalSeconds: 1,
+  // This file's own emulator (its fault proxy restarts nothing shared), broker and Backstage; the shared identity.
+  stack = await startLocalStack({
+    cosmos: true,
+    serviceBus: true,
+    backstage: { trust: { jwksUri: standins.jwksUri, issuer: standins.issuer }, staticToken: HARNESS.token, processingIntervalSeconds: 1 },
   });
+  emulator = stack.cosmos!;
+  broker = stack.broker!;
+  backstage = stack.backstage!;
+  cosmosProxy = await startFaultProxy(emulator.endpoint, { tls: emulator.tls, targetCa: emulator.certificatePem });
   backstageProxy = await startFaultProxy(backstage.baseUrl);
-  broker = await startBroker();
-  admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (id) => `${backstage.baseUrl}/api/${id}` } });
+  admin = catalogClient(backstage.baseUrl);
 });
 
 afterAll(async () => {
   await resetRuntime();
-  await broker?.stop();
   await backstageProxy?.close();
-  await backstage?.stop();
   await cosmosProxy?.close();
-  await emulator?.close();
+  await stack?.stop();
   const proxied = (cosmosProxy?.faultsInjected ?? 0) + (backstageProxy?.faultsInjected ?? 0);
   process.stdout.write(`\nconvergence figures: ${JSON.stringify({ ...totals, faultsInjected: totals.faultsInjected + proxied })}\n`);
 });
@@ -234,7 +236,7 @@ async function runCase(testCase: Case): Promise<void> {
   });
   const watcher = startModuleStandIn(testCase.delivery);
   try {
-    expect((await runtime.engine.reconcile()).failed).toBe(0);
+    expect((await runtime.reconciler.reconcile()).failed).toBe(0);
     mark('first reconcile');
 
     // The schedule: mutations, with faults injected along the way.
@@ -276,11 +278,10 @@ async function runCase(testCase: Case): Promise<void> {
 
     // What the reconcile timer does: one reconcile and a replay of recorded projection failures; then the
     // projection of whatever they wrote.
-    const result = await runtime.engine.reconcile();
+    const result = await runtime.maintenance.run();
     expect(result.failed).toBe(0);
-    const replay = await runtime.projector.replayFailures((id) => runtime.entityStore.read(id));
-    expect(replay.failed).toEqual([]);
-    totals.projectionsReplayed += replay.replayed.length;
+    expect(result.projectionFailures.failed).toEqual([]);
+    totals.projectionsReplayed += result.projectionFailures.replayed;
     await quiet(sessions, feed);
     mark('reconciled and quiet');
 

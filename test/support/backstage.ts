@@ -1,14 +1,17 @@
 /**
- * A real Backstage catalog backend per test file, loaded with a copy of test/fixtures/catalog, which the
- * test may edit. The harness talks to it with a static token; the service under test uses Entra-style
- * tokens from the local identity stand-in (jwks external access), as it would in production.
+ * A real Backstage catalog backend per test file, started through the local stack (local/stack.ts): loaded with a
+ * copy of test/fixtures/catalog (file locations), which the test may edit, or with a large generated catalog (the
+ * stand-in's provider, in one mutation). The harness talks to it with a static token; the service under test uses
+ * Entra-style tokens from the local identity stand-in (jwks external access), as it would in production.
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CatalogClient } from '@backstage/catalog-client';
+import type { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
-import { BACKSTAGE_AUDIENCE, startBackstage, type BackstageStandIn } from '../../local/backstage';
+import type { BackstageStandIn } from '../../local/backstage';
+import type { GeneratedEntity } from '../../local/catalog-generator';
+import { allEntities, catalogClient, startLocalStack, waitForCatalog } from '../../local/stack';
 import { eventually, standins } from './stack';
 
 export const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'catalog');
@@ -33,30 +36,28 @@ export interface FixtureCatalog {
 export async function startFixtureCatalog(options: { extraConfig?: Record<string, unknown> } = {}): Promise<FixtureCatalog> {
   const dir = mkdtempSync(join(tmpdir(), 'catalog-fixture-'));
   cpSync(FIXTURE_DIR, dir, { recursive: true });
-  const backstage = await startBackstage({
-    jwks: { url: standins.jwksUri, issuer: standins.issuer, audience: BACKSTAGE_AUDIENCE },
-    staticToken: HARNESS_TOKEN,
-    processingIntervalSeconds: 1,
-    ...(options.extraConfig && { extraConfig: options.extraConfig }),
+  const files = { main: join(dir, 'catalog-info.yaml'), removable: join(dir, 'removable.yaml') };
+  const stack = await startLocalStack({
+    backstage: {
+      trust: { jwksUri: standins.jwksUri, issuer: standins.issuer },
+      staticToken: HARNESS_TOKEN,
+      processingIntervalSeconds: 1,
+      fileLocations: [files.main, files.removable],
+      ...(options.extraConfig && { extraConfig: options.extraConfig }),
+    },
   });
-  const admin = new CatalogClient({
-    discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` },
-  });
+  const backstage = stack.backstage!;
+  const admin = catalogClient(backstage.baseUrl);
   const token = { token: HARNESS_TOKEN };
-  const main = await admin.addLocation({ type: 'file', target: join(dir, 'catalog-info.yaml') }, token);
-  const removable = await admin.addLocation({ type: 'file', target: join(dir, 'removable.yaml') }, token);
-  const locations = { main: main.location.id, removable: removable.location.id };
+  const locations = { main: stack.locations[files.main]!, removable: stack.locations[files.removable]! };
 
   const entities = async () => (await admin.getEntities({}, token)).items;
-  const expected = countDocuments(join(dir, 'catalog-info.yaml')) + countDocuments(join(dir, 'removable.yaml')) + 2;
+  const expected = countDocuments(files.main) + countDocuments(files.removable) + 2;
   // Wait until every fixture entity is processed and stitched (relations included).
-  await eventually(
-    async () => {
-      const items = await entities();
-      return items.length === expected && items.every((e) => e.metadata.etag && (e.kind === 'Location' || e.relations?.length));
-    },
-    `${expected} fixture entities in Backstage`,
-    60_000,
+  await waitForCatalog(
+    backstage,
+    { predicate: (items) => items.length === expected && items.every((e) => e.metadata.etag && (e.kind === 'Location' || e.relations?.length)) },
+    { timeoutInMs: 60_000, pollIntervalInMs: 200, what: `the ${expected} fixture entities` },
   );
 
   return {
@@ -74,7 +75,7 @@ export async function startFixtureCatalog(options: { extraConfig?: Record<string
     async removeLocation(which) {
       await admin.removeLocationById(locations[which], token);
     },
-    stop: () => backstage.stop(),
+    stop: () => stack.stop(),
   };
 }
 
@@ -95,53 +96,28 @@ export interface GeneratedCatalog {
 }
 
 /**
- * A real Backstage loaded with generated entities (one file location), returned once every entity is ingested and
- * the catalog has settled (the uid/etag projection is unchanged across two reads a processing cycle apart).
+ * A real Backstage loaded with generated entities in one full mutation of the stand-in's provider (no file location,
+ * so no Location entity: the catalog holds exactly `entities`), returned once every entity is ingested and the catalog
+ * has settled. Its processing interval is an hour: nothing is reprocessed while the test runs, so Backstage is idle.
  */
-export async function startGeneratedCatalog(yaml: string, expectedCount: number, options: { timeoutInMs?: number } = {}): Promise<GeneratedCatalog> {
-  const dir = mkdtempSync(join(tmpdir(), 'catalog-generated-'));
-  writeFileSync(join(dir, 'catalog.yaml'), yaml);
-  const backstage = await startBackstage({
-    jwks: { url: standins.jwksUri, issuer: standins.issuer, audience: BACKSTAGE_AUDIENCE },
-    staticToken: HARNESS_TOKEN,
-    processingIntervalSeconds: 2,
+export async function startGeneratedCatalog(generated: GeneratedEntity[], options: { timeoutInMs?: number } = {}): Promise<GeneratedCatalog> {
+  const stack = await startLocalStack({
+    backstage: { trust: { jwksUri: standins.jwksUri, issuer: standins.issuer }, staticToken: HARNESS_TOKEN, processingIntervalSeconds: 3600 },
   });
-  const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${backstage.baseUrl}/api/${pluginId}` } });
-  const token = { token: HARNESS_TOKEN };
-  await admin.addLocation({ type: 'file', target: join(dir, 'catalog.yaml') }, token);
-  const projection = async () => {
-    const items: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = cursor
-        ? await admin.queryEntities({ cursor, limit: 1000, fields: ['metadata.uid', 'metadata.etag'] }, token)
-        : await admin.queryEntities({ limit: 1000, fields: ['metadata.uid', 'metadata.etag'] }, token);
-      items.push(...page.items.map((e) => `${e.metadata.uid} ${e.metadata.etag}`));
-      cursor = page.pageInfo.nextCursor;
-    } while (cursor);
-    return items.sort().join('\n');
+  const backstage = stack.backstage!;
+  try {
+    await backstage.loadCatalog(generated);
+    await waitForCatalog(backstage, { count: generated.length, settled: true }, { timeoutInMs: options.timeoutInMs ?? 180_000, pollIntervalInMs: 1_000, what: `${generated.length} generated entities` });
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  return {
+    backstage,
+    baseUrl: backstage.baseUrl,
+    admin: catalogClient(backstage.baseUrl),
+    token: { token: HARNESS_TOKEN },
+    entities: () => allEntities(backstage),
+    stop: () => stack.stop(),
   };
-  let previous = '';
-  await eventually(
-    async () => {
-      const current = await projection();
-      const settled = current.split("\n").length >= expectedCount + 1 && current === previous;
-      previous = current;
-      if (!settled) await new Promise((r) => setTimeout(r, 2_000));
-      return settled;
-    },
-    `${expectedCount} generated entities in Backstage`,
-    options.timeoutInMs ?? 180_000,
-  );
-  const entities = async () => {
-    const items: Entity[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = cursor ? await admin.queryEntities({ cursor, limit: 1000 }, token) : await admin.queryEntities({ limit: 1000 }, token);
-      items.push(...page.items);
-      cursor = page.pageInfo.nextCursor;
-    } while (cursor);
-    return items;
-  };
-  return { backstage, baseUrl: backstage.baseUrl, admin, token, entities, stop: () => backstage.stop() };
 }

@@ -1,15 +1,16 @@
 /**
  * Starts the stand-ins every test worker shares — the identity stand-in (OIDC issuer + managed-identity
- * endpoint) and the Cosmos emulator — and publishes their addresses through environment variables, which
- * the workers inherit. Tests isolate themselves with unique database names and client ids.
- * Backstage is started per test file (see ./backstage.ts) because tests change its catalog.
+ * endpoint) and the Cosmos emulator, through the local stack (local/stack.ts) — and publishes their addresses
+ * through environment variables, which the workers inherit. Tests isolate themselves with unique database names
+ * and client ids. Backstage and the Service Bus broker are started per test file (see ./backstage.ts and ./stack.ts)
+ * because tests change their state.
  */
-import { startCosmosEmulator } from '../../local/cosmos';
-import { startIdentityServer } from '../../local/identity';
+import { startLocalStack } from '../../local/stack';
 
 export default async function globalSetup(): Promise<void> {
-  const identity = await startIdentityServer();
-  const cosmos = await startCosmosEmulator();
+  const stack = await startLocalStack({ identity: true, cosmos: true });
+  const identity = stack.identity!;
+  const cosmos = stack.cosmos!;
   Object.assign(process.env, {
     // DefaultAzureCredential → ManagedIdentityCredential (App Service protocol) → the local endpoint.
     IDENTITY_ENDPOINT: identity.identityEndpoint,
@@ -20,5 +21,5 @@ export default async function globalSetup(): Promise<void> {
     TEST_COSMOS_ENDPOINT: cosmos.endpoint,
     TEST_COSMOS_CA_PATH: cosmos.certificatePath,
   });
-  (globalThis as Record<string, unknown>).__STANDINS__ = { identity, cosmos };
+  (globalThis as Record<string, unknown>).__LOCAL_STACK__ = stack;
 }

@@ -1,7 +1,5 @@
+import type { LocalStack } from '../../local/stack';
+
 export default async function globalTeardown(): Promise<void> {
-  const standins = (globalThis as Record<string, unknown>).__STANDINS__ as
-    | { identity: { close(): Promise<void> }; cosmos: { close(): Promise<void> } }
-    | undefined;
-  await standins?.cosmos.close();
-  await standins?.identity.close();
+  await ((globalThis as Record<string, unknown>).__LOCAL_STACK__ as LocalStack | undefined)?.stop();
 }

@@ -1,19 +1,19 @@
 /**
- * Test helpers over the shared stand-ins started by global-setup.ts.
+ * Test helpers over the shared stand-ins started by global-setup.ts, and the per-file ones (a broker), all started
+ * through the local stack (local/stack.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { CosmosClient } from '@azure/cosmos';
+import type { CosmosClient } from '@azure/cosmos';
 import { ensureCosmosResources } from '../../local/cosmos-setup';
 import { IdentityAdminClient } from '../../local/identity';
-import { BACKSTAGE_AUDIENCE } from '../../local/backstage';
-import { join } from 'node:path';
-import { LocalServiceBus } from '../../local/servicebus/broker';
-import { loadEmulatorConfig, type QueueOptions } from '../../local/servicebus/config';
+import type { LocalServiceBus } from '../../local/servicebus/broker';
+import type { QueueOptions } from '../../local/servicebus/config';
+import { BACKSTAGE_AUDIENCE, LOCAL_API_AUDIENCE, localAppSettings, startLocalStack } from '../../local/stack';
 import { loadConfig, type AppConfig, type Environment } from '../../shared/platform/config';
 import { createCosmosClient } from '../../shared/platform/cosmos';
 import { createCredential } from '../../shared/platform/identity';
 
-export const API_AUDIENCE = 'api://backstage-cosmos-sync-local';
+export const API_AUDIENCE = LOCAL_API_AUDIENCE;
 export const BACKSTAGE_SCOPE = `${BACKSTAGE_AUDIENCE}/.default`;
 
 function required(name: string): string {
@@ -49,31 +49,32 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
 }
 
-/** The settings a deployment would have, pointed at the stand-ins, with a unique database. */
+/**
+ * The settings a deployment would have, pointed at the shared stand-ins (the local stack's settings), with a unique
+ * database and managed-identity client id.
+ */
 export function testEnvironment(overrides: Environment = {}): Environment {
+  const local = localAppSettings({
+    identity: { issuer: standins.issuer, identityEndpoint: required('IDENTITY_ENDPOINT'), identityHeader: required('IDENTITY_HEADER') },
+    cosmos: { endpoint: standins.cosmosEndpoint, certificatePath: standins.cosmosCaPath },
+    // Replaced by tests that start a broker; the client does not connect until first used.
+    serviceBusConnection: 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;',
+    backstage: { baseUrl: 'http://127.0.0.1:1' }, // replaced by tests that start Backstage
+  });
   return {
-    APP_MODE: 'local',
-    LOG_LEVEL: 'warn',
+    ...local,
     AZURE_CLIENT_ID: uniqueName('mi'),
-    CosmosDBConnection__accountEndpoint: standins.cosmosEndpoint,
-    COSMOS_CA_CERT_PATH: standins.cosmosCaPath,
     COSMOS_DATABASE_NAME: uniqueName('catalog'),
-    BACKSTAGE_BASE_URL: 'http://127.0.0.1:1', // replaced by tests that start Backstage
     BACKSTAGE_TOKEN_SCOPE: BACKSTAGE_SCOPE,
     BACKSTAGE_RETRY_BASE_DELAY_MS: '50',
     BACKSTAGE_RETRY_MAX_DELAY_MS: '500',
-    AUTH_ISSUER: standins.issuer,
-    AUTH_AUDIENCE: API_AUDIENCE,
-    // Replaced by tests that start a broker; the client does not connect until first used.
-    ServiceBusConnection: 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;',
     ...overrides,
   };
 }
 
-/** A local Service Bus broker with the queues of local/servicebus/Config.json (optionally adjusted). */
+/** A local Service Bus broker of this test file, with the queues of local/servicebus/Config.json (optionally adjusted). */
 export async function startBroker(adjust: Partial<QueueOptions> = {}): Promise<LocalServiceBus> {
-  const queues = loadEmulatorConfig(join(__dirname, '..', '..', 'local', 'servicebus', 'Config.json')).map((q) => ({ ...q, ...adjust }));
-  return LocalServiceBus.start({ queues });
+  return (await startLocalStack({ serviceBus: { queues: adjust } })).broker!;
 }
 
 /** Creates the database and containers for `config` (what infrastructure does in Azure). */
@@ -107,5 +108,6 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`Timed out after ${timeoutInMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  const detail = lastError instanceof Error ? lastError.message : lastError === undefined ? '' : JSON.stringify(lastError);
+  throw new Error(`Timed out after ${timeoutInMs} ms waiting for ${what}${detail ? `: ${detail}` : ''}`);
 }
