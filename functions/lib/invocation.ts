@@ -24,6 +24,8 @@ export function contextLogger(context: InvocationContext): Logger {
  */
 export async function withInvocation<T>(context: InvocationContext, work: (options: OperationOptions & { logger: Logger }) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  // One invocation runs many SDK calls at once (a projection batch: documents × writes), each listening on this signal.
+  setMaxListeners(0, controller.signal);
   const onTerminate = () => controller.abort(termination.signal.reason);
   if (termination.signal.aborted) onTerminate();
   else termination.signal.addEventListener('abort', onTerminate, { once: true });
