@@ -365,7 +365,7 @@ export async function loadInFreshProcess(
   try {
     const started = performance.now();
     const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnvironment(options.telemetry ?? false), stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     const code = await new Promise<number | null>((resolve, reject) => {
       child.once('error', reject);
@@ -385,7 +385,7 @@ async function runChild(spec: VariantSpec, files: string[], scratch: string, inv
   try {
     return await loadInFreshProcess(files, { telemetry: spec.telemetry, inventory, scratchDir: scratch });
   } catch (error) {
-    throw new Error(`${spec.variant}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`${spec.variant}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
 }
 

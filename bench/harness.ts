@@ -8,6 +8,7 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
+import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 /** Requests the emulator served: all of them by kind, and per container. */
 export interface CosmosCounts {
@@ -37,11 +38,12 @@ export interface ScenarioReport<T> {
 }
 
 /** Runs `scenario` from bench/scenario.ts in a child process with `env`; counts Cosmos requests of its measured sections. */
-export function runScenario<T>(
-  scenario: string,
-  args: unknown,
+export function runScenario<K extends ScenarioName>(
+  scenario: K,
+  args: ScenarioArgs<K>,
   options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number },
-): Promise<ScenarioReport<T>> {
+): Promise<ScenarioReport<ScenarioResult<K>>> {
+  type T = ScenarioResult<K>;
   const child = fork(join(__dirname, 'scenario.ts'), [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ...options.env, NODE_OPTIONS: '' },

@@ -19,7 +19,9 @@ import { generateCatalog } from '../local/catalog-generator';
 import { startFaultProxy } from '../local/faults/http-proxy';
 import { allEntities, catalogClient, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
-import { runScenario } from './harness';
+import { measureColdStart, type ColdStartResult } from './cold-start';
+import { runScenario, type ScenarioReport } from './harness';
+import type { ContainerCounts, ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 const ROOT = resolve(__dirname, '..');
 const STATIC_TOKEN = 'bench-harness-static-token';
@@ -60,7 +62,7 @@ function options(): Options {
     perRound: 10,
     repeat: Number(values.repeat ?? (quick ? 1 : 3)),
     graphRoots: Number(values['graph-roots'] ?? (quick ? 3 : 10)),
-    out: values.out!,
+    out: values.out,
     write: values['no-write'] !== true,
     rttInMs: Number(values.rtt),
   };
@@ -69,6 +71,84 @@ function options(): Options {
 interface Stack {
   local: LocalStack;
   hostJson: { extensions: { serviceBus: { maxConcurrentSessions: number; sessionIdleTimeout: string } } };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The report: what `npm run bench` prints as Markdown and writes to bench/results/*.json (docs/performance.md reads
+// both). Each scenario's part is what bench/scenario.ts answers, with the peak RSS the harness measured beside it.
+
+/** A scenario's result with the peak RSS of the child process that ran it. */
+type WithPeakRss<T> = T & { peakRssMb: number };
+type Reconcile = ScenarioResult<'reconcile'>;
+type Naive = ScenarioResult<'naive'>;
+
+type TargetKind = 'at-most' | 'at-least' | 'equal';
+
+interface Target {
+  name: string;
+  /** Rounded to two decimals. */
+  value: number;
+  limit: number;
+  kind: TargetKind;
+  /** null: not applicable to this catalog size (see `note`). */
+  met: boolean | null;
+  /** A count that must hold on any machine (missing it fails the run), as opposed to a time that drifts with load. */
+  counted: boolean;
+  note?: string;
+}
+
+interface SizeReport {
+  size: number;
+  entities: number;
+  relationsPerEntity: number;
+  backstageIngestInS: number;
+  reconcile: {
+    initial: WithPeakRss<Reconcile>;
+    zeroChange: Array<WithPeakRss<Reconcile>>;
+    onePercent: WithPeakRss<Reconcile>;
+  };
+  baselines: {
+    bareStream: Array<WithPeakRss<ScenarioResult<'bareStream'>>>;
+    bareIndex: Array<WithPeakRss<ScenarioResult<'bareIndex'>>>;
+    bareWrite: ScenarioResult<'bareWrite'>;
+    naive: WithPeakRss<Naive>;
+  };
+  ratios: {
+    zeroChangeOverBareStream: number;
+    zeroChangeOverSlowerStream: number;
+    initialOverBareWrite: number;
+    naiveOverInitial: number;
+    naiveOverZeroChange: number;
+    naiveOverInitialWithRtt: number;
+  };
+  /** The initial load and the naive sync again, through a proxy adding `rttInMs` to every Cosmos request. */
+  withRtt: { rttInMs: number; initial: Reconcile; naive: Naive };
+  projection: ScenarioResult<'projectAll'>;
+  graph: ScenarioResult<'graph'>;
+  incremental: ScenarioResult<'incremental'>;
+  targets: Target[];
+}
+
+interface Versions {
+  app: string;
+  commit: string;
+  '@azure/cosmos': string;
+  '@azure/service-bus': string;
+  '@backstage/plugin-catalog-backend': string;
+  '@vercel/cosmosdb-server': string;
+}
+
+interface BenchReport {
+  kind: 'quick' | 'full';
+  startedAt: string;
+  durationInS: number;
+  machine: { os: string; cpus: number; cpuModel: string | undefined; memoryGiB: number; node: string };
+  versions: Versions;
+  /** The options of the run, without the output directory (left out of the JSON). */
+  options: Omit<Options, 'out'> & { out: undefined };
+  sizes: SizeReport[];
+  /** bench/cold-start.ts's result, or why it could not be measured. */
+  coldStart: ColdStartResult | { error: string };
 }
 
 const median = (values: number[]) => {
@@ -83,24 +163,22 @@ async function main(): Promise<void> {
   const started = Date.now();
   // The stand-ins every size shares; each size gets its own Backstage (benchSize).
   const local = await startLocalStack({ identity: true, cosmos: true, serviceBus: true });
-  const stack: Stack = { local, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) };
-  const results: Record<string, unknown>[] = [];
+  const stack: Stack = { local, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as Stack['hostJson'] };
+  const results: SizeReport[] = [];
   try {
     for (const size of opts.sizes) results.push(await benchSize(size, opts, stack));
   } finally {
     await local.stop();
   }
-  let coldStart: unknown;
+  let coldStart: BenchReport['coldStart'];
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { measureColdStart } = require('./cold-start') as { measureColdStart: (o: { runs?: number; quick?: boolean }) => Promise<unknown> };
     log('cold start');
     coldStart = await measureColdStart({ quick: opts.quick });
   } catch (error) {
     coldStart = { error: error instanceof Error ? error.message : String(error) };
   }
 
-  const report = {
+  const report: BenchReport = {
     kind: opts.quick ? 'quick' : 'full',
     startedAt: new Date(started).toISOString(),
     durationInS: Math.round((Date.now() - started) / 1000),
@@ -117,7 +195,7 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     log(`wrote ${file}`);
   }
-  const misses = results.flatMap((r) => (r.targets as Array<{ name: string; met: boolean | null; counted: boolean }>).filter((t) => t.met === false));
+  const misses = results.flatMap((r) => r.targets.filter((t) => t.met === false));
   log(`${misses.length} target(s) missed${misses.length ? `: ${misses.map((t) => t.name).join('; ')}` : ''}`);
   const wrongCounts = misses.filter((t) => t.counted);
   if (wrongCounts.length > 0) {
@@ -126,7 +204,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function benchSize(size: number, opts: Options, stack: Stack): Promise<Record<string, unknown>> {
+async function benchSize(size: number, opts: Options, stack: Stack): Promise<SizeReport> {
   const identity = stack.local.identity!;
   const cosmos = stack.local.cosmos!;
   const broker = stack.local.broker!;
@@ -181,32 +259,30 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
       COSMOS_DATABASE_NAME: `bench-${size}-${Date.now()}`,
       BACKSTAGE_BASE_URL: backstage.baseUrl,
     });
-    const run = <T>(name: string, args: unknown = {}, overrides: Record<string, string> = {}) => {
+    const run = <K extends ScenarioName>(name: K, args: ScenarioArgs<K>, overrides: Record<string, string> = {}) => {
       log(`${size}: ${name}${overrides.BENCH_LABEL ? ` (${overrides.BENCH_LABEL})` : ''}`);
-      return runScenario<T>(name, args, { env: { ...env, ...overrides }, emulator: cosmos });
+      return runScenario(name, args, { env: { ...env, ...overrides }, emulator: cosmos });
     };
-    type Reconcile = { ms: number; cosmos: { all: Record<string, number> }; stale: number; result: Record<string, number> };
-    type Stream = { ms: number; items: number; backstageRequests: number };
 
-    await run('provision');
-    const initial = await run<Reconcile>('reconcile');
-    const streams: Array<{ result: Stream; peakRssMb: number }> = [];
-    const zeros: Array<{ result: Reconcile; peakRssMb: number }> = [];
-    const indexes: Array<{ result: { ms: number; items: number; cosmosRequests: number }; peakRssMb: number }> = [];
+    await run('provision', {});
+    const initial = await run('reconcile', {});
+    const streams: Array<ScenarioReport<ScenarioResult<'bareStream'>>> = [];
+    const zeros: Array<ScenarioReport<ScenarioResult<'reconcile'>>> = [];
+    const indexes: Array<ScenarioReport<ScenarioResult<'bareIndex'>>> = [];
     for (let i = 0; i < opts.repeat; i += 1) {
-      streams.push(await run<Stream>('bareStream'));
-      indexes.push(await run('bareIndex'));
-      zeros.push(await run<Reconcile>('reconcile'));
+      streams.push(await run('bareStream', {}));
+      indexes.push(await run('bareIndex', {}));
+      zeros.push(await run('reconcile', {}));
     }
     const staleCount = Math.max(1, Math.round(entities.length / 100));
-    const changed = await run<Reconcile>('reconcile', { staleCount });
-    const bare = await run<{ documents: number; bulk: { ms: number; failed: number; requests: number }; point: { ms: number; requests: number } }>('bareWrite', { entitiesFile });
-    const naive = await run<{ ms: number; writes: number; backstageRequests: number; cosmos: Record<string, number> }>('naive');
-    const projection = await run<{ ms: number; documents: number; edgesAdded: number; failed: number; cosmos: Record<string, number> }>('projectAll');
+    const changed = await run('reconcile', { staleCount });
+    const bare = await run('bareWrite', { entitiesFile });
+    const naive = await run('naive', {});
+    const projection = await run('projectAll', {});
     const step = Math.max(1, Math.floor(components.length / opts.graphRoots));
     const roots = Array.from({ length: opts.graphRoots }, (_, i) => `component:default:${components[Math.min(components.length - 1, i * step)]}`);
-    const graph = await run<Array<Record<string, unknown>>>('graph', { roots, depths: [3, 6] });
-    const incremental = await run<Record<string, unknown>>('incremental', {
+    const graph = await run('graph', { roots, depths: [3, 6] });
+    const incremental = await run('incremental', {
       file: incrementalFile,
       entities: changing,
       rounds: Math.ceil(opts.changes / opts.perRound),
@@ -223,13 +299,13 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
     // The same initial load and naive sync with a round trip per Cosmos request, as in an Azure region (the local
     // emulator answers in well under a millisecond, which hides what concurrency buys).
     const rtt = await startFaultProxy(cosmos.endpoint, { tls: cosmos.tls, targetCa: cosmos.certificatePem });
-    let withRtt: { initial: Reconcile; naive: { ms: number; writes: number } };
+    let withRtt: { initial: Reconcile; naive: Naive };
     try {
       rtt.failAll({ delayInMs: opts.rttInMs });
       const viaRtt = { CosmosDBConnection__accountEndpoint: rtt.url, COSMOS_DATABASE_NAME: `${env.COSMOS_DATABASE_NAME}-rtt`, BENCH_LABEL: `${opts.rttInMs} ms Cosmos round trip` };
       await run('provision', {}, viaRtt);
-      const initialRtt = await run<Reconcile>('reconcile', {}, viaRtt);
-      const naiveRtt = await run<{ ms: number; writes: number }>('naive', {}, viaRtt);
+      const initialRtt = await run('reconcile', {}, viaRtt);
+      const naiveRtt = await run('naive', {}, viaRtt);
       withRtt = { initial: initialRtt.result, naive: naiveRtt.result };
     } finally {
       await rtt.close();
@@ -239,8 +315,8 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
     const streamMs = median(streams.map((s) => s.result.ms));
     const indexMs = median(indexes.map((s) => s.result.ms));
     const bareWriteMs = Math.min(bare.result.bulk.ms, bare.result.point.ms);
-    const writesOf = (r: Reconcile) => r.result.writes!;
-    const incrementalLatency = incremental.result.latencyMs as { mirror: { p95: number }; edges: { p95: number } };
+    const writesOf = (r: Reconcile) => r.result.writes;
+    const incrementalLatency = incremental.result.latencyMs;
     const targets = [
       target('zero-change reconcile ≤ 1.3× the bare catalog stream', zeroMs / streamMs, 1.3),
       target('… against the slower of the two streams it runs side by side (catalog, mirror index)', zeroMs / Math.max(streamMs, indexMs), 1.3),
@@ -288,14 +364,14 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Rec
   }
 }
 
-function target(name: string, value: number, limit: number, kind: 'at-most' | 'at-least' | 'equal' = 'at-most', notApplicable?: string) {
+function target(name: string, value: number, limit: number, kind: TargetKind = 'at-most', notApplicable?: string): Target {
   const met = notApplicable ? null : kind === 'at-most' ? value <= limit : kind === 'at-least' ? value >= limit : value === limit;
   // Counts do not drift with the machine's load: missing one of those is a bug, and fails the run.
   const counted = kind === 'equal';
   return { name, value: round(value), limit, kind, met, counted, ...(notApplicable && { note: notApplicable }) };
 }
 
-function versions(): Record<string, string> {
+function versions(): Versions {
   const read = (name: string) => {
     try {
       return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
@@ -321,23 +397,23 @@ function versions(): Record<string, string> {
 
 // ------------------------------------------------------------------------------------------------
 
-function markdown(report: Record<string, unknown>): string {
+function markdown(report: BenchReport): string {
   const lines: string[] = [];
-  const machine = report.machine as Record<string, unknown>;
+  const machine = report.machine;
   lines.push(`# Benchmark (${report.kind}) — ${report.startedAt}`, '');
-  lines.push(`${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; commit ${(report.versions as Record<string, string>).commit}; ${report.durationInS} s`, '');
-  for (const size of report.sizes as Array<Record<string, any>>) {
+  lines.push(`${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}; commit ${report.versions.commit}; ${report.durationInS} s`, '');
+  for (const size of report.sizes) {
     lines.push(`## ${size.entities} entities (${size.relationsPerEntity} relations per entity; Backstage ingested them in ${size.backstageIngestInS} s)`, '');
     lines.push('| run | wall s | Backstage requests | Cosmos reads / queries / writes | writes | RU | peak RSS MB |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    const rec = (label: string, r: any) => {
-      const c = r.cosmos?.all ?? {};
-      lines.push(`| ${label} | ${(r.ms / 1000).toFixed(2)} | ${r.result.backstageRequests} | ${c.read ?? 0} / ${c.query ?? 0} / ${(c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0)} | ${r.result.writes} | ${r.result.requestCharge} | ${r.peakRssMb} |`);
+    const rec = (label: string, r: WithPeakRss<Reconcile>) => {
+      const c = r.cosmos.all;
+      lines.push(`| ${label} | ${(r.ms / 1000).toFixed(2)} | ${r.result.backstageRequests} | ${c.read} / ${c.query} / ${c.create + c.replace + c.upsert} | ${r.result.writes} | ${r.result.requestCharge} | ${r.peakRssMb} |`);
     };
     rec('initial load (ours)', size.reconcile.initial);
-    size.reconcile.zeroChange.forEach((z: any, i: number) => rec(`zero-change reconcile #${i + 1}`, z));
+    size.reconcile.zeroChange.forEach((z, i) => rec(`zero-change reconcile #${i + 1}`, z));
     rec(`1 % changed (${size.reconcile.onePercent.stale} stale)`, size.reconcile.onePercent);
-    size.baselines.bareStream.forEach((s: any, i: number) => lines.push(`| bare catalog stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | ${s.backstageRequests} | – | – | – | ${s.peakRssMb} |`));
-    size.baselines.bareIndex.forEach((s: any, i: number) => lines.push(`| bare mirror index stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | – | ${s.cosmosRequests} requests | – | – | ${s.peakRssMb} |`));
+    size.baselines.bareStream.forEach((s, i) => lines.push(`| bare catalog stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | ${s.backstageRequests} | – | – | – | ${s.peakRssMb} |`));
+    size.baselines.bareIndex.forEach((s, i) => lines.push(`| bare mirror index stream #${i + 1} | ${(s.ms / 1000).toFixed(2)} | – | ${s.cosmosRequests} requests | – | – | ${s.peakRssMb} |`));
     const b = size.baselines.bareWrite;
     lines.push(`| bare bulk write (${b.documents} docs) | ${(b.bulk.ms / 1000).toFixed(2)} | – | ${b.bulk.requests} requests | ${b.documents} | – | – |`);
     lines.push(`| bare point writes, 64 in flight | ${(b.point.ms / 1000).toFixed(2)} | – | ${b.point.requests} requests | ${b.documents} | – | – |`);
@@ -355,20 +431,20 @@ function markdown(report: Record<string, unknown>): string {
     const inc = size.incremental;
     lines.push('', `Incremental (${inc.changes} changes, feed poll delay ${inc.feedPollDelayInMs} ms):`, '');
     lines.push('| latency | p50 ms | p95 ms | p99 ms |', '| --- | ---: | ---: | ---: |');
-    for (const k of ['mirror', 'edges']) lines.push(`| event → ${k === 'mirror' ? 'mirror write' : 'edges written'} | ${round(inc.latencyMs[k].p50, 0)} | ${round(inc.latencyMs[k].p95, 0)} | ${round(inc.latencyMs[k].p99, 0)} |`);
+    for (const k of ['mirror', 'edges'] as const) lines.push(`| event → ${k === 'mirror' ? 'mirror write' : 'edges written'} | ${round(inc.latencyMs[k].p50, 0)} | ${round(inc.latencyMs[k].p95, 0)} | ${round(inc.latencyMs[k].p99, 0)} |`);
     const per = inc.perChange;
-    const perContainer = (c: any) => `${round((c.read ?? 0) / inc.changes)} reads, ${round((c.query ?? 0) / inc.changes)} queries, ${round(((c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0) + (c.delete ?? 0)) / inc.changes)} writes`;
+    const perContainer = (c: ContainerCounts) => `${round((c.read ?? 0) / inc.changes)} reads, ${round((c.query ?? 0) / inc.changes)} queries, ${round(((c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0) + (c.delete ?? 0)) / inc.changes)} writes`;
     lines.push('', `Per change: ${round(per.backstageRequests)} Backstage requests; entities: ${perContainer(per.entities)}; edges: ${perContainer(per.edges)}; leases (time-driven checkpoints): ${perContainer(per.leases)}.`, '');
     lines.push('| target | value | limit | met |', '| --- | ---: | ---: | --- |');
     for (const t of size.targets) lines.push(`| ${t.name} | ${t.value} | ${t.limit} | ${t.met === null ? `n/a (${t.note})` : t.met ? 'yes' : '**no**'} |`);
     lines.push('');
   }
-  const cold = report.coldStart as Record<string, any> | undefined;
-  if (cold && !cold.error && Array.isArray(cold.variants)) {
+  const cold = report.coldStart;
+  if ('variants' in cold) {
     lines.push('## Cold start (module load in a fresh Node process)', '', '| variant | load ms p50 | load ms p95 | process ms p50 | files | KB |', '| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const v of cold.variants) lines.push(`| ${v.variant} | ${round(v.loadMs.median, 0)} | ${round(v.loadMs.p95, 0)} | ${round(v.processMs.median, 0)} | ${v.files} | ${Math.round(v.bytes / 1024)} |`);
     lines.push('');
-  } else if (cold) {
+  } else {
     lines.push(`Cold start: ${JSON.stringify(cold)}`, '');
   }
   return `${lines.join('\n')}\n`;

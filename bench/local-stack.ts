@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   let text = '';
   await new Promise<void>((resolveReady, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       if (/^READY$/m.test(text)) resolveReady();
     });

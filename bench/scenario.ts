@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { HttpRequest, InvocationContext } from '@azure/functions';
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
 import type { Container, OperationInput } from '@azure/cosmos';
@@ -15,6 +15,7 @@ import { projectEdges } from '../functions/projectEdges';
 import { syncEntity } from '../functions/syncEntity';
 import { startChangeFeedTrigger } from '../local/functions-host/cosmos';
 import { startSessionTrigger, timeSpanToMs } from '../local/functions-host/service-bus';
+import type { CosmosRequestCounts } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
 import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
 import { getRuntime, resetRuntime } from '../shared/runtime';
@@ -25,14 +26,28 @@ export const summarize = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
 };
+export type Summary = ReturnType<typeof summarize>;
 
-async function database() {
+/** Cosmos requests to one container; only `total` (0) when the container saw none. */
+export type ContainerCounts = Partial<CosmosRequestCounts> & { total: number };
+
+/** One row of the graph scenario: a direction and depth, summarized over the roots. */
+export interface GraphRow {
+  direction: 'downstream' | 'upstream';
+  depth: number;
+  ms: Summary;
+  cosmosRequests: Summary;
+  queries: Summary;
+  nodes: Summary;
+}
+
+function database() {
   const runtime = getRuntime();
   return runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
 }
 
 async function scratchContainer(id: string): Promise<Container> {
-  const { container } = await (await database()).containers.createIfNotExists({ id, partitionKey: { paths: ['/id'] } });
+  const { container } = await database().containers.createIfNotExists({ id, partitionKey: { paths: ['/id'] } });
   return container;
 }
 
@@ -46,7 +61,7 @@ function fullEntityPager() {
   const tokens = runtime.tokenProvider;
   let requests = 0;
   const client = new CatalogClient({
-    discoveryApi: { getBaseUrl: async (pluginId) => `${runtime.config.backstage.baseUrl}/api/${pluginId}` },
+    discoveryApi: { getBaseUrl: (pluginId) => Promise.resolve(`${runtime.config.backstage.baseUrl}/api/${pluginId}`) },
     fetchApi: {
       fetch: async (input, init) => {
         requests += 1;
@@ -71,9 +86,9 @@ function fullEntityPager() {
   };
 }
 
-const stats = (counts: CosmosCounts, container: string) => counts.byContainer[container] ?? { total: 0 };
+const stats = (counts: CosmosCounts, container: string): ContainerCounts => counts.byContainer[container] ?? { total: 0 };
 
-serveScenarios({
+const scenarios = {
   /** Creates the database and containers, as infrastructure does. */
   async provision() {
     const runtime = getRuntime();
@@ -196,7 +211,7 @@ serveScenarios({
   /** Graph traversals from `roots`, downstream and upstream, at each depth: time and Cosmos requests per query. */
   async graph(args: { roots: string[]; depths: number[] }) {
     const runtime = getRuntime();
-    const out: Array<Record<string, unknown>> = [];
+    const out: GraphRow[] = [];
     for (const direction of ['downstream', 'upstream'] as const) {
       for (const depth of args.depths) {
         const times: number[] = [];
@@ -237,7 +252,7 @@ serveScenarios({
     senderToken: string;
   }) {
     const runtime = getRuntime();
-    const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async (pluginId) => `${runtime.config.backstage.baseUrl}/api/${pluginId}` } });
+    const admin = new CatalogClient({ discoveryApi: { getBaseUrl: (pluginId) => Promise.resolve(`${runtime.config.backstage.baseUrl}/api/${pluginId}`) } });
     const harness = { token: args.staticToken };
     const database = runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
     const synced = new Map<string, number>();
@@ -252,7 +267,8 @@ serveScenarios({
       logHandler: () => undefined,
       handler: async (input, context) => {
         await syncEntity(input, context);
-        const id = String(context.triggerMetadata?.sessionId ?? '');
+        const sessionId = context.triggerMetadata?.sessionId;
+        const id = typeof sessionId === 'string' ? sessionId : '';
         if (expected.has(id) && !synced.has(id)) synced.set(id, performance.now());
       },
     });
@@ -336,9 +352,9 @@ serveScenarios({
     await sessions.stop();
     await feed.stop();
     const changes = latencies.mirror.length;
-    const entitiesCounts = run.cosmos.byContainer[runtime.config.cosmos.entitiesContainer] ?? { total: 0 };
-    const edgeCounts = run.cosmos.byContainer[runtime.config.cosmos.edgesContainer] ?? { total: 0 };
-    const leaseCounts = run.cosmos.byContainer[runtime.config.cosmos.leasesContainer] ?? { total: 0 };
+    const entitiesCounts = stats(run.cosmos, runtime.config.cosmos.entitiesContainer);
+    const edgeCounts = stats(run.cosmos, runtime.config.cosmos.edgesContainer);
+    const leaseCounts = stats(run.cosmos, runtime.config.cosmos.leasesContainer);
     const backstageRequests = runtime.catalog.requestCount - backstageBefore;
     await resetRuntime();
     return {
@@ -374,7 +390,21 @@ serveScenarios({
         }),
         new InvocationContext({ functionName: 'catalogEvents', logHandler: () => undefined }),
       );
-      if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${String(response.body)}`);
+      if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${describeBody(response.body)}`);
     }
   },
-});
+};
+
+serveScenarios(scenarios);
+
+/** The scenarios by name: what each takes from bench/index.ts and what it answers (through the harness, as JSON). */
+export type Scenarios = typeof scenarios;
+export type ScenarioName = keyof Scenarios;
+export type ScenarioArgs<K extends ScenarioName> = Parameters<Scenarios[K]> extends [infer A] ? A : Record<string, never>;
+export type ScenarioResult<K extends ScenarioName> = Awaited<ReturnType<Scenarios[K]>>;
+
+/** A function's response body in an error message: the intake answers strings (functions/lib/http.ts). */
+function describeBody(body: HttpResponseInit['body']): string {
+  if (body === undefined || body === null) return '(no body)';
+  return typeof body === 'string' ? body : `(a ${body.constructor.name} body)`;
+}

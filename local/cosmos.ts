@@ -33,7 +33,7 @@ export interface CosmosEmulator {
 export async function startCosmosEmulator(options: { port?: number; host?: string } = {}): Promise<CosmosEmulator> {
   const host = options.host ?? '127.0.0.1';
   const certificate = await generateLocalCertificate('cosmos-emulator');
-  const server = createHttpsServer({ cert: certificate.cert, key: certificate.key, keepAlive: true } as never);
+  const server = createHttpsServer({ cert: certificate.cert, key: certificate.key, keepAlive: true });
   const counts = emptyCounts();
   let byContainer: Record<string, CosmosRequestCounts> = {};
   server.on('request', (req) => {

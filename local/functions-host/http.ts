@@ -74,8 +74,7 @@ export async function startHttpHost(options: {
       match.route
         .handler(request, context)
         .then((response) => {
-          const body =
-            response.jsonBody !== undefined ? JSON.stringify(response.jsonBody) : response.body === undefined || response.body === null ? undefined : String(response.body);
+          const body = response.jsonBody !== undefined ? JSON.stringify(response.jsonBody) : responseBody(response.body);
           res.writeHead(response.status ?? 200, (response.headers ?? {}) as http.OutgoingHttpHeaders);
           res.end(body);
         })
@@ -96,6 +95,18 @@ export async function startHttpHost(options: {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * What the host writes for a response `body`: the app's functions answer strings (functions/lib/http.ts); bytes are
+ * written as they are. Streams, blobs and form data would need the host's own conversions, which this host lacks.
+ */
+function responseBody(body: HttpResponseInit['body']): string | Buffer | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return body;
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  throw new Error(`the dev host does not write a ${body.constructor.name} response body`);
 }
 
 /** `/api/graph/{kind}/{name}` → a matcher returning the decoded params. */

@@ -92,6 +92,7 @@ export function loadRegistrations(functionsDir: string): { functions: FunctionRe
   moduleApi._cache[sentinel] = cached;
   try {
     const files = readdirSync(functionsDir).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts')).sort();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the stand-in is wired into CommonJS resolution for this synchronous loop only; each file must load and register inside it, in order
     for (const file of files) require(join(functionsDir, file));
   } finally {
     moduleApi._resolveFilename = original;
@@ -116,7 +117,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
     routePrefix: hostJson.extensions?.http?.routePrefix ?? 'api',
     routes: http.map((f) => ({
       functionName: f.name,
-      route: String(f.trigger.route ?? f.name),
+      route: bindingString(f.trigger, 'route', f.name),
       methods: ((f.trigger.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
       handler: (request, context) => f.handler(request, context) as never,
     })),
@@ -147,8 +148,8 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       startChangeFeedTrigger({
         functionName: f.name,
         monitored: database.container(String(f.trigger.containerName)),
-        leases: database.container(String(f.trigger.leaseContainerName ?? 'leases')),
-        leaseContainerPrefix: String(f.trigger.leaseContainerPrefix ?? ''),
+        leases: database.container(bindingString(f.trigger, 'leaseContainerName', 'leases')),
+        leaseContainerPrefix: bindingString(f.trigger, 'leaseContainerPrefix', ''),
         maxItemsPerInvocation: Number(f.trigger.maxItemsPerInvocation ?? 100),
         feedPollDelayInMs: Number(f.trigger.feedPollDelay ?? 5_000),
         startFromBeginning: Boolean(f.trigger.startFromBeginning),
@@ -227,6 +228,14 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       await draining;
     },
   };
+}
+
+/** An optional string property of a trigger binding (as @azure/functions declares them), or `fallback` when absent. */
+function bindingString(binding: Binding, key: string, fallback: string): string {
+  const value = binding[key];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string') throw new Error(`the ${binding.type} binding's ${key} is a ${typeof value}, not a string`);
+  return value;
 }
 
 function retryPolicy(f: FunctionRegistration): { maxRetryCount: number; minimumIntervalInMs: number; maximumIntervalInMs: number } {

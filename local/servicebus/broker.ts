@@ -35,7 +35,7 @@ import { QUEUE_DEFAULTS, type QueueOptions } from './config';
 import { Consumers } from './consumers';
 import { Links } from './links';
 import { Entity, type EntityStats } from './queue-state';
-import type { Receiver, Sender } from './rhea-shim';
+import { serverSaslMechanisms, type Receiver, type Sender } from './rhea-shim';
 
 export type { EntityStats } from './queue-state';
 
@@ -72,8 +72,8 @@ export class LocalServiceBus {
       autoaccept: false,
       autosettle: false,
       treat_modified_as_released: false,
-    } as never);
-    this.container.sasl_server_mechanisms.enable_anonymous();
+    });
+    serverSaslMechanisms(this.container).enable_anonymous();
     this.wire();
   }
 

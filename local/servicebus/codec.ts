@@ -46,12 +46,26 @@ export function unwrapValue(value: unknown): unknown {
 }
 
 export function unwrapString(value: unknown): string | undefined {
-  const v = unwrapValue(value);
-  return v === undefined || v === null ? undefined : String(v);
+  return stringOrUndefined(unwrapValue(value));
 }
 
+/**
+ * A decoded AMQP value that stands for text (a session id, a dead-letter reason): null and undefined are absent,
+ * strings are themselves, numbers and booleans their string form, binary its UTF-8 text. A list, a map or any other
+ * composite is not text: a TypeError (the broker answers it as an error, or drops the connection).
+ */
 export function stringOrUndefined(value: unknown): string | undefined {
-  return value === undefined || value === null ? undefined : String(value);
+  if (value === undefined || value === null) return undefined;
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(value);
+  }
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw new TypeError(`expected a string, got ${Array.isArray(value) ? 'a list' : value instanceof Date ? 'a timestamp' : `a ${typeof value}`}`);
 }
 
 export function toMillis(value: unknown): number {

@@ -181,7 +181,7 @@ export class Links {
     const request = ctx.message as unknown as Message;
     const replyTo = request.reply_to;
     const links = this.replyLinks.get(ctx.connection);
-    const link = (replyTo ? links?.get(String(replyTo)) : undefined) ?? links?.get(`source:${node}`);
+    const link = (typeof replyTo === 'string' && replyTo ? links?.get(replyTo) : undefined) ?? links?.get(`source:${node}`);
     if (!link || link.is_closed()) return;
     link.send({
       correlation_id: request.message_id,

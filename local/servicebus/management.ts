@@ -16,9 +16,9 @@ type Reply = (properties: Record<string, unknown>, body?: unknown) => void;
 
 /** Runs a `$management` request against `entity` and answers it through `reply`, failures included. */
 export function onManagementRequest(entity: Entity, request: Message, reply: Reply): void {
-  const operation = String((request.application_properties as Record<string, unknown> | undefined)?.operation ?? '');
   const body = (request.body ?? {}) as Record<string, unknown>;
   try {
+    const operation = stringOrUndefined((request.application_properties as Record<string, unknown> | undefined)?.operation) ?? '';
     const [status, responseBody] = manage(entity, operation, body);
     reply({ 'status-code': status, statusCode: status, 'status-description': status === 204 ? 'No Content' : 'OK' }, responseBody);
   } catch (error) {

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Delivery } from 'rhea';
-import { toMillis, unwrapValue } from './codec';
+import { stringOrUndefined, toMillis, unwrapValue } from './codec';
 import type { QueueOptions } from './config';
 import { outcomes, type Message, type Sender } from './rhea-shim';
 
@@ -119,6 +119,11 @@ export class Entity {
   // Incoming messages
 
   validateIncoming(message: Message): { condition: string; description: string } | undefined {
+    try {
+      stringOrUndefined(message.group_id);
+    } catch (error) {
+      return { condition: 'com.microsoft:argument-error', description: `The SessionId (group-id) is not valid: ${error instanceof Error ? error.message : String(error)}` };
+    }
     if (this.sessionful && (message.group_id === undefined || message.group_id === null || message.group_id === '')) {
       return {
         condition: 'com.microsoft:argument-error',
@@ -157,7 +162,7 @@ export class Entity {
       sequenceNumber: this.nextSequenceNumber++,
       message,
       messageId,
-      sessionId: message.group_id === undefined || message.group_id === null ? undefined : String(message.group_id),
+      sessionId: stringOrUndefined(message.group_id),
       enqueuedAt: now,
       availableAt,
       expiresAt: Math.min(availableAt + Math.min(ttl, this.options.defaultMessageTimeToLiveInMs), 8.64e15),

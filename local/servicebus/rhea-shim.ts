@@ -5,7 +5,7 @@
  * delivery outcomes — so that every other broker module can stay free of `any` and of ad-hoc casts to rhea.
  * It holds no state and no behaviour of its own.
  */
-import rhea, { type Connection, type Delivery } from 'rhea';
+import rhea, { type Connection, type Container, type Delivery, type Sasl } from 'rhea';
 
 /** An AMQP message as rhea encodes and decodes it: its sections and properties by rhea's field names. */
 export type Message = Record<string, unknown>;
@@ -33,6 +33,11 @@ export interface Sender extends LinkBase {
 /** The broker's end of a client's sender: messages (or management / CBS requests) arrive on it. */
 export interface Receiver extends LinkBase {
   add_credit(credit: number): void;
+}
+
+/** A container's server-side SASL mechanisms (rhea's typings declare `sasl_server_mechanisms` as `any`). */
+export function serverSaslMechanisms(container: Container): ReturnType<Sasl['server_mechanisms']> {
+  return container.sasl_server_mechanisms as ReturnType<Sasl['server_mechanisms']>;
 }
 
 export const outcomes = rhea.message as unknown as {

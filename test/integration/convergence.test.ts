@@ -505,7 +505,7 @@ function startModuleStandIn(delivery: Case['delivery']): { stop(): Promise<void>
 // ------------------------------------------------------------------------------------------------
 
 function regressions(): Case[] {
-  let files: string[] = [];
+  let files: string[];
   try {
     files = readdirSync(REGRESSIONS_DIR).filter((f) => f.endsWith('.json'));
   } catch {
