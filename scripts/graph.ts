@@ -47,7 +47,7 @@ async function target(statePath: string | undefined): Promise<{ baseUrl: string;
   if (deployed) {
     const scope = process.env.SYNC_API_SCOPE;
     if (!scope) throw new Error('SYNC_API_SCOPE must be set with SYNC_API_URL (the API app ID URI + /.default, e.g. api://backstage-cosmos-sync/.default)');
-    const token = await createCredential().getToken(scope);
+    const token = await createCredential({ mode: 'local' }).getToken(scope);
     if (!token) throw new Error(`No token for ${scope}; sign in with \`az login\` first`);
     return { baseUrl: deployed.replace(/\/$/, ''), token: token.token };
   }

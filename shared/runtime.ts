@@ -70,7 +70,7 @@ export interface RuntimeOverrides {
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createJsonLogger({ level: config.logLevel, base: { service: 'backstage-cosmos-sync' } });
   const component = (name: string) => logger.child({ component: name });
-  const credential = overrides.credential ?? createCredential({ managedIdentityClientId: config.managedIdentityClientId });
+  const credential = overrides.credential ?? createCredential({ mode: config.mode, managedIdentityClientId: config.managedIdentityClientId });
   // Application Insights (when configured) before any client is built, so their calls are traced.
   const exporting = startTelemetry(config.telemetry, credential);
   const inMemory = overrides.metrics ?? new InMemoryMetrics();

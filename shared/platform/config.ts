@@ -13,7 +13,7 @@
  */
 import type { z } from 'zod';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
-import { fields, parseCosmosConnectionString, RENAMED, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
+import { fields, parseCosmosConnectionString, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
 
 export type AppMode = 'production' | 'local';
 export type Environment = Record<string, string | undefined>;
@@ -198,17 +198,13 @@ function telemetryOf(s: Pick<Settings, 'APPLICATIONINSIGHTS_CONNECTION_STRING' |
 export function loadConfig(env: Environment = process.env): AppConfig {
   const cleaned = withoutEmptyValues(env);
   const result = settingsSchema.safeParse(cleaned);
-  const issues: ConfigurationIssue[] = [];
-  for (const [old, current] of Object.entries(RENAMED)) {
-    if (cleaned[old] !== undefined) issues.push({ setting: old, message: `renamed to ${current}` });
-  }
   if (!result.success) {
-    for (const i of result.error.issues) {
+    const issues: ConfigurationIssue[] = result.error.issues.map((i) => {
       const setting = String(i.path[0] ?? '(configuration)');
-      issues.push({ setting, message: i.code === 'invalid_type' && cleaned[setting] === undefined ? 'required' : i.message });
-    }
+      return { setting, message: i.code === 'invalid_type' && cleaned[setting] === undefined ? 'required' : i.message };
+    });
+    throw new ConfigurationError(dedupe(issues));
   }
-  if (!result.success || issues.length > 0) throw new ConfigurationError(dedupe(issues));
   return toAppConfig(result.data);
 }
 

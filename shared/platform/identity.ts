@@ -1,18 +1,28 @@
 /**
  * Identity: one TokenCredential per process, shared by every client (Cosmos, Service Bus, Backstage).
  *
- * In Azure it is the Function App's user-assigned managed identity, found by client id. Locally the same
- * DefaultAzureCredential code path runs against the local managed-identity endpoint (IDENTITY_ENDPOINT /
- * IDENTITY_HEADER), so nothing identity-related is special-cased for development.
+ * In production it is the Function App's managed identity and nothing else: a `ManagedIdentityCredential` (the
+ * user-assigned identity, by client id). Not `DefaultAzureCredential`, which would quietly become a client-secret
+ * or certificate service principal when such variables appear in the environment (the configuration refuses them
+ * too). In local mode it is `DefaultAzureCredential`, so a developer's own Azure sign-in works against real
+ * services; against the local stand-ins it resolves to the same managed-identity code path (IDENTITY_ENDPOINT /
+ * IDENTITY_HEADER) that runs in Azure.
  */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
-import { DefaultAzureCredential } from '@azure/identity';
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
+import type { AppMode } from './config';
 import { OperationAbortedError, TokenAcquisitionError } from './errors';
 
-export function createCredential(options: { managedIdentityClientId?: string | undefined } = {}): TokenCredential {
-  return new DefaultAzureCredential(
-    options.managedIdentityClientId ? { managedIdentityClientId: options.managedIdentityClientId } : {},
-  );
+export interface CredentialOptions {
+  mode: AppMode;
+  /** Client id of the user-assigned managed identity; absent = the system-assigned one (or the developer's sign-in). */
+  managedIdentityClientId?: string | undefined;
+}
+
+export function createCredential(options: CredentialOptions): TokenCredential {
+  const clientId = options.managedIdentityClientId;
+  if (options.mode === 'production') return new ManagedIdentityCredential(clientId ? { clientId } : {});
+  return new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {});
 }
 
 export interface GetTokenOptions {

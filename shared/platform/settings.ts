@@ -121,17 +121,39 @@ export type Settings = z.output<z.ZodObject<typeof fields>>;
 export type SettingName = keyof typeof fields;
 
 /** Settings that were renamed: setting the old name is an error that names the new one. */
-export const RENAMED: Readonly<Record<string, SettingName>> = {
+const RENAMED: Readonly<Record<string, SettingName>> = {
   RECONCILE_WRITE_MAX_RETRIES: 'COSMOS_THROTTLE_RETRIES',
 };
 
 /**
- * The rules across settings and the production-mode policy. They run even when single settings failed (so one
- * start-up reports every problem), which is why each reads its inputs as possibly missing.
+ * Variables that make the Azure SDKs' environment credential authenticate with a secret, a certificate or a password
+ * instead of the managed identity. The production credential ignores them; their presence is refused all the same,
+ * so nobody believes a secret is in use (or leaves one lying in app settings).
  */
-function crossFieldRules(s: Partial<Settings>, ctx: z.RefinementCtx): void {
-  const issue = (setting: SettingName, message: string) => ctx.addIssue({ code: 'custom', path: [setting], message });
+const CREDENTIAL_SECRET_VARIABLES = ['AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_CLIENT_CERTIFICATE_PASSWORD', 'AZURE_USERNAME', 'AZURE_PASSWORD'];
+
+/** Set by the Azure Functions platform (App Service) on every instance, never by Core Tools or the local stack. */
+const AZURE_PLATFORM_VARIABLES = ['WEBSITE_INSTANCE_ID', 'WEBSITE_OWNER_NAME', 'WEBSITE_SITE_NAME'];
+
+/**
+ * The rules across settings and the production-mode policy. They run even when single settings failed (so one
+ * start-up reports every problem), which is why each reads its inputs as possibly missing. `s` also holds the
+ * environment's other variables (the schema passes them through), for the rules about variables the code never reads.
+ */
+function crossFieldRules(s: Partial<Settings> & Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const issue = (setting: string, message: string) => ctx.addIssue({ code: 'custom', path: [setting], message });
   const production = s.APP_MODE !== 'local';
+
+  for (const [old, current] of Object.entries(RENAMED)) if (s[old] !== undefined) issue(old, `renamed to ${current}`);
+  const inAzure = AZURE_PLATFORM_VARIABLES.find((name) => s[name] !== undefined);
+  if (!production && inAzure) {
+    issue('APP_MODE', `'local' is refused where the Functions platform runs the app (${inAzure} is set): local mode accepts keys and static tokens`);
+  }
+  if (production) {
+    for (const name of CREDENTIAL_SECRET_VARIABLES) {
+      if (s[name] !== undefined) issue(name, 'refused in production mode: the app authenticates only with its managed identity; remove the setting');
+    }
+  }
 
   const cosmosEndpoint = s.CosmosDBConnection__accountEndpoint;
   if (!cosmosEndpoint && !s.CosmosDBConnection) {
@@ -166,6 +188,9 @@ function crossFieldRules(s: Partial<Settings>, ctx: z.RefinementCtx): void {
   }
   if (!s.BACKSTAGE_STATIC_TOKEN && !s.BACKSTAGE_TOKEN_SCOPE) {
     issue('BACKSTAGE_TOKEN_SCOPE', 'required: the Entra scope of the Backstage app registration, e.g. api://<app-id>/.default');
+  }
+  if (production && s.BACKSTAGE_BASE_URL && isUrl(s.BACKSTAGE_BASE_URL, ['http:'])) {
+    issue('BACKSTAGE_BASE_URL', 'must be https in production mode (the bearer token would travel in clear text)');
   }
   if (s.BACKSTAGE_TOKEN_SCOPE && !s.BACKSTAGE_TOKEN_SCOPE.endsWith('/.default')) {
     issue('BACKSTAGE_TOKEN_SCOPE', "must end with /.default (managed identities can only ask for an application's default scope)");
@@ -210,7 +235,8 @@ function notBelow(maxName: SettingName, max: number | undefined, baseName: Setti
   if (max !== undefined && base !== undefined && max < base) issue(maxName, `must not be smaller than ${baseName}`);
 }
 
-export const settingsSchema = z.object(fields).superRefine(crossFieldRules, { when: () => true });
+// Loose: the cross-field rules see the environment's other variables too; the typed configuration takes only `fields`.
+export const settingsSchema = z.looseObject(fields).superRefine(crossFieldRules, { when: () => true });
 
 /** Settings only a local stack may use; production mode refuses them and infrastructure never sets them. */
 export const LOCAL_ONLY_SETTINGS: readonly string[] = ['CosmosDBConnection', 'ServiceBusConnection', 'COSMOS_CA_CERT_PATH', 'BACKSTAGE_STATIC_TOKEN'];

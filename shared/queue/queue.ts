@@ -7,6 +7,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import type { ServiceBusConfig } from '../platform/config';
 import { OperationAbortedError, QueueUnavailableError } from '../platform/errors';
+import { withDeadline, type OperationOptions } from '../platform/options';
 import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
@@ -77,18 +78,19 @@ export class EventQueue {
    * when the queue cannot be reached. (If a later batch fails after an earlier one was sent, the sender's
    * retry re-sends the same message ids and duplicate detection drops what already arrived.)
    */
-  async enqueue(messages: ServiceBusMessage[], options: { abortSignal?: AbortSignal } = {}): Promise<void> {
-    const abortSignal = combine(options.abortSignal, this.options.sendTimeoutInMs);
+  async enqueue(messages: ServiceBusMessage[], options: OperationOptions = {}): Promise<void> {
     try {
-      let batch = await this.sender.createMessageBatch({ abortSignal });
-      for (const message of messages) {
-        if (batch.tryAddMessage(message)) continue;
-        if (batch.count === 0) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
-        await this.sender.sendMessages(batch, { abortSignal });
-        batch = await this.sender.createMessageBatch({ abortSignal });
-        if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
-      }
-      if (batch.count > 0) await this.sender.sendMessages(batch, { abortSignal });
+      await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, async (abortSignal) => {
+        let batch = await this.sender.createMessageBatch({ abortSignal });
+        for (const message of messages) {
+          if (batch.tryAddMessage(message)) continue;
+          if (batch.count === 0) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
+          await this.sender.sendMessages(batch, { abortSignal });
+          batch = await this.sender.createMessageBatch({ abortSignal });
+          if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
+        }
+        if (batch.count > 0) await this.sender.sendMessages(batch, { abortSignal });
+      });
     } catch (error) {
       if (options.abortSignal?.aborted) throw new OperationAbortedError('Enqueue aborted', error);
       if (error instanceof QueueUnavailableError) throw error;
@@ -100,7 +102,7 @@ export class EventQueue {
    * Asks for a sync of `entityRef` (drift repair). The message id names the drifted version, so one drifted
    * version seen twice by the change feed enqueues one re-sync.
    */
-  async enqueueResync(entityRef: string, drifted: { id: string; etag: string | undefined }, options: { abortSignal?: AbortSignal } = {}): Promise<void> {
+  async enqueueResync(entityRef: string, drifted: { id: string; etag: string | undefined }, options: OperationOptions = {}): Promise<void> {
     const messageId = `drift:${drifted.id}:${drifted.etag ?? randomUUID()}`.slice(0, 128);
     await this.enqueue(
       [
@@ -128,18 +130,13 @@ export class EventQueue {
     sessionId: string,
     properties: SyncMessageProperties,
     at: Date,
-    options: { abortSignal?: AbortSignal } = {},
+    options: OperationOptions = {},
   ): Promise<void> {
     const message = toServiceBusMessage({ messageId: retryMessageId(failingMessageId, properties.attempt), sessionId, body }, properties);
     try {
-      await this.sender.scheduleMessages(message, at, { abortSignal: combine(options.abortSignal, this.options.sendTimeoutInMs) });
+      await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, (abortSignal) => this.sender.scheduleMessages(message, at, { abortSignal }));
     } catch (error) {
       throw new QueueUnavailableError(`Could not schedule a retry on ${this.sender.entityPath}: ${(error as Error).message}`, error);
     }
   }
-}
-
-function combine(signal: AbortSignal | undefined, timeoutInMs: number): AbortSignal {
-  const timeout = AbortSignal.timeout(timeoutInMs);
-  return signal ? AbortSignal.any([signal, timeout]) : timeout;
 }

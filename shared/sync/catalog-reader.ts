@@ -17,6 +17,7 @@ import {
 } from '../platform/errors';
 import type { BackstageTokenProvider } from '../platform/identity';
 import { silentLogger, type Logger } from '../platform/logger';
+import { withDeadline } from '../platform/options';
 import type { Metrics } from '../platform/metrics';
 import { entityNameOf, formatEntityRef, toDocumentId } from '../model/refs';
 import { injectTraceContext, inSpan, SpanKind } from '../platform/telemetry';
@@ -155,32 +156,33 @@ export class CatalogReader {
       const token = await o.tokenProvider.getToken({ forceRefresh, ...(abortSignal && { abortSignal }) });
       const headers = new Headers(init?.headers);
       headers.set('authorization', `Bearer ${token}`);
-      const timeout = AbortSignal.timeout(o.requestTimeoutInMs);
-      const signal = abortSignal ? AbortSignal.any([abortSignal, timeout]) : timeout;
       const started = performance.now();
-      let response: Response | undefined;
-      let failure: unknown;
       this.requestCount += 1;
-      // One dependency per attempt, carrying the trace to Backstage.
-      await inSpan(
-        `${method} ${path}`,
-        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': method, 'url.full': url.split('?')[0], 'server.address': safeHost(url) } },
-        async (span) => {
-          injectTraceContext(headers);
-          try {
-            response = await this.fetchImpl(url, { ...init, headers, signal });
-            span.setAttribute('http.response.status_code', response.status);
-          } catch (error) {
-            if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, error);
-            failure = error;
-            span.setAttribute('error.type', describeFailure(error, timeout));
-          }
-        },
+      // One dependency per attempt, carrying the trace to Backstage; the timeout covers the whole body.
+      const { response, failure } = await withDeadline(abortSignal, o.requestTimeoutInMs, (signal, timedOut) =>
+        inSpan(
+          `${method} ${path}`,
+          { kind: SpanKind.CLIENT, attributes: { 'http.request.method': method, 'url.full': url.split('?')[0], 'server.address': safeHost(url) } },
+          async (span): Promise<Attempt> => {
+            injectTraceContext(headers);
+            try {
+              const answer = await this.fetchImpl(url, { ...init, headers, signal, redirect: 'error' });
+              span.setAttribute('http.response.status_code', answer.status);
+              const body = await answer.arrayBuffer();
+              return { response: new Response(answer.status === 204 || answer.status === 304 ? null : body, { status: answer.status, headers: answer.headers }) };
+            } catch (error) {
+              if (abortSignal?.aborted) throw new OperationAbortedError(`Backstage ${method} ${path} aborted`, error);
+              const reason = timedOut() ? 'timed out' : describeFailure(error);
+              span.setAttribute('error.type', reason);
+              return { failure: { reason, cause: error } };
+            }
+          },
+        ),
       );
       const status = response?.status;
       o.metrics?.record('backstage.request.duration', performance.now() - started, { method, status: status ?? 'error' });
 
-      if (!response) throw new TransientFailure(describeFailure(failure, timeout), undefined, undefined, failure);
+      if (!response) throw new TransientFailure(failure.reason, undefined, undefined, failure.cause);
       if (status === 401 && !forceRefresh) {
         await discard(response);
         this.logger.warn('Backstage answered 401; refreshing the token and retrying once', { path });
@@ -212,6 +214,9 @@ export class CatalogReader {
     }
   }
 }
+
+/** What one attempt came to: a response (its body read whole, within the timeout), or why there was none. */
+type Attempt = { response: Response; failure?: undefined } | { response?: undefined; failure: { reason: string; cause: unknown } };
 
 /** A failure worth another attempt (429/502/503/504, a timeout, a network error), with what the server asked for. */
 class TransientFailure extends Error {
@@ -245,8 +250,7 @@ async function discard(response: Response): Promise<void> {
   }
 }
 
-function describeFailure(error: unknown, timeout: AbortSignal): string {
-  if (timeout.aborted) return 'timed out';
+function describeFailure(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown } })?.cause;
   if (cause && typeof cause.code === 'string') return cause.code;
   return error instanceof Error ? error.message : String(error);

@@ -12,7 +12,7 @@ let container: Container;
 
 beforeAll(async () => {
   const config = testConfig();
-  client = createCosmosClient(config.cosmos, createCredential({ managedIdentityClientId: config.managedIdentityClientId }), { mode: 'local' });
+  client = createCosmosClient(config.cosmos, createCredential({ mode: 'local', managedIdentityClientId: config.managedIdentityClientId }), { mode: 'local' });
   const { database } = await client.databases.createIfNotExists({ id: config.cosmos.databaseName });
   ({ container } = await database.containers.createIfNotExists({ id: uniqueName('feed'), partitionKey: { paths: ['/id'] } }));
 });

@@ -187,7 +187,7 @@ describe('syncEntity', () => {
     }
     const reader = new GatedReader({
       ...config.backstage,
-      tokenProvider: new EntraTokenProvider(createCredential({ managedIdentityClientId: config.managedIdentityClientId }), BACKSTAGE_SCOPE),
+      tokenProvider: new EntraTokenProvider(createCredential({ mode: 'local', managedIdentityClientId: config.managedIdentityClientId }), BACKSTAGE_SCOPE),
     });
     const engine = new SyncEngine({
       catalog: reader,
@@ -248,7 +248,7 @@ describe('Backstage rejects our token', () => {
     await identityAdmin().setClientBehaviour(clientId, behaviour);
     return new CatalogReader({
       ...config.backstage,
-      tokenProvider: new EntraTokenProvider(createCredential({ managedIdentityClientId: clientId }), BACKSTAGE_SCOPE),
+      tokenProvider: new EntraTokenProvider(createCredential({ mode: 'local', managedIdentityClientId: clientId }), BACKSTAGE_SCOPE),
     });
   }
 

@@ -79,7 +79,7 @@ export async function startBroker(adjust: Partial<QueueOptions> = {}): Promise<L
 
 /** Creates the database and containers for `config` (what infrastructure does in Azure). */
 export async function provisionCosmos(config: AppConfig): Promise<CosmosClient> {
-  const client = createCosmosClient(config.cosmos, createCredential({ managedIdentityClientId: config.managedIdentityClientId }), {
+  const client = createCosmosClient(config.cosmos, createCredential({ mode: config.mode, managedIdentityClientId: config.managedIdentityClientId }), {
     mode: config.mode,
   });
   await ensureCosmosResources(client, config.cosmos);

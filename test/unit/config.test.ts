@@ -192,3 +192,31 @@ test('connection strings', () => {
   expect(parseCosmosConnectionString('AccountEndpoint=https://a/')).toBeUndefined();
   expect(parseCosmosConnectionString('AccountKey=k')).toBeUndefined();
 });
+
+test('production refuses credential secrets by name, and never echoes them', () => {
+  const secrets = {
+    AZURE_CLIENT_SECRET: 'client-secret-value',
+    AZURE_CLIENT_CERTIFICATE_PATH: '/certs/sp.pem',
+    AZURE_CLIENT_CERTIFICATE_PASSWORD: 'certificate-password-value',
+    AZURE_USERNAME: 'someone@example.com',
+    AZURE_PASSWORD: 'password-value',
+  };
+  const issues = issuesOf({ ...production, ...secrets });
+  for (const name of Object.keys(secrets)) expect(issues[name]).toMatch(/refused in production mode: the app authenticates only with its managed identity/);
+  expect(JSON.stringify(issues)).not.toMatch(/client-secret-value|certificate-password-value|password-value/);
+  // A developer's machine may hold them; local mode uses the developer credential chain.
+  expect(() => loadConfig({ ...production, ...secrets, APP_MODE: 'local' })).not.toThrow();
+});
+
+test('local mode is refused where the Functions platform runs the app', () => {
+  for (const variable of ['WEBSITE_INSTANCE_ID', 'WEBSITE_OWNER_NAME', 'WEBSITE_SITE_NAME']) {
+    expect(issuesOf({ ...production, APP_MODE: 'local', [variable]: 'set-by-azure' }).APP_MODE).toMatch(new RegExp(`'local' is refused .*${variable} is set`));
+  }
+  // Production mode in Azure is what those variables are for.
+  expect(loadConfig({ ...production, WEBSITE_INSTANCE_ID: 'abc', WEBSITE_SITE_NAME: 'func-sync' }).mode).toBe('production');
+});
+
+test('production sends bearer tokens to Backstage over TLS only', () => {
+  expect(issuesOf({ ...production, BACKSTAGE_BASE_URL: 'http://backstage.internal:7007' }).BACKSTAGE_BASE_URL).toMatch(/must be https in production mode/);
+  expect(loadConfig({ ...production, APP_MODE: 'local', BACKSTAGE_BASE_URL: 'http://127.0.0.1:7007' }).backstage.baseUrl).toBe('http://127.0.0.1:7007');
+});
