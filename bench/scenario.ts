@@ -22,7 +22,7 @@ import { getRuntime, resetRuntime } from '../shared/runtime';
 import { measured, serveScenarios, type CosmosCounts } from './harness';
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
-export const summarize = (values: number[]) => {
+const summarize = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
 };

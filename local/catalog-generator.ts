@@ -105,11 +105,6 @@ export function toYaml(entities: GeneratedEntity[]): string {
   return entities.map((e) => JSON.stringify(e)).join('\n---\n');
 }
 
-/** `kind:namespace/name`, lower case. */
-export function refOf(entity: GeneratedEntity): string {
-  return `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase();
-}
-
 function range<T>(count: number, f: (i: number) => T): T[] {
   return Array.from({ length: count }, (_, i) => f(i));
 }

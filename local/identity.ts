@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { listen } from './listen';
 
-export const LOCAL_TENANT_ID = '72f988bf-0000-4000-8000-00000000cafe';
+const LOCAL_TENANT_ID = '72f988bf-0000-4000-8000-00000000cafe';
 
 /** How the managed-identity endpoint treats one client id. */
 export interface ClientBehaviour {

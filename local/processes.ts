@@ -86,7 +86,7 @@ export async function stopChild(child: ChildProcess, options: { killAfterInMs: n
 }
 
 /** SIGKILLs each pid that still runs; returns those it killed. */
-export function killAll(pids: number[]): number[] {
+function killAll(pids: number[]): number[] {
   const killed: number[] = [];
   for (const pid of pids) {
     try {
@@ -150,7 +150,7 @@ export function track(child: ChildProcess): ChildProcess {
 }
 
 /** The pids of the tracked children that still run. */
-export function spawnedPids(): number[] {
+function spawnedPids(): number[] {
   return [...spawned].flatMap(alive);
 }
 

@@ -34,9 +34,9 @@ export type { StopOptions, StopOutcome, StopStep } from './processes';
 /** The audience of the app's own API in local tokens (`AUTH_AUDIENCE`). */
 export const LOCAL_API_AUDIENCE = 'api://backstage-cosmos-sync-local';
 /** The client id the local Backstage's change-events module gets its Entra-style tokens for. */
-export const LOCAL_BACKSTAGE_CLIENT_ID = 'backstage-local';
+const LOCAL_BACKSTAGE_CLIENT_ID = 'backstage-local';
 /** The ports `npm start` uses unless told `--ports auto`. */
-export const DEFAULT_PORTS = { identity: 7300, cosmos: 8081, serviceBus: 5672, azurite: [10000, 10001, 10002], backstage: 7007, functions: 7071 } as const;
+const DEFAULT_PORTS = { identity: 7300, cosmos: 8081, serviceBus: 5672, azurite: [10000, 10001, 10002], backstage: 7007, functions: 7071 } as const;
 
 type Settings = Record<string, string>;
 type FunctionsApp = typeof FunctionsAppModule;

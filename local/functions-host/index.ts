@@ -64,7 +64,7 @@ export interface FunctionsHost {
 }
 
 /** Loads the function files with a stand-in for `@azure/functions-core` that records registrations and hooks. */
-export function loadRegistrations(functionsDir: string): { functions: FunctionRegistration[]; hooks: Map<string, Array<(context: unknown) => unknown>> } {
+function loadRegistrations(functionsDir: string): { functions: FunctionRegistration[]; hooks: Map<string, Array<(context: unknown) => unknown>> } {
   const functions: FunctionRegistration[] = [];
   const hooks = new Map<string, Array<(context: unknown) => unknown>>();
   const core = {

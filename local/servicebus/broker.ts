@@ -39,8 +39,8 @@ import { serverSaslMechanisms, type Receiver, type Sender } from './rhea-shim';
 
 export type { EntityStats } from './queue-state';
 
-export const EMULATOR_KEY_NAME = 'RootManageSharedAccessKey';
-export const EMULATOR_KEY = 'SAS_KEY_VALUE';
+const EMULATOR_KEY_NAME = 'RootManageSharedAccessKey';
+const EMULATOR_KEY = 'SAS_KEY_VALUE';
 const DEAD_LETTER_SUFFIX = '/$DeadLetterQueue';
 
 export interface LocalServiceBusOptions {

@@ -14,7 +14,7 @@ import type { GeneratedEntity } from '../../local/catalog-generator';
 import { allEntities, catalogClient, startLocalStack, waitForCatalog } from '../../local/stack';
 import { eventually, standins } from './stack';
 
-export const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'catalog');
+const FIXTURE_DIR = join(__dirname, '..', 'fixtures', 'catalog');
 const HARNESS_TOKEN = 'test-harness-static-token';
 
 export interface FixtureCatalog {

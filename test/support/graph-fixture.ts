@@ -60,8 +60,3 @@ export function graphFixture(): Entity[] {
     };
   });
 }
-
-/** Every (source, type, target) the fixture's relations describe, as edge ids per source document id. */
-export function fixtureRelationCount(): number {
-  return graphFixture().reduce((n, e) => n + (e.relations?.length ?? 0), 0);
-}
