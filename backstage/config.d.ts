@@ -27,18 +27,36 @@ export interface Config {
       endpoints: Array<{
         /** A stable name for this endpoint (it keys the endpoint's outbox). */
         name: string;
-        /** e.g. https://<app>.azurewebsites.net/api/catalog/events */
+        /** e.g. https://<app>.azurewebsites.net/api/catalog/events — https, or plain http to a loopback address only. */
         url: string;
         /** Per-request timeout. Default 10 seconds. */
         timeout?: HumanDuration | string;
         auth:
           | {
-              /** Entra ID bearer tokens from the Backstage backend's identity (DefaultAzureCredential). */
+              /**
+               * Entra ID bearer tokens from the Backstage backend's own identity: AKS workload identity when its
+               * environment variables are present, then managed identity.
+               */
               type: 'entra';
               /** The receiving API's scope, e.g. api://<app-id>/.default */
               scope: string;
-              /** Client id of a user-assigned managed identity to use. */
+              /** Client id of the user-assigned managed identity (or the workload identity's app) to use. */
               clientId?: string;
+              /**
+               * `workload-or-managed` (default): only those two. `default`: DefaultAzureCredential, which also tries
+               * environment secrets and a developer's sign-in (for running Backstage on a workstation).
+               */
+              credential?: 'workload-or-managed' | 'default';
+            }
+          | {
+              /**
+               * A projected Kubernetes service-account token, sent as the bearer token. The receiver trusts the
+               * cluster's OIDC issuer (AUTH_FEDERATED_ISSUERS). The file is read for every request, so the kubelet's
+               * rotation is picked up.
+               */
+              type: 'serviceAccountToken';
+              /** e.g. /var/run/secrets/tokens/backstage-cosmos-sync (a projected volume with the receiver's audience). */
+              tokenPath: string;
             }
           | {
               /** Standard Webhooks HMAC signatures, for senders that cannot get Entra tokens. */

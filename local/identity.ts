@@ -3,7 +3,9 @@
  * endpoint speaking the App Service protocol (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`), so that
  * `DefaultAzureCredential` runs its real managed-identity code path and gets tokens this issuer signed.
  *
- * Tokens look like Entra v2 access tokens (`iss` = `<base>/<tenant>/v2.0`, `aud`, `sub`/`oid`, `tid`, `roles`).
+ * Minted tokens look like Entra v2 access tokens by default (`iss` = `<base>/<tenant>/v2.0`, `aud`, `sub`/`oid`, `tid`,
+ * `azp`, `ver`, `roles`); other profiles mint Entra v1 access tokens, Entra ID tokens, or plain OpenID tokens (what a
+ * Kubernetes service-account issuer or Okta signs), so a second instance can stand in for a federated issuer.
  * Admin endpoints (loopback only) let tests and the dev stack mint user tokens and script per-client
  * behaviour (wrong audience, already-expired tokens, short lifetimes, failures).
  */
@@ -14,6 +16,8 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { listen } from './listen';
 
 const LOCAL_TENANT_ID = '72f988bf-0000-4000-8000-00000000cafe';
+/** The client id (`azp`) of tokens minted for users and harnesses unless a test names another. */
+const LOCAL_CLIENT_ID = 'local-client-app';
 
 /** How the managed-identity endpoint treats one client id. */
 export interface ClientBehaviour {
@@ -32,9 +36,18 @@ export interface ClientBehaviour {
   delayInMs?: number;
 }
 
+/**
+ * The shape of a minted token: `entra-access` (v2: `ver` 2.0, `azp`), `entra-v1-access` (`ver` 1.0, `appid`),
+ * `entra-id` (an ID token: `ver` 2.0, `nonce`, no `azp`), `plain` (only `iss`, `sub`, `aud` and the times, plus `claims`).
+ */
+export type TokenProfile = 'entra-access' | 'entra-v1-access' | 'entra-id' | 'plain';
+
 export interface MintOptions {
   audience: string;
   subject?: string;
+  profile?: TokenProfile;
+  /** The calling application (`azp`, or `appid` in v1 tokens); a fixed local client by default. */
+  clientId?: string;
   roles?: string[];
   lifetimeInSeconds?: number;
   issuer?: string;
@@ -80,10 +93,20 @@ export async function startIdentityServer(options: { port?: number; host?: strin
     const now = Math.floor(Date.now() / 1000);
     const lifetime = o.lifetimeInSeconds ?? 3600;
     const subject = o.subject ?? randomUUID();
+    const clientId = o.clientId ?? LOCAL_CLIENT_ID;
+    const profile = o.profile ?? 'entra-access';
+    const shape: Record<string, unknown> =
+      profile === 'plain'
+        ? {}
+        : {
+            tid: LOCAL_TENANT_ID,
+            oid: subject,
+            ...(profile === 'entra-access' && { ver: '2.0', azp: clientId }),
+            ...(profile === 'entra-v1-access' && { ver: '1.0', appid: clientId }),
+            ...(profile === 'entra-id' && { ver: '2.0', nonce: randomUUID() }),
+          };
     const jwt = new SignJWT({
-      ver: '2.0',
-      tid: LOCAL_TENANT_ID,
-      oid: subject,
+      ...shape,
       ...(o.roles && { roles: o.roles }),
       ...o.claims,
     })
@@ -167,7 +190,8 @@ export async function startIdentityServer(options: { port?: number; host?: strin
       subject: managedIdentityObjectId,
       lifetimeInSeconds: lifetime,
       ...(behaviour.roles && { roles: behaviour.roles }),
-      claims: { azp: clientId || managedIdentityObjectId, idtyp: 'app' },
+      clientId: clientId || managedIdentityObjectId,
+      claims: { idtyp: 'app' },
     });
     sendJson(res, 200, {
       access_token: accessToken,

@@ -1,7 +1,19 @@
 import { readSchedulerServiceTaskScheduleDefinitionFromConfig, type RootConfigService, type SchedulerServiceTaskScheduleDefinition } from '@backstage/backend-plugin-api';
 import { durationToMilliseconds, type HumanDuration } from '@backstage/types';
 
-export type EndpointAuth = { type: 'entra'; scope: string; clientId?: string } | { type: 'standardWebhooks'; secret: string };
+/**
+ * How an endpoint authenticates the module's requests:
+ * - `entra`: Entra access tokens for `scope` from the backend's own identity — workload identity (AKS federation) when
+ *   its variables are present, then managed identity; `credential: 'default'` opts into `DefaultAzureCredential`
+ *   (a developer's sign-in), nothing else is tried unless configured;
+ * - `serviceAccountToken`: a projected Kubernetes service-account token read from `tokenPath` (re-read when the
+ *   kubelet rotates it), for a receiver that trusts the cluster's issuer — no secret and no Azure identity;
+ * - `standardWebhooks`: an HMAC signature with a shared secret.
+ */
+export type EndpointAuth =
+  | { type: 'entra'; scope: string; clientId?: string; credential: 'workload-or-managed' | 'default' }
+  | { type: 'serviceAccountToken'; tokenPath: string }
+  | { type: 'standardWebhooks'; secret: string };
 
 export interface EndpointSettings {
   name: string;
@@ -92,12 +104,8 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
     names.add(name);
     const url = attempt(`${at}.url`, () => endpoint.getString('url'), '');
     if (url) {
-      try {
-        const parsed = new URL(url);
-        if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error();
-      } catch {
-        problems.push(`${KEY}.${at}.url: must be an absolute http(s) URL`);
-      }
+      const problem = endpointUrlProblem(url);
+      if (problem) problems.push(`${KEY}.${at}.url: ${problem}`);
     }
     const timeoutInMs = attempt(
       `${at}.timeout`,
@@ -114,13 +122,20 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
       const scope = attempt(`${at}.auth.scope`, () => endpoint.getString('auth.scope'), '');
       if (scope && !scope.endsWith('/.default')) problems.push(`${KEY}.${at}.auth.scope: must end with /.default, e.g. api://<app-id>/.default`);
       const clientId = endpoint.getOptionalString('auth.clientId');
-      auth = { type: 'entra', scope, ...(clientId && { clientId }) };
+      const credential = attempt(`${at}.auth.credential`, () => endpoint.getOptionalString('auth.credential') ?? 'workload-or-managed', 'workload-or-managed');
+      if (credential !== 'workload-or-managed' && credential !== 'default') {
+        problems.push(`${KEY}.${at}.auth.credential: must be 'workload-or-managed' (the default) or 'default' (DefaultAzureCredential, e.g. a developer's sign-in)`);
+      }
+      auth = { type: 'entra', scope, credential: credential === 'default' ? 'default' : 'workload-or-managed', ...(clientId && { clientId }) };
+    } else if (type === 'serviceAccountToken') {
+      const tokenPath = attempt(`${at}.auth.tokenPath`, () => endpoint.getString('auth.tokenPath'), '');
+      auth = { type: 'serviceAccountToken', tokenPath };
     } else if (type === 'standardWebhooks') {
       const secret = attempt(`${at}.auth.secret`, () => endpoint.getString('auth.secret'), '');
       if (secret && !/^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(secret)) problems.push(`${KEY}.${at}.auth.secret: must be whsec_ followed by at least 18 bytes of base64`);
       auth = { type: 'standardWebhooks', secret };
     } else if (type) {
-      problems.push(`${KEY}.${at}.auth.type: must be 'entra' or 'standardWebhooks'`);
+      problems.push(`${KEY}.${at}.auth.type: must be 'entra', 'serviceAccountToken' or 'standardWebhooks'`);
     }
     if (auth) endpoints.push({ name, url, timeoutInMs, auth });
   });
@@ -151,4 +166,22 @@ function parseDurationString(value: string): number {
     return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(m ?? 0)) * 60_000 + Number(s ?? 0) * 1000;
   }
   throw new Error(`'${value}' is not a duration (e.g. 30s, 5m, PT30S)`);
+}
+
+/**
+ * Bearer tokens and signatures never travel in clear text: an endpoint must be https, except on the loopback
+ * interface (a local receiver on the same machine).
+ */
+export function endpointUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'must be an absolute http(s) URL';
+  }
+  if (parsed.protocol === 'https:') return undefined;
+  if (parsed.protocol !== 'http:') return 'must be an absolute http(s) URL';
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return loopback ? undefined : 'must be https (plain http only to a loopback address): the request carries a token or a signature';
 }

@@ -1,11 +1,13 @@
 /**
- * Sending one batch of CloudEvents to one endpoint, authenticated with an Entra token (the default) or a
- * Standard Webhooks signature. No token or secret is ever logged.
+ * Sending one batch of CloudEvents to one endpoint, authenticated with an Entra token (the default), a projected
+ * Kubernetes service-account token, or a Standard Webhooks signature. No token or secret is ever logged, and no
+ * redirect is followed (it would carry the token to another address).
  */
+import { readFile } from 'node:fs/promises';
 import type { TokenCredential } from '@azure/core-auth';
-import { DefaultAzureCredential } from '@azure/identity';
+import { ChainedTokenCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity';
 import { Webhook } from 'standardwebhooks';
-import type { EndpointSettings } from './config';
+import type { EndpointAuth, EndpointSettings } from './config';
 import type { CatalogEvent } from './ChangeEventsEngine';
 
 export type SendOutcome = { ok: true; status: number } | { ok: false; status?: number; error: string; retryAfterInMs?: number };
@@ -29,6 +31,11 @@ export class EndpointClient {
         const token = await this.credential!.getToken(this.endpoint.auth.scope, signal ? { abortSignal: signal } : {});
         if (!token) return { ok: false, error: `no token for ${this.endpoint.auth.scope}` };
         headers.authorization = `Bearer ${token.token}`;
+      } else if (this.endpoint.auth.type === 'serviceAccountToken') {
+        // Read on every request: the kubelet rotates the projected token in place, well before it expires.
+        const token = (await readFile(this.endpoint.auth.tokenPath, 'utf8')).trim();
+        if (!token) return { ok: false, error: `the service-account token file ${this.endpoint.auth.tokenPath} is empty` };
+        headers.authorization = `Bearer ${token}`;
       } else {
         const timestamp = new Date();
         headers['webhook-id'] = deliveryId;
@@ -41,7 +48,7 @@ export class EndpointClient {
     const timeout = AbortSignal.timeout(this.endpoint.timeoutInMs);
     let response: Response;
     try {
-      response = await this.fetchImpl(this.endpoint.url, { method: 'POST', headers, body, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      response = await this.fetchImpl(this.endpoint.url, { method: 'POST', headers, body, redirect: 'error', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     } catch (error) {
       return { ok: false, error: timeout.aborted ? 'timed out' : `request failed: ${(error as Error).message}` };
     }
@@ -65,21 +72,37 @@ export class EndpointClient {
   }
 }
 
-/** One credential for every Entra endpoint with the same client id. */
+/** One credential for every Entra endpoint with the same client id and credential choice. */
 export function createEndpointClients(endpoints: readonly EndpointSettings[], fetchImpl?: typeof fetch): Map<string, EndpointClient> {
   const credentials = new Map<string, TokenCredential>();
   const clients = new Map<string, EndpointClient>();
   for (const endpoint of endpoints) {
     let credential: TokenCredential | undefined;
     if (endpoint.auth.type === 'entra') {
-      const key = endpoint.auth.clientId ?? '';
+      const key = `${endpoint.auth.credential}\u0000${endpoint.auth.clientId ?? ''}`;
       credential = credentials.get(key);
       if (!credential) {
-        credential = new DefaultAzureCredential(endpoint.auth.clientId ? { managedIdentityClientId: endpoint.auth.clientId } : {});
+        credential = createEntraCredential(endpoint.auth);
         credentials.set(key, credential);
       }
     }
     clients.set(endpoint.name, new EndpointClient(endpoint, credential, fetchImpl));
   }
   return clients;
+}
+
+/**
+ * The backend's own identity, and nothing else unless configured: AKS workload identity when its variables
+ * (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`) are present, then managed identity. Never a
+ * client secret from the environment, never a developer's sign-in — those need `credential: 'default'`.
+ */
+export function createEntraCredential(auth: Extract<EndpointAuth, { type: 'entra' }>, env: NodeJS.ProcessEnv = process.env): TokenCredential {
+  const clientId = auth.clientId;
+  if (auth.credential === 'default') return new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {});
+  const managed = new ManagedIdentityCredential(clientId ? { clientId } : {});
+  const tokenFilePath = env.AZURE_FEDERATED_TOKEN_FILE;
+  const tenantId = env.AZURE_TENANT_ID;
+  const workloadClientId = clientId ?? env.AZURE_CLIENT_ID;
+  if (!tokenFilePath || !tenantId || !workloadClientId) return managed;
+  return new ChainedTokenCredential(new WorkloadIdentityCredential({ tokenFilePath, tenantId, clientId: workloadClientId }), managed);
 }

@@ -251,7 +251,7 @@ test('invalid configuration stops the backend with every problem named', async (
       ],
     }),
   ).rejects.toThrow(
-    /catalog\.changeEvents is invalid:[\s\S]*endpoints\[0\]\.url: must be an absolute http\(s\) URL[\s\S]*endpoints\[0\]\.auth\.scope: must end with \/\.default[\s\S]*endpoints\[1\]\.name: 'a' is used twice[\s\S]*endpoints\[1\]\.auth\.type: must be 'entra' or 'standardWebhooks'[\s\S]*batchSize: must be a whole number from 1 to 500/,
+    /catalog\.changeEvents is invalid:[\s\S]*endpoints\[0\]\.url: must be an absolute http\(s\) URL[\s\S]*endpoints\[0\]\.auth\.scope: must end with \/\.default[\s\S]*endpoints\[1\]\.name: 'a' is used twice[\s\S]*endpoints\[1\]\.auth\.type: must be 'entra', 'serviceAccountToken' or 'standardWebhooks'[\s\S]*batchSize: must be a whole number from 1 to 500/,
   );
 });
 

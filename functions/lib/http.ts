@@ -20,6 +20,7 @@ function toApiRequest(request: HttpRequest): ApiRequest {
     query: request.query,
     text: () => request.text(),
     arrayBuffer: () => request.arrayBuffer(),
+    body: request.body,
   };
 }
 

@@ -19,10 +19,37 @@ export interface ApiRequest {
   headers: { get(name: string): string | null };
   params: Readonly<Record<string, string | undefined>>;
   query: URLSearchParams;
-  /** The raw body as text; read the body at most once (this or {@link ApiRequest.arrayBuffer}). */
+  /** The raw body as text; read the body at most once (this, {@link ApiRequest.arrayBuffer} or the stream). */
   text(): Promise<string>;
   /** The raw body as bytes. */
   arrayBuffer(): Promise<ArrayBuffer>;
+  /** The body as a stream, when the host gives one (read it with {@link readBodyUpTo} to bound what is buffered). */
+  body?: ReadableStream<Uint8Array> | null;
+}
+
+/**
+ * The body's bytes, or `undefined` as soon as it exceeds `maxBytes` — read from the stream chunk by chunk, so a body
+ * without a `Content-Length` is cut off there rather than buffered whole.
+ */
+export async function readBodyUpTo(request: Pick<ApiRequest, 'body' | 'arrayBuffer'>, maxBytes: number): Promise<Buffer | undefined> {
+  if (!request.body) {
+    const whole = Buffer.from(await request.arrayBuffer());
+    return whole.length > maxBytes ? undefined : whole;
+  }
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
 }
 
 export interface ApiResponse {

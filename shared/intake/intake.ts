@@ -13,7 +13,7 @@ import type { IntakeConfig } from '../platform/config';
 import { coalesceEvents, validateEvent, type CatalogEvent, type EventValidationError } from './events';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
-import { json, problem, ProblemType, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
+import { json, problem, ProblemType, readBodyUpTo, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
 import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
 import { type EventQueue, toServiceBusMessage } from '../queue/queue';
 import { WebhookVerifier } from './webhooks';
@@ -63,31 +63,35 @@ export class EventIntake {
       );
     }
 
-    // 2. Size, before reading when the length is declared, and after.
+    // 2. The declared size.
     const declared = Number(request.headers.get('content-length') ?? NaN);
     if (Number.isFinite(declared) && declared > config.maxBodyBytes) return reject(tooLarge(config.maxBodyBytes), 'size');
-    const raw = Buffer.from(await request.arrayBuffer());
-    if (raw.length > config.maxBodyBytes) return reject(tooLarge(config.maxBodyBytes), 'size');
 
-    // 3. Authentication, on the raw bytes.
-    let webhookId: string | undefined;
-    try {
-      webhookId = await this.authenticate(request, raw);
-    } catch (error) {
-      if (error instanceof WebhookSignatureError) {
-        return reject(
-          problem(401, ProblemType.invalidSignature, 'Invalid webhook signature', error.message, {}, { 'www-authenticate': 'Bearer' }),
-          'signature',
-        );
+    // 3. A bearer token, before a byte of the body is read: a caller without one never gets its body buffered.
+    const signed = this.verifier !== undefined && WebhookVerifier.isSigned(request.headers);
+    if (!signed) {
+      try {
+        await this.authenticateBearer(request);
+      } catch (error) {
+        return reject(this.authProblem(error, logger), 'auth');
       }
-      if (error instanceof WebhookReplayError) {
-        return reject(problem(409, ProblemType.duplicateDelivery, 'Already accepted', error.message, { webhookId: error.webhookId }), 'replay');
-      }
-      const response = toProblem(error, logger);
-      return reject(response, 'auth');
     }
 
-    // 4. Text and JSON.
+    // 4. The body, at most the limit (a body without Content-Length is cut off there, not read whole).
+    const raw = await readBodyUpTo(request, config.maxBodyBytes);
+    if (!raw) return reject(tooLarge(config.maxBodyBytes), 'size');
+
+    // 5. A Standard Webhooks signature, over the raw bytes.
+    let webhookId: string | undefined;
+    if (signed && this.verifier) {
+      try {
+        webhookId = this.verifier.verify(raw, request.headers);
+      } catch (error) {
+        return reject(this.authProblem(error, logger), error instanceof WebhookReplayError ? 'replay' : 'signature');
+      }
+    }
+
+    // 6. Text and JSON.
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(raw);
@@ -105,7 +109,7 @@ export class EventIntake {
       return reject(problem(400, ProblemType.invalidJson, 'Invalid JSON', `The body is not valid JSON: ${(error as Error).message}`), 'json');
     }
 
-    // 5. The events.
+    // 7. The events.
     const values: unknown[] = mediaType === MEDIA_TYPE_BATCH ? (Array.isArray(parsed) ? parsed : [undefined]) : [parsed];
     if (mediaType === MEDIA_TYPE_BATCH && !Array.isArray(parsed)) {
       return reject(problem(400, ProblemType.invalidEvent, 'Invalid batch', `A ${MEDIA_TYPE_BATCH} body must be a JSON array of events`), 'batch-shape');
@@ -140,7 +144,7 @@ export class EventIntake {
       );
     }
 
-    // 6. Coalesce and enqueue.
+    // 8. Coalesce and enqueue.
     // The active span when telemetry runs (so the sync continues this request's trace), else the caller's trace.
     const traceparent = currentTraceparent() ?? validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
     const queued = coalesceEvents(events);
@@ -167,15 +171,22 @@ export class EventIntake {
     return json(202, { accepted: events.length, enqueued: queued.length });
   }
 
-  /** Returns the webhook id for Standard Webhooks requests; throws for anything unauthenticated. */
-  private async authenticate(request: ApiRequest, raw: Buffer): Promise<string | undefined> {
-    const modes = this.options.config.authModes;
-    if (this.verifier && WebhookVerifier.isSigned(request.headers)) return this.verifier.verify(raw, request.headers);
-    if (modes.includes('entra')) {
-      await this.options.validator.authenticate(request.headers.get('authorization'), [this.options.senderRole]);
-      return undefined;
+  /** Requires a bearer token with the sender role; without Entra mode, an unsigned request is refused. */
+  private async authenticateBearer(request: ApiRequest): Promise<void> {
+    if (!this.options.config.authModes.includes('entra')) {
+      throw new WebhookSignatureError('This endpoint expects Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)');
     }
-    throw new WebhookSignatureError('This endpoint expects Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature)');
+    await this.options.validator.authenticate(request.headers.get('authorization'), [this.options.senderRole]);
+  }
+
+  private authProblem(error: unknown, logger: Logger): ApiResponse {
+    if (error instanceof WebhookSignatureError) {
+      return problem(401, ProblemType.invalidSignature, 'Invalid webhook signature', error.message, {}, { 'www-authenticate': 'Bearer' });
+    }
+    if (error instanceof WebhookReplayError) {
+      return problem(409, ProblemType.duplicateDelivery, 'Already accepted', error.message, { webhookId: error.webhookId });
+    }
+    return toProblem(error, logger);
   }
 }
 

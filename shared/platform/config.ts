@@ -49,10 +49,27 @@ export interface BackstageConfig {
   pageSize: number;
 }
 
-export interface AuthConfig {
+/** An issuer whose tokens this API accepts, and how its tokens carry roles. */
+export interface TrustedIssuer {
+  /** `entra`: Entra ID (only access tokens: `azp`/`appid` required). `federated`: any other OpenID issuer. */
+  kind: 'entra' | 'federated';
+  /** For logs and errors. */
+  name: string;
+  /** The `iss` values of this trust (Entra's v1 and v2 issuers may both be listed). */
   issuers: string[];
   audiences: string[];
+  /** Signing keys; by default from the first issuer's OpenID discovery document. */
   jwksUri?: string;
+  /** The claim that carries roles: `roles` (Entra), `scp` or `groups` (Okta), `sub` (a Kubernetes service account)… */
+  rolesClaim: string;
+  /** Claim value → app roles; without it the claim's values are the roles. */
+  roleMap?: Record<string, string[]>;
+}
+
+export interface AuthConfig {
+  trusts: TrustedIssuer[];
+  /** Role → the client ids (`azp`/`appid`/`client_id`) that may hold it; roles not listed are not pinned. */
+  roleClients: Record<string, string[]>;
   readRole: string;
   adminRole: string;
   senderRole: string;
@@ -159,9 +176,26 @@ function toAppConfig(s: Settings): AppConfig {
       concurrency: s.RECONCILE_CONCURRENCY,
     },
     auth: {
-      issuers: s.AUTH_ISSUER,
-      audiences: s.AUTH_AUDIENCE,
-      ...(s.AUTH_JWKS_URI && { jwksUri: s.AUTH_JWKS_URI }),
+      trusts: [
+        {
+          kind: 'entra',
+          name: 'entra',
+          issuers: s.AUTH_ISSUER,
+          audiences: s.AUTH_AUDIENCE,
+          ...(s.AUTH_JWKS_URI && { jwksUri: s.AUTH_JWKS_URI }),
+          rolesClaim: 'roles',
+        },
+        ...s.AUTH_FEDERATED_ISSUERS.map((f, index) => ({
+          kind: 'federated' as const,
+          name: f.name ?? `federated-${index + 1}`,
+          issuers: [f.issuer],
+          audiences: f.audiences,
+          ...(f.jwksUri && { jwksUri: f.jwksUri }),
+          rolesClaim: f.rolesClaim,
+          ...(f.roleMap && { roleMap: f.roleMap }),
+        })),
+      ],
+      roleClients: s.AUTH_ROLE_CLIENTS,
       readRole: s.AUTH_READ_ROLE,
       adminRole: s.AUTH_ADMIN_ROLE,
       senderRole: s.AUTH_SENDER_ROLE,

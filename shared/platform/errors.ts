@@ -124,14 +124,15 @@ export class AuthenticationError extends SyncServiceError {
   }
 }
 
-/** 403: a valid token without the role this endpoint requires. */
+/** 403: a valid token without the role this endpoint requires (or holding it from a client not allowed to). */
 export class AuthorizationError extends SyncServiceError {
   readonly requiredRoles: readonly string[];
-  constructor(requiredRoles: readonly string[], principal: { subject: string; appId?: string }) {
-    super(
-      `The token of ${principal.appId ?? principal.subject} lacks the app role ${requiredRoles.map((r) => `'${r}'`).join(' or ')}`,
-      { code: 'Forbidden' },
-    );
+  constructor(requiredRoles: readonly string[], principal: { subject: string; appId?: string }, refusedBecause?: string) {
+    const who = principal.appId ?? principal.subject;
+    const roles = requiredRoles.map((r) => `'${r}'`).join(' or ');
+    super(refusedBecause ? `The token of ${who} holds the app role ${roles}, but ${who} ${refusedBecause}` : `The token of ${who} lacks the app role ${roles}`, {
+      code: 'Forbidden',
+    });
     this.requiredRoles = requiredRoles;
   }
 }

@@ -24,6 +24,31 @@ const csv = z
   .min(1, 'must not be empty')
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
+/** A setting holding JSON, parsed, then checked by `schema`. */
+function json<S extends z.ZodType>(schema: S, example: string) {
+  return z
+    .string()
+    .trim()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `must be JSON, e.g. ${example}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+const federatedIssuer = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" and "-", at most 64').optional(),
+  issuer: z.string().refine((v) => isUrl(v, ['http:', 'https:']), 'must be an absolute URL'),
+  audiences: z.array(z.string().min(1)).min(1, 'must name at least one audience'),
+  jwksUri: z.string().refine((v) => isUrl(v, ['http:', 'https:']), 'must be an absolute URL').optional(),
+  rolesClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_:.-]{0,63}$/, 'must be a claim name').default('roles'),
+  roleMap: z.record(z.string(), z.array(z.string().min(1))).optional(),
+});
+
 /** Every setting the code reads, with its rule and its default: the one place defaults live. */
 export const fields = {
   APP_MODE: z.enum(['production', 'local'], { error: "must be 'production' or 'local'" }).default('production'),
@@ -72,6 +97,14 @@ export const fields = {
   AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
   AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
   AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
+  AUTH_FEDERATED_ISSUERS: json(
+    z.array(federatedIssuer, { error: 'must be a JSON array of issuers' }),
+    '[{"issuer":"https://oidc.example/","audiences":["api://sync"],"rolesClaim":"sub","roleMap":{"system:serviceaccount:backstage:backstage":["Events.Send"]}}]',
+  ).default([]),
+  AUTH_ROLE_CLIENTS: json(
+    z.record(z.string(), z.array(z.string().min(1)).min(1, 'must list at least one client id'), { error: 'must be a JSON object of role → client ids' }),
+    '{"Catalog.Admin":["<client id>"]}',
+  ).default({}),
 
   ServiceBusConnection__fullyQualifiedNamespace: z
     .string()
@@ -202,6 +235,18 @@ function crossFieldRules(s: Partial<Settings> & Record<string, unknown>, ctx: z.
     else if (production && !issuer.startsWith('https:')) issue('AUTH_ISSUER', 'must be https in production mode');
   }
   if (production && s.AUTH_JWKS_URI && isUrl(s.AUTH_JWKS_URI, ['http:'])) issue('AUTH_JWKS_URI', 'must be https in production mode');
+  // Only a list that parsed (a value that failed its own rule may still be the raw string here).
+  const federatedIssuers = Array.isArray(s.AUTH_FEDERATED_ISSUERS) ? s.AUTH_FEDERATED_ISSUERS : [];
+  for (const [index, federated] of federatedIssuers.entries()) {
+    const at = `[${index}] (${federated.name ?? federated.issuer})`;
+    if (production && [federated.issuer, federated.jwksUri].some((url) => url !== undefined && isUrl(url, ['http:']))) {
+      issue('AUTH_FEDERATED_ISSUERS', `${at}: issuer and jwksUri must be https in production mode`);
+    }
+    if (federated.rolesClaim === 'sub' && !federated.roleMap) {
+      issue('AUTH_FEDERATED_ISSUERS', `${at}: rolesClaim "sub" needs a roleMap naming the subjects (e.g. system:serviceaccount:<namespace>:<name>) and their roles`);
+    }
+    if ((s.AUTH_ISSUER ?? []).includes(federated.issuer)) issue('AUTH_FEDERATED_ISSUERS', `${at}: the issuer is already trusted as Entra (AUTH_ISSUER)`);
+  }
 
   const serviceBusNamespace = s.ServiceBusConnection__fullyQualifiedNamespace;
   if (!serviceBusNamespace && !s.ServiceBusConnection) {

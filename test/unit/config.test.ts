@@ -34,7 +34,12 @@ test('a complete production configuration with defaults', () => {
     backstage: { baseUrl: 'https://backstage.example.com', requestTimeoutInMs: 10_000, maxRetries: 4, pageSize: 500 },
     sync: { tombstoneTtlInSeconds: 604_800, maxAttempts: 5 },
     reconcile: { schedule: '0 */30 * * * *', maxDeleteRatio: 0.2 },
-    auth: { issuers: ['https://login.microsoftonline.com/tenant/v2.0'], audiences: ['api://sync', '6666'], readRole: 'Catalog.Read', adminRole: 'Catalog.Admin' },
+    auth: {
+      trusts: [{ kind: 'entra', issuers: ['https://login.microsoftonline.com/tenant/v2.0'], audiences: ['api://sync', '6666'], rolesClaim: 'roles' }],
+      roleClients: {},
+      readRole: 'Catalog.Read',
+      adminRole: 'Catalog.Admin',
+    },
   });
   expect(config.cosmos.key).toBeUndefined();
   expect(config.backstage.staticToken).toBeUndefined();
@@ -219,4 +224,22 @@ test('local mode is refused where the Functions platform runs the app', () => {
 test('production sends bearer tokens to Backstage over TLS only', () => {
   expect(issuesOf({ ...production, BACKSTAGE_BASE_URL: 'http://backstage.internal:7007' }).BACKSTAGE_BASE_URL).toMatch(/must be https in production mode/);
   expect(loadConfig({ ...production, APP_MODE: 'local', BACKSTAGE_BASE_URL: 'http://127.0.0.1:7007' }).backstage.baseUrl).toBe('http://127.0.0.1:7007');
+});
+
+test('federated issuers: JSON, with their own audiences and role claims, validated as a whole', () => {
+  const aks = { name: 'aks', issuer: 'https://oidc.prod-aks.azure.com/abc/', audiences: ['backstage-cosmos-sync'], rolesClaim: 'sub', roleMap: { 'system:serviceaccount:backstage:backstage': ['Events.Send'] } };
+  const config = loadConfig({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([aks]), AUTH_ROLE_CLIENTS: '{"Catalog.Admin":["ops-console"]}' });
+  expect(config.auth.trusts).toEqual([
+    { kind: 'entra', name: 'entra', issuers: ['https://login.microsoftonline.com/tenant/v2.0'], audiences: ['api://sync', '6666'], rolesClaim: 'roles' },
+    { kind: 'federated', name: 'aks', issuers: [aks.issuer], audiences: aks.audiences, rolesClaim: 'sub', roleMap: aks.roleMap },
+  ]);
+  expect(config.auth.roleClients).toEqual({ 'Catalog.Admin': ['ops-console'] });
+
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: '[{issuer: x}]' }).AUTH_FEDERATED_ISSUERS).toMatch(/must be JSON, e.g. \[/);
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, roleMap: undefined }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/rolesClaim "sub" needs a roleMap/);
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, issuer: 'http://oidc.internal/' }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/must be https in production mode/);
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, audiences: [] }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/at least one audience/);
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, issuer: 'https://login.microsoftonline.com/tenant/v2.0' }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/already trusted as Entra/);
+  expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, typo: true }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/typo/);
+  expect(issuesOf({ ...production, AUTH_ROLE_CLIENTS: '{"Catalog.Admin":[]}' }).AUTH_ROLE_CLIENTS).toMatch(/at least one client id/);
 });
