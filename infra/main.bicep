@@ -27,8 +27,14 @@ param authTenantId string = tenant().tenantId
 param intakeAuth string = 'entra'
 
 @secure()
-@description('Standard Webhooks secrets (whsec_…), only when intakeAuth includes standard-webhooks. Prefer a Key Vault reference in the app setting after deployment.')
+@description('Standard Webhooks secrets (whsec_…, comma-separated; the first signs) to store in Key Vault, when intakeAuth includes standard-webhooks. Needed on the first provision; empty later = keep what the vault holds.')
 param webhookSecrets string = ''
+
+@description('Object id of the Backstage backend\'s identity: it gets read access to the authored container only. Empty = none.')
+param backstagePrincipalId string = ''
+
+@description('Object ids of other consumers of the mirror: read access to entities and edges.')
+param mirrorReaderPrincipalIds array = []
 
 @description('NCRONTAB schedule of the full reconcile.')
 param reconcileSchedule string = '0 */30 * * * *'
@@ -99,9 +105,29 @@ module cosmos 'app/cosmos.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    backstagePrincipalId: backstagePrincipalId
+    readerPrincipalIds: mirrorReaderPrincipalIds
     enableVnet: enableVnet
     privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
     privateDnsZoneId: enableVnet ? network!.outputs.cosmosDnsZoneId : ''
+  }
+}
+
+var webhooksEnabled = contains(toLower(intakeAuth), 'standard-webhooks')
+
+module keyVault 'app/keyvault.bicep' = {
+  scope: rg
+  name: 'keyvault'
+  params: {
+    name: 'kv-${token}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    webhooksEnabled: webhooksEnabled
+    webhookSecrets: webhookSecrets
+    enableVnet: enableVnet
+    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: enableVnet ? network!.outputs.keyVaultDnsZoneId : ''
   }
 }
 
@@ -141,7 +167,8 @@ module function 'app/function.bicep' = {
     authIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
     apiAudience: apiAudience
     intakeAuth: intakeAuth
-    webhookSecrets: webhookSecrets
+    webhooksEnabled: webhooksEnabled
+    webhookSecretsReference: keyVault.outputs.webhookSecretsReference
     reconcileSchedule: reconcileSchedule
     maximumInstanceCount: maximumInstanceCount
     integrationSubnetId: enableVnet ? network!.outputs.integrationSubnetId : ''
@@ -178,3 +205,4 @@ output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name

@@ -7,7 +7,7 @@ import type { CosmosConfig } from '../shared/platform/config';
 
 export async function ensureCosmosResources(
   client: CosmosClient,
-  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer'>,
+  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer' | 'deliveriesContainer'>,
 ): Promise<void> {
   const { database } = await client.databases.createIfNotExists({ id: config.databaseName });
   await database.containers.createIfNotExists({
@@ -22,4 +22,5 @@ export async function ensureCosmosResources(
   });
   await database.containers.createIfNotExists({ id: config.edgesContainer, partitionKey: { paths: ['/source'] } });
   await database.containers.createIfNotExists({ id: config.leasesContainer, partitionKey: { paths: ['/id'] } });
+  await database.containers.createIfNotExists({ id: config.deliveriesContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
 }

@@ -25,6 +25,7 @@ import type { FunctionsHost } from './functions-host';
 import type * as FunctionsAppModule from './functions-host/app';
 import { startIdentityServer, type IdentityServer } from './identity';
 import { alive, killSpawned, portChooser, runStopSteps, startAzurite, stopChild, type StopOptions, type StopStep } from './processes';
+import { settingDefaults } from '../shared/platform/settings';
 import { LocalServiceBus } from './servicebus/broker';
 import { loadEmulatorConfig, type QueueOptions } from './servicebus/config';
 
@@ -253,6 +254,8 @@ export function localAppSettings(parts: LocalParts, external: Settings = {}): Se
     AUTH_AUDIENCE: external.AUTH_AUDIENCE ?? LOCAL_API_AUDIENCE,
     ...(localManagedIdentity && { IDENTITY_ENDPOINT: identity.identityEndpoint, IDENTITY_HEADER: identity.identityHeader }),
     ...pick(external, ['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'AZURE_CLIENT_ID', 'COSMOS_DATABASE_NAME']),
+    // As in Azure (infra/app/function.bicep): the host cuts off bodies just above the intake's own limit.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: external.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ?? String(Number(settingDefaults().INTAKE_MAX_BODY_BYTES) + 65536),
   };
 }
 
@@ -291,7 +294,15 @@ async function provision(cosmos: CosmosEmulator, identity: IdentityServer, datab
     connectionPolicy: { enableEndpointDiscovery: false },
   });
   try {
-    await ensureCosmosResources(client, { databaseName, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases' });
+    // The containers at the names the app's settings default to (the local app settings leave them there).
+    const names = settingDefaults();
+    await ensureCosmosResources(client, {
+      databaseName,
+      entitiesContainer: String(names.COSMOS_ENTITIES_CONTAINER),
+      edgesContainer: String(names.COSMOS_EDGES_CONTAINER),
+      leasesContainer: String(names.COSMOS_LEASES_CONTAINER),
+      deliveriesContainer: String(names.COSMOS_DELIVERIES_CONTAINER),
+    });
   } finally {
     client.dispose();
   }

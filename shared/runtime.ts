@@ -16,6 +16,7 @@ import { GraphService } from './graph/traverse';
 import { TokenValidator } from './http/auth';
 import { Endpoints } from './http/endpoint';
 import { EventIntake } from './intake/intake';
+import { WebhookDeliveryStore } from './intake/delivery-store';
 import { Maintenance } from './maintenance';
 import { loadConfig, type AppConfig, type Environment } from './platform/config';
 import { createCosmosClient, type CosmosStoreOptions } from './platform/cosmos';
@@ -91,11 +92,12 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const entityStore = new EntityStore(database.container(config.cosmos.entitiesContainer), storeOptions);
   const edgeStore = new EdgeStore(database.container(config.cosmos.edgesContainer), storeOptions);
   const projectionFailures = new ProjectionFailureStore(database.container(config.cosmos.edgesContainer), storeOptions);
+  const deliveries = new WebhookDeliveryStore(database.container(config.cosmos.deliveriesContainer), storeOptions);
 
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
   const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), { sendTimeoutInMs: config.serviceBus.sendTimeoutInMs });
-  const intake = new EventIntake({ config: config.intake, senderRole: config.auth.senderRole, validator, queue, logger: component('intake'), metrics });
+  const intake = new EventIntake({ config: config.intake, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
   const mirror = { catalog, store: entityStore, metrics, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
   const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });

@@ -1,9 +1,15 @@
-// Cosmos DB for NoSQL: keys disabled (Entra only), metadata writes only through ARM, the database and its three
-// containers declared here (the app's data-plane identity cannot create them), and a least-privilege custom role.
+// Cosmos DB for NoSQL: keys disabled (Entra only), metadata writes only through ARM, the database and its containers
+// declared here (no data-plane identity can create them), and least-privilege custom roles per principal and
+// container (cosmos-roles.json; the role matrix in docs/identity.md).
 param name string
 param location string
 param tags object
+@description('Object id of the Function App\'s managed identity.')
 param principalId string
+@description('Object id of the Backstage backend\'s identity, which reads the authored container; empty = none.')
+param backstagePrincipalId string = ''
+@description('Object ids of other consumers of the mirror, which read entities and edges.')
+param readerPrincipalIds array = []
 param enableVnet bool
 param privateEndpointSubnetId string
 param privateDnsZoneId string
@@ -78,41 +84,62 @@ resource leases 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2
   properties: { resource: { id: 'leases', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 } } }
 }
 
-// Exactly what the code does: point reads, creates, replaces, upserts, deletes (edges, leases), queries and the
-// change feed — no stored procedures, no container management.
-resource role 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
-  parent: account
-  name: guid(account.id, 'backstage-cosmos-sync-data')
-  properties: {
-    roleName: 'backstage-cosmos-sync data access'
-    type: 'CustomRole'
-    assignableScopes: ['${account.id}/dbs/${databaseName}']
-    permissions: [
-      {
-        dataActions: [
-          'Microsoft.DocumentDB/databaseAccounts/readMetadata'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/create'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/replace'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/upsert'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery'
-          'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed'
-        ]
-      }
-    ]
-  }
+// The replay guard of Standard Webhooks deliveries: one document per webhook-id, each with its own ttl.
+resource deliveries 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: 'webhook-deliveries'
+  properties: { resource: { id: 'webhook-deliveries', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
 }
 
-resource assignment 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
-  parent: account
-  name: guid(role.id, principalId)
-  properties: {
-    roleDefinitionId: role.id
-    principalId: principalId
-    scope: '${account.id}/dbs/${databaseName}'
-  }
+// Entities authored in Cosmos DB, read by the Backstage entity provider.
+resource authored 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: 'authored'
+  properties: { resource: { id: 'authored', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 } } }
 }
+
+// One custom role per principal and container, with exactly the data actions that principal performs there; each
+// assignable, and assigned, at that container only.
+var cosmosRoles = loadJsonContent('cosmos-roles.json').roles
+var containerActions = 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers'
+var principalsByKind = {
+  app: [principalId]
+  backstage: empty(backstagePrincipalId) ? [] : [backstagePrincipalId]
+  readers: readerPrincipalIds
+}
+var containerScope = '${account.id}/dbs/${databaseName}/colls'
+
+resource roles 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = [
+  for role in cosmosRoles: {
+    parent: account
+    name: guid(account.id, role.name)
+    properties: {
+      roleName: role.roleName
+      type: 'CustomRole'
+      assignableScopes: ['${containerScope}/${role.container}']
+      permissions: [
+        {
+          dataActions: concat(['Microsoft.DocumentDB/databaseAccounts/readMetadata'], map(role.dataActions, action => '${containerActions}/${action}'))
+        }
+      ]
+    }
+  }
+]
+
+var assignments = flatten(map(range(0, length(cosmosRoles)), i => map(principalsByKind[cosmosRoles[i].principal], p => { role: i, principalId: p })))
+
+resource roleAssignments 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [
+  for assignment in assignments: {
+    parent: account
+    name: guid(account.id, cosmosRoles[assignment.role].name, assignment.principalId)
+    properties: {
+      roleDefinitionId: roles[assignment.role].id
+      principalId: assignment.principalId
+      scope: '${containerScope}/${cosmosRoles[assignment.role].container}'
+    }
+    dependsOn: [entities, edges, leases, deliveries, authored]
+  }
+]
 
 resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVnet) {
   name: 'pe-${name}'

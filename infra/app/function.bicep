@@ -18,8 +18,10 @@ param backstageTokenScope string
 param authIssuer string
 param apiAudience string
 param intakeAuth string
-@secure()
-param webhookSecrets string
+@description('True when the intake accepts Standard Webhooks.')
+param webhooksEnabled bool
+@description('Key Vault reference to the Standard Webhooks secrets, resolved by the platform with the app identity.')
+param webhookSecretsReference string
 param reconcileSchedule string
 param maximumInstanceCount int
 @description('Subnet for VNet integration; empty = none.')
@@ -43,6 +45,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in app settings resolve with the user-assigned identity (not a system-assigned one).
+    keyVaultReferenceIdentity: identityId
     virtualNetworkSubnetId: empty(integrationSubnetId) ? null : integrationSubnetId
     siteConfig: { minTlsVersion: '1.2', ftpsState: 'Disabled' }
     functionAppConfig: {
@@ -58,6 +62,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
   }
 }
+
+// INTAKE_MAX_BODY_BYTES's default in the code.
+var intakeMaxBodyBytes = 1048576
 
 var loginEndpoint = environment().authentication.loginEndpoint
 var tenantPart = split(authIssuer, '/')[3]
@@ -102,8 +109,26 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 
     SERVICEBUS_QUEUE_NAME: serviceBusQueueName
     INTAKE_AUTH: intakeAuth
-    WEBHOOK_SECRETS: webhookSecrets
+    // A Key Vault reference, never the secret itself; empty when the intake takes tokens only.
+    WEBHOOK_SECRETS: webhooksEnabled ? webhookSecretsReference : ''
+
+    // The host refuses bodies this large before the app reads a byte; the intake's own limit (INTAKE_MAX_BODY_BYTES,
+    // 1 MiB by default) answers anything between with a problem+json 413. The infra test keeps them together.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(intakeMaxBodyBytes + 65536)
   }
+}
+
+// No FTP or SCM basic-auth publishing: deployment goes through the identity (azd, the deployment container).
+resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: { allow: false }
 }
 
 output name string = app.name

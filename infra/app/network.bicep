@@ -30,6 +30,7 @@ var zones = [
   'privatelink.documents.azure.com'
   'privatelink.servicebus.windows.net'
   'privatelink.blob.${environment().suffixes.storage}'
+  'privatelink.vaultcore.azure.net'
 ]
 
 resource dns 'Microsoft.Network/privateDnsZones@2024-06-01' = [
@@ -54,3 +55,4 @@ output privateEndpointSubnetId string = vnet.properties.subnets[1].id
 output cosmosDnsZoneId string = dns[0].id
 output serviceBusDnsZoneId string = dns[1].id
 output blobDnsZoneId string = dns[2].id
+output keyVaultDnsZoneId string = dns[3].id

@@ -29,12 +29,13 @@ export async function startHttpHost(options: {
   host?: string;
   routePrefix?: string;
   logHandler?: (level: string, ...args: unknown[]) => void;
-  /** Largest body accepted (the host's default is 100 MB). */
+  /** Largest body accepted; by default FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, as the host reads it, or its 100 MB. */
   maxBodyBytes?: number;
 }): Promise<HttpHost> {
   const prefix = `/${options.routePrefix ?? 'api'}`;
   const compiled = options.routes.map((route) => ({ ...route, pattern: compile(`${prefix}/${route.route}`) }));
-  const maxBody = options.maxBodyBytes ?? 100 * 1024 * 1024;
+  const fromSetting = Number(process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT);
+  const maxBody = options.maxBodyBytes ?? (Number.isSafeInteger(fromSetting) && fromSetting > 0 ? fromSetting : 100 * 1024 * 1024);
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);

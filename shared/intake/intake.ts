@@ -17,7 +17,9 @@ import { json, problem, ProblemType, readBodyUpTo, toProblem, type ApiRequest, t
 import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
 import { type EventQueue, toServiceBusMessage } from '../queue/queue';
 import { WebhookVerifier } from './webhooks';
+import type { WebhookDeliveryStore } from './delivery-store';
 import { currentTraceparent, trackEvent } from '../platform/telemetry';
+import { abortOnly } from '../platform/options';
 
 const MEDIA_TYPE_SINGLE = 'application/cloudevents+json';
 const MEDIA_TYPE_BATCH = 'application/cloudevents-batch+json';
@@ -30,6 +32,8 @@ export interface IntakeOptions {
   logger: Logger;
   metrics?: Metrics;
   webhookVerifier?: WebhookVerifier;
+  /** The shared replay guard; required when Standard Webhooks are accepted. */
+  deliveries?: WebhookDeliveryStore;
 }
 
 export class EventIntake {
@@ -42,6 +46,7 @@ export class EventIntake {
       (config.authModes.includes('standard-webhooks')
         ? new WebhookVerifier(config.webhookSecrets, { toleranceInSeconds: config.webhookToleranceInSeconds })
         : undefined);
+    if (this.verifier && !options.deliveries) throw new Error('EventIntake: Standard Webhooks need the shared delivery store (the replay guard)');
   }
 
   async handle(request: ApiRequest, call: { abortSignal?: AbortSignal; logger?: Logger } = {}): Promise<ApiResponse> {
@@ -144,7 +149,18 @@ export class EventIntake {
       );
     }
 
-    // 8. Coalesce and enqueue.
+    // 8. A signed delivery claims its webhook-id, shared by every instance: exactly one copy gets past this.
+    const deliveries = this.options.deliveries;
+    if (webhookId !== undefined && deliveries) {
+      try {
+        await deliveries.claim(webhookId, { ttlInSeconds: this.verifier!.replayWindowInSeconds, ...abortOnly(call) });
+      } catch (error) {
+        if (error instanceof WebhookReplayError) return reject(this.authProblem(error, logger), 'replay');
+        return reject(toProblem(error, logger), 'replay-guard');
+      }
+    }
+
+    // 9. Coalesce and enqueue.
     // The active span when telemetry runs (so the sync continues this request's trace), else the caller's trace.
     const traceparent = currentTraceparent() ?? validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
     const queued = coalesceEvents(events);
@@ -154,6 +170,10 @@ export class EventIntake {
         call.abortSignal ? { abortSignal: call.abortSignal } : {},
       );
     } catch (error) {
+      // Nothing was enqueued: give the webhook-id back, so the sender's retry is accepted.
+      if (webhookId !== undefined && deliveries) {
+        await deliveries.release(webhookId).catch((releaseError: unknown) => logger.warn('Could not release a webhook delivery claim', { webhookId, error: releaseError }));
+      }
       if (error instanceof QueueUnavailableError) {
         logger.error('Could not enqueue catalog events', { error, events: events.length });
         return reject(
@@ -163,7 +183,6 @@ export class EventIntake {
       }
       throw error;
     }
-    if (webhookId !== undefined) this.verifier?.remember(webhookId);
     this.options.metrics?.increment('intake.events', events.length);
     this.options.metrics?.increment('intake.enqueued', queued.length);
     logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length });

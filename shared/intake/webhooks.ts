@@ -1,11 +1,11 @@
 /**
  * Standard Webhooks verification (https://www.standardwebhooks.com/) for senders that cannot get an Entra
  * token: HMAC-SHA256 over `id.timestamp.body` with a shared secret, timestamps within a tolerance, several
- * secrets accepted while rotating, constant-time comparison (all in the `standardwebhooks` library), and a
- * replay guard on `webhook-id`.
+ * secrets accepted while rotating, constant-time comparison (all in the `standardwebhooks` library). Replays are
+ * the intake's to refuse, through the shared `WebhookDeliveryStore`.
  */
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { WebhookReplayError, WebhookSignatureError } from '../platform/errors';
+import { WebhookSignatureError } from '../platform/errors';
 
 export interface WebhookHeaders {
   get(name: string): string | null;
@@ -13,8 +13,6 @@ export interface WebhookHeaders {
 
 export class WebhookVerifier {
   private readonly webhooks: Webhook[];
-  /** webhook-id → when it can be forgotten (a replay after that fails the timestamp check anyway). */
-  private readonly seen = new Map<string, number>();
   private readonly toleranceInMs: number;
 
   constructor(secrets: readonly string[], options: { toleranceInSeconds: number; now?: () => number }) {
@@ -33,8 +31,7 @@ export class WebhookVerifier {
 
   /**
    * Verifies the raw body against the headers with every configured secret; throws
-   * {@link WebhookSignatureError} naming what is wrong, or {@link WebhookReplayError} for a webhook-id already
-   * accepted within the tolerance window. Returns the webhook id.
+   * {@link WebhookSignatureError} naming what is wrong. Returns the webhook id.
    */
   verify(rawBody: Buffer, headers: WebhookHeaders): string {
     const id = headers.get('webhook-id');
@@ -54,7 +51,6 @@ export class WebhookVerifier {
     for (const webhook of this.webhooks) {
       try {
         webhook.verify(rawBody, plain, { jsonParse: false });
-        this.checkReplay(id);
         return id;
       } catch (error) {
         if (!(error instanceof WebhookVerificationError)) throw error;
@@ -64,15 +60,8 @@ export class WebhookVerifier {
     throw new WebhookSignatureError('webhook-signature does not match the body with any configured secret', lastError);
   }
 
-  /** Remembers `id` as accepted (call after the request was enqueued). */
-  remember(id: string): void {
-    const now = this.now();
-    this.seen.set(id, now + 2 * this.toleranceInMs);
-    if (this.seen.size > 10_000) for (const [key, until] of this.seen) if (until <= now) this.seen.delete(key);
-  }
-
-  private checkReplay(id: string): void {
-    const until = this.seen.get(id);
-    if (until !== undefined && until > this.now()) throw new WebhookReplayError(id);
+  /** How long an accepted webhook-id must be remembered: past it, a replay fails the timestamp check. */
+  get replayWindowInSeconds(): number {
+    return 2 * (this.toleranceInMs / 1000) + 60;
   }
 }

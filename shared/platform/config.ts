@@ -26,6 +26,8 @@ export interface CosmosConfig {
   entitiesContainer: string;
   edgesContainer: string;
   leasesContainer: string;
+  /** The webhook replay guard's records (one per accepted webhook-id, with a TTL). */
+  deliveriesContainer: string;
   /** PEM file of a CA to trust for the local emulator's certificate; local mode only. */
   caCertPath?: string;
   /** The SDK's own retries of 429 per request, and their cumulative wait. */
@@ -148,6 +150,7 @@ function toAppConfig(s: Settings): AppConfig {
       entitiesContainer: s.COSMOS_ENTITIES_CONTAINER,
       edgesContainer: s.COSMOS_EDGES_CONTAINER,
       leasesContainer: s.COSMOS_LEASES_CONTAINER,
+      deliveriesContainer: s.COSMOS_DELIVERIES_CONTAINER,
       ...(s.COSMOS_CA_CERT_PATH && { caCertPath: s.COSMOS_CA_CERT_PATH }),
       maxRetryAttempts: s.COSMOS_MAX_RETRY_ATTEMPTS,
       maxRetryWaitInMs: s.COSMOS_MAX_RETRY_WAIT_MS,

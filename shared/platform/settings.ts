@@ -61,6 +61,7 @@ export const fields = {
   COSMOS_ENTITIES_CONTAINER: name('entities'),
   COSMOS_EDGES_CONTAINER: name('edges'),
   COSMOS_LEASES_CONTAINER: name('leases'),
+  COSMOS_DELIVERIES_CONTAINER: name('webhook-deliveries'),
   COSMOS_CA_CERT_PATH: optionalString,
   COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
   COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
@@ -125,6 +126,11 @@ export const fields = {
     }),
   WEBHOOK_SECRETS: z
     .string()
+    .refine((v) => !/^\s*@Microsoft\.KeyVault\(/i.test(v), {
+      message:
+        "is a Key Vault reference the platform could not resolve: give the app's identity Key Vault Secrets User on the secret, name that identity in keyVaultReferenceIdentity, and check that the secret exists and the vault is reachable",
+      abort: true,
+    })
     .default('')
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .refine((secrets) => secrets.every((s) => /^whsec_[A-Za-z0-9+/]{24,}={0,2}$/.test(s)), 'each secret must be whsec_ followed by at least 18 bytes of base64'),

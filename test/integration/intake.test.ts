@@ -9,7 +9,9 @@ import { Webhook } from 'standardwebhooks';
 import { catalogEvents } from '../../functions/catalogEvents';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { resetRuntime } from '../../shared/runtime';
-import { startBroker, testEnvironment, userToken } from '../support/stack';
+import type { Container, CosmosClient } from '@azure/cosmos';
+import { loadConfig } from '../../shared/platform/config';
+import { provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { catalogEvent } from '../support/events';
 import { bodyJson } from '../support/http';
 
@@ -22,6 +24,9 @@ const SINGLE = 'application/cloudevents+json';
 const BATCH = 'application/cloudevents-batch+json';
 
 let broker: LocalServiceBus;
+/** The replay guard's container, read directly to see its records. */
+let deliveries: Container;
+let cosmos: CosmosClient;
 
 beforeAll(async () => {
   broker = await startBroker();
@@ -36,9 +41,13 @@ beforeAll(async () => {
       INTAKE_MAX_BATCH_EVENTS: '50',
     }),
   );
+  const config = loadConfig(process.env);
+  cosmos = await provisionCosmos(config);
+  deliveries = cosmos.database(config.cosmos.databaseName).container(config.cosmos.deliveriesContainer);
 });
 
 afterAll(async () => {
+  cosmos?.dispose();
   await resetRuntime();
   await broker?.stop();
 });
@@ -207,6 +216,46 @@ describe('rejected: authentication', () => {
   });
 });
 
+describe('the replay guard is shared by every instance', () => {
+  test('a replay after a restart gets the same 409; the claim carries its TTL', async () => {
+    const once = signed(event(), SECRET_NEW);
+    expect((await post(once.text, { token: null, headers: once.headers })).status).toBe(202);
+    await resetRuntime(); // a new instance: nothing in memory remembers the first delivery
+    await expectRejected(post(once.text, { token: null, headers: once.headers }), 409, 'duplicate-delivery');
+    const { resource } = await deliveries.item(once.headers['webhook-id'], once.headers['webhook-id']).read<{ ttl: number }>();
+    expect(resource?.ttl).toBeGreaterThan(2 * 300);
+    await takeAll();
+  });
+
+  test('concurrent copies of one delivery: exactly one is accepted', async () => {
+    const once = signed(event(), SECRET_NEW);
+    const before = enqueued();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(once.text, { token: null, headers: once.headers })));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409, 409, 409, 409, 409, 409]);
+    expect(enqueued()).toBe(before + 1);
+    await takeAll();
+  });
+
+  test('a rotation: old and new secrets while both are configured, then only the new one', async () => {
+    const byOld = signed(event(), SECRET_OLD);
+    expect((await post(byOld.text, { token: null, headers: byOld.headers })).status).toBe(202);
+    const byNew = signed(event(), SECRET_NEW);
+    expect((await post(byNew.text, { token: null, headers: byNew.headers })).status).toBe(202);
+    process.env.WEBHOOK_SECRETS = SECRET_NEW; // the old secret retired: the Key Vault secret now holds the new one only
+    await resetRuntime();
+    try {
+      const late = signed(event(), SECRET_OLD);
+      await expectRejected(post(late.text, { token: null, headers: late.headers }), 401, 'invalid-signature');
+      const current = signed(event(), SECRET_NEW);
+      expect((await post(current.text, { token: null, headers: current.headers })).status).toBe(202);
+    } finally {
+      process.env.WEBHOOK_SECRETS = `${SECRET_NEW},${SECRET_OLD}`;
+      await resetRuntime();
+    }
+    await takeAll();
+  });
+});
+
 describe('rejected: the request', () => {
   test('wrong content type', async () => {
     const answer = await expectRejected(post(event(), { contentType: 'application/json' }), 415, 'unsupported-media-type');
@@ -267,5 +316,11 @@ describe('the queue is down', () => {
     expect(response.status).toBe(503);
     expect(json(response).type).toBe('urn:backstage-cosmos-sync:problem:queue-unavailable');
     expect(header(response, 'retry-after')).toBe('10');
+  });
+  test('a signed delivery that could not be queued gives its webhook-id back, so the retry is not a replay', async () => {
+    const once = signed(event(), SECRET_NEW);
+    expect((await post(once.text, { token: null, headers: once.headers })).status).toBe(503);
+    const { statusCode } = await deliveries.item(once.headers['webhook-id'], once.headers['webhook-id']).read();
+    expect(statusCode).toBe(404);
   });
 });

@@ -14,7 +14,8 @@ import { catalogEvents } from '../../functions/catalogEvents';
 import { startHttpHost, type HttpHost } from '../../local/functions-host/http';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { resetRuntime } from '../../shared/runtime';
-import { API_AUDIENCE, identityAdmin, startBroker, testEnvironment, uniqueName } from '../support/stack';
+import { loadConfig } from '../../shared/platform/config';
+import { API_AUDIENCE, identityAdmin, provisionCosmos, startBroker, testEnvironment, uniqueName } from '../support/stack';
 
 jest.setTimeout(60_000);
 
@@ -32,6 +33,7 @@ beforeAll(async () => {
     process.env,
     testEnvironment({ ServiceBusConnection: broker.connectionString, INTAKE_AUTH: 'entra,standard-webhooks', WEBHOOK_SECRETS: SECRET }),
   );
+  (await provisionCosmos(loadConfig(process.env))).dispose(); // the webhook replay guard's container
   host = await startHttpHost({ routes: [{ functionName: 'catalogEvents', route: 'catalog/events', methods: ['POST'], handler: catalogEvents }] });
 });
 

@@ -97,6 +97,10 @@ test('intake authentication modes and webhook secrets', () => {
   });
   expect(issuesOf({ ...production, INTAKE_AUTH: 'standard-webhooks' }).WEBHOOK_SECRETS).toMatch(/required when INTAKE_AUTH/);
   expect(issuesOf({ ...production, INTAKE_AUTH: 'standard-webhooks', WEBHOOK_SECRETS: 'hunter2' }).WEBHOOK_SECRETS).toMatch(/whsec_/);
+  // The platform leaves a reference it could not resolve in place: say that, not "must be whsec_…".
+  const unresolved = issuesOf({ ...production, INTAKE_AUTH: 'standard-webhooks', WEBHOOK_SECRETS: '@Microsoft.KeyVault(VaultName=kv-x;SecretName=webhook-secrets)' }).WEBHOOK_SECRETS;
+  expect(unresolved).toMatch(/Key Vault reference the platform could not resolve: give the app's identity Key Vault Secrets User on the secret/);
+  expect(unresolved).not.toMatch(/whsec_/);
   expect(issuesOf({ ...production, INTAKE_AUTH: 'basic' }).INTAKE_AUTH).toMatch(/'entra', 'standard-webhooks' or both/);
   expect(issuesOf({ ...production, QUEUE_RETRY_BASE_DELAY_MS: '1000', QUEUE_RETRY_MAX_DELAY_MS: '10' }).QUEUE_RETRY_MAX_DELAY_MS).toMatch(/must not be smaller/);
 });

@@ -68,48 +68,105 @@ test('every data-plane resource refuses local (key) authentication', () => {
   }
 });
 
-test('the app identity has a role on every service the code uses, and only data-plane roles', () => {
-  const assignments = ofType('Microsoft.Authorization/roleAssignments').map((r) => r.body);
-  const roles = {
-    'Storage Blob Data Owner (host storage)': 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
-    'Azure Service Bus Data Sender': '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39',
-    'Azure Service Bus Data Receiver': '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0',
-    'Monitoring Metrics Publisher': '3913510d-42f4-4e42-8a64-420c390055eb',
-  };
-  for (const [role, id] of Object.entries(roles)) {
-    expect({ role, assigned: assignments.some((body) => all.includes(`'${id}'`) && /principalId:\s*principalId/.test(body)) }).toEqual({ role, assigned: true });
-  }
-  // Owner, Contributor and friends never appear.
-  expect(all).not.toMatch(/8e3af657-a8ff-443c-a75c-2fe8c4bcb635|b24988ac-6180-42a0-ab88-20f7382dd24c|18d7d88d-d35e-4fb5-a5c3-7773c20a72d9/);
-  // Service Bus rights are scoped to the queue, not the namespace.
-  for (const body of ofType('Microsoft.Authorization/roleAssignments').filter((r) => r.file === 'app/servicebus.bicep').map((r) => r.body)) {
-    expect(body).toMatch(/scope:\s*queue/);
-  }
-  // Cosmos DB: a custom data-plane role with exactly the actions the code performs, assigned at database scope.
-  const role = ofType('Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions')[0]!.body;
-  const actions = [...role.matchAll(/'Microsoft\.DocumentDB\/databaseAccounts\/([^']+)'/g)].map((m) => m[1]).sort();
-  expect(actions).toEqual(
-    [
-      'readMetadata',
-      'sqlDatabases/containers/executeQuery',
-      'sqlDatabases/containers/items/create',
-      'sqlDatabases/containers/items/delete',
-      'sqlDatabases/containers/items/read',
-      'sqlDatabases/containers/items/replace',
-      'sqlDatabases/containers/items/upsert',
-      'sqlDatabases/containers/readChangeFeed',
-    ].sort(),
+/** The role matrix of docs/identity.md: principal, resource, access, why. */
+const matrix = (() => {
+  const text = readFileSync(join(__dirname, '..', '..', 'docs', 'identity.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Role matrix'), text.indexOf('\n## ', text.indexOf('## Role matrix') + 1));
+  return section
+    .split('\n')
+    .filter((line) => /^\| (app|backstage|readers) \|/.test(line))
+    .map((line) => {
+      const [principal, resource, access, why] = line.split(' | ').map((cell) => cell.replace(/^\| |\s*\|$/g, '').trim());
+      return { principal: principal!, resource: resource!, access: access!, why: why! };
+    });
+})();
+
+interface CosmosRole {
+  name: string;
+  roleName: string;
+  principal: string;
+  container: string;
+  dataActions: string[];
+  why: string;
+}
+const cosmosRoles = (JSON.parse(readFileSync(join(INFRA, 'app', 'cosmos-roles.json'), 'utf8')) as { roles: CosmosRole[] }).roles;
+
+/** The built-in Azure roles the matrix may name, and the one resource (Bicep symbol) each may be assigned on. */
+const BUILT_IN = {
+  'Storage Blob Data Owner': { id: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', file: 'app/storage.bicep', scope: 'storage' },
+  'Azure Service Bus Data Sender': { id: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39', file: 'app/servicebus.bicep', scope: 'queue' },
+  'Azure Service Bus Data Receiver': { id: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0', file: 'app/servicebus.bicep', scope: 'queue' },
+  'Monitoring Metrics Publisher': { id: '3913510d-42f4-4e42-8a64-420c390055eb', file: 'app/monitoring.bicep', scope: 'appInsights' },
+  'Key Vault Secrets User': { id: '4633458b-17de-408a-b874-0445c86b69e6', file: 'app/keyvault.bicep', scope: 'current' },
+} as const;
+
+test('the role matrix is complete: every row has a principal, a resource, an access and a reason', () => {
+  expect(matrix.length).toBe(cosmosRoles.length + Object.keys(BUILT_IN).length);
+  for (const row of matrix) expect(Object.values(row).every((cell) => cell.length > 0)).toBe(true);
+});
+
+test('Azure RBAC: every assignment is a row of the role matrix, at the one resource it names, to the app identity', () => {
+  const assignments = ofType('Microsoft.Authorization/roleAssignments');
+  const assigned = assignments.map((assignment) => {
+    const variable = assignment.body.match(/roleDefinitions',\s*(\w+)\)/)?.[1];
+    const id = sources.get(assignment.file)!.match(new RegExp(`^var ${variable} = '([0-9a-f-]{36})'`, 'm'))?.[1];
+    const name = Object.entries(BUILT_IN).find(([, role]) => role.id === id)?.[0] ?? `unknown role ${id} in ${assignment.file}`;
+    return { name, file: assignment.file, scope: assignment.body.match(/^\s*scope:\s*(\w+)\s*$/m)?.[1], principal: assignment.body.match(/principalId:\s*(\w+)/)?.[1] };
+  });
+  expect(assigned.sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+    Object.entries(BUILT_IN)
+      .map(([name, role]) => ({ name, file: role.file, scope: role.scope, principal: 'principalId' }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
   );
-  expect(role).not.toMatch(/\*'/);
-  expect(ofType('Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments')[0]!.body).toMatch(/scope:\s*'\$\{account\.id\}\/dbs\/\$\{databaseName\}'/);
+  const builtInRows = matrix.filter((row) => !row.resource.startsWith('Cosmos DB'));
+  expect(builtInRows.map((row) => row.access).sort()).toEqual(Object.keys(BUILT_IN).sort());
+  expect(builtInRows.every((row) => row.principal === 'app')).toBe(true);
+  // Owner, Contributor, User Access Administrator and the Cosmos DB built-in data roles never appear.
+  expect(all).not.toMatch(/8e3af657-a8ff-443c-a75c-2fe8c4bcb635|b24988ac-6180-42a0-ab88-20f7382dd24c|18d7d88d-d35e-4fb5-a5c3-7773c20a72d9|00000000-0000-0000-0000-00000000000[12]/);
+});
+
+test('Cosmos DB: one custom role per principal and container, exactly the matrix, assignable and assigned at that container', () => {
+  const cosmosRows = matrix.filter((row) => row.resource.startsWith('Cosmos DB container'));
+  expect(cosmosRows).toHaveLength(cosmosRoles.length);
+  for (const role of cosmosRoles) {
+    const row = cosmosRows.find((r) => r.access.startsWith(`\`${role.name}\`:`));
+    expect({ role: role.name, row: row && { principal: row.principal, resource: row.resource } }).toEqual({
+      role: role.name,
+      row: { principal: role.principal, resource: `Cosmos DB container \`${role.container}\`` },
+    });
+    const listed = [...row!.access.slice(row!.access.indexOf(':')).matchAll(/`([^`]+)`/g)].map((m) => m[1]).sort();
+    expect({ role: role.name, actions: listed }).toEqual({ role: role.name, actions: [...role.dataActions].sort() });
+    for (const action of role.dataActions) expect(action).toMatch(/^(items\/(read|create|replace|upsert|delete)|executeQuery|readChangeFeed)$/);
+  }
+  const bicep = sources.get('app/cosmos.bicep')!;
+  expect(bicep).toContain("loadJsonContent('cosmos-roles.json').roles");
+  expect(bicep).toMatch(/var containerScope = '\$\{account\.id\}\/dbs\/\$\{databaseName\}\/colls'/);
+  expect(bicep).toMatch(/assignableScopes: \['\$\{containerScope\}\/\$\{role\.container\}'\]/);
+  expect(bicep).toMatch(/scope: '\$\{containerScope\}\/\$\{cosmosRoles\[assignment\.role\]\.container\}'/);
+  expect(bicep).toMatch(/dataActions: concat\(\['Microsoft\.DocumentDB\/databaseAccounts\/readMetadata'\], map\(role\.dataActions, action => '\$\{containerActions\}\/\$\{action\}'\)\)/);
+  expect(bicep).toMatch(/var containerActions = 'Microsoft\.DocumentDB\/databaseAccounts\/sqlDatabases\/containers'/);
+  // The two loops are the only Cosmos role resources.
+  expect(ofType('Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions').map((r) => r.name)).toEqual(['roles']);
+  expect(ofType('Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments').map((r) => r.name)).toEqual(['roleAssignments']);
+  // Every principal kind is wired to a parameter, and every container a role names is declared.
+  for (const kind of new Set(cosmosRoles.map((r) => r.principal))) expect(bicep).toMatch(new RegExp(`^\\s+${kind}: `, 'm'));
+  const containerIds = ofType('Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers').map((r) => r.body.match(/id: '([^']+)'/)?.[1]);
+  for (const role of cosmosRoles) expect(containerIds).toContain(role.container);
 });
 
 test('the database declares the containers the code uses, leases included', () => {
   const containers = ofType('Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers').map((r) => r.body);
   const partitionOf = (id: string) => containers.find((b) => b.includes(`id: '${id}'`))?.match(/paths:\s*\['([^']+)'\]/)?.[1];
   // The Function App leaves the container names at the code's defaults, so the declared containers must carry them.
-  const [entitiesName, edgesName, leasesName] = ['COSMOS_ENTITIES_CONTAINER', 'COSMOS_EDGES_CONTAINER', 'COSMOS_LEASES_CONTAINER'].map((k) => String(defaults[k]));
-  expect({ entities: partitionOf(entitiesName!), edges: partitionOf(edgesName!), leases: partitionOf(leasesName!) }).toEqual({ entities: '/id', edges: '/source', leases: '/id' });
+  const [entitiesName, edgesName, leasesName, deliveriesName] = ['COSMOS_ENTITIES_CONTAINER', 'COSMOS_EDGES_CONTAINER', 'COSMOS_LEASES_CONTAINER', 'COSMOS_DELIVERIES_CONTAINER'].map((k) => String(defaults[k]));
+  expect({ entities: partitionOf(entitiesName!), edges: partitionOf(edgesName!), leases: partitionOf(leasesName!), deliveries: partitionOf(deliveriesName!) }).toEqual({
+    entities: '/id',
+    edges: '/source',
+    leases: '/id',
+    deliveries: '/id',
+  });
+  // The replay guard's records carry their own ttl, which needs TTL on for the container.
+  expect(containers.find((b) => b.includes(`id: '${deliveriesName}'`))).toMatch(/defaultTtl: -1/);
   const entities = containers.find((b) => b.includes("id: 'entities'"))!;
   expect(entities).toMatch(/defaultTtl:\s*defaultTtl/);
   expect(sources.get('app/cosmos.bicep')).toMatch(/param defaultTtl int = -1/);
@@ -133,7 +190,7 @@ test('the Function App sets every setting without a default, only settings the c
   const set = new Map([...settings.matchAll(/^\s{4}(\w+):\s*(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
   const read = new Set(settingNames().filter((name) => !LOCAL_ONLY_SETTINGS.includes(name)));
   const host = (name: string) =>
-    /^AzureWebJobsStorage__/.test(name) || /^(CosmosDBConnection|ServiceBusConnection)__(credential|clientId)$/.test(name);
+    /^AzureWebJobsStorage__/.test(name) || /^(CosmosDBConnection|ServiceBusConnection)__(credential|clientId)$/.test(name) || name === 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT';
   const missing = [...read].filter((name) => !(name in defaults) && !set.has(name));
   const unread = [...set.keys()].filter((name) => !read.has(name) && !host(name));
   // A literal equal to the code's default is a second copy of it, which would silently stay behind when the default changes.
@@ -156,7 +213,7 @@ test('Flex Consumption on Node 22 with the user-assigned identity; private netwo
   expect(app).toMatch(/type:\s*'UserAssignedIdentity'/);
   expect(ofType('Microsoft.Web/serverfarms')[0]!.body).toMatch(/name:\s*'FC1',\s*tier:\s*'FlexConsumption'/);
   const endpoints = ofType('Microsoft.Network/privateEndpoints');
-  expect(endpoints.map((e) => e.file).sort()).toEqual(['app/cosmos.bicep', 'app/servicebus.bicep', 'app/storage.bicep']);
+  expect(endpoints.map((e) => e.file).sort()).toEqual(['app/cosmos.bicep', 'app/keyvault.bicep', 'app/servicebus.bicep', 'app/storage.bicep']);
   for (const [file, text] of sources) {
     if (/privateEndpoints@/.test(text)) expect({ file, conditional: /privateEndpoints@[^=]+=\s*if\s*\(enableVnet\)/.test(text) }).toEqual({ file, conditional: true });
   }
@@ -166,10 +223,39 @@ test('Flex Consumption on Node 22 with the user-assigned identity; private netwo
 test('outputs are names and endpoints, never secrets', () => {
   const outputs = [...(sources.get('main.bicep') ?? '').matchAll(/^output\s+(\w+)\s+\w+\s*=\s*(.+)$/gm)].map((m) => `${m[1]} = ${m[2]}`);
   expect(outputs.length).toBeGreaterThan(3);
-  for (const output of outputs) expect(output).not.toMatch(/connectionString|key|secret|password|sas/i);
+  for (const output of outputs) expect(output.replace(/KEY_VAULT|keyVault/g, 'VAULT')).not.toMatch(/connectionString|key|secret|password|sas/i);
   const lines = (sources.get('main.bicep') ?? '').split('\n');
   const secret = lines.findIndex((l) => l.startsWith('param webhookSecrets'));
   expect(lines.slice(Math.max(0, secret - 3), secret)).toContain('@secure()');
+});
+
+test("the host's request-size limit sits just above the intake's own", () => {
+  const fn = sources.get('app/function.bicep')!;
+  expect(Number(fn.match(/^var intakeMaxBodyBytes = (\d+)$/m)?.[1])).toBe(defaults.INTAKE_MAX_BODY_BYTES);
+  expect(fn).toMatch(/FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string\(intakeMaxBodyBytes \+ 65536\)/);
+});
+
+test('no basic-auth publishing: FTP and SCM credentials are off', () => {
+  const policies = ofType('Microsoft.Web/sites/basicPublishingCredentialsPolicies').map((r) => r.body);
+  expect(policies.map((body) => body.match(/name: '(\w+)'/)?.[1]).sort()).toEqual(['ftp', 'scm']);
+  for (const body of policies) expect(body).toMatch(/allow: false/);
+});
+
+test('webhook secrets: in Key Vault, referenced with the app identity, readable only by it, never overwritten by a provision without a value', () => {
+  const fn = sources.get('app/function.bicep')!;
+  expect(ofType('Microsoft.Web/sites')[0]!.body).toMatch(/keyVaultReferenceIdentity: identityId/);
+  expect(fn).toMatch(/WEBHOOK_SECRETS: webhooksEnabled \? webhookSecretsReference : ''/);
+  expect(fn).not.toMatch(/@secure\(\)/); // the Function App module never sees the secret's value
+  const vault = sources.get('app/keyvault.bicep')!;
+  expect(ofType('Microsoft.KeyVault/vaults')[0]!.body).toMatch(/enableRbacAuthorization: true/);
+  expect(vault).toMatch(/output webhookSecretsReference string = '@Microsoft\.KeyVault\(VaultName=\$\{vault\.name\};SecretName=\$\{secretName\}\)'/);
+  // Written only when a value is given; the role is on the secret (an existing reference), not the vault.
+  expect(vault).toMatch(/resource secret 'Microsoft\.KeyVault\/vaults\/secrets@[^']+' = if \(!empty\(webhookSecrets\)\)/);
+  expect(vault).toMatch(/resource current 'Microsoft\.KeyVault\/vaults\/secrets@[^']+' existing/);
+  expect(vault).toMatch(/resource secretReader [^\n]+ = if \(webhooksEnabled\)/);
+  // The secret reaches only the Key Vault module.
+  expect(sources.get('main.bicep')).toMatch(/webhookSecrets: webhookSecrets/);
+  expect([...sources].filter(([, text]) => /\bwebhookSecrets\b/.test(text)).map(([file]) => file).sort()).toEqual(['app/keyvault.bicep', 'main.bicep']);
 });
 
 test('azd wiring: azure.yaml points at infra/ and the api service is the Function App', () => {
