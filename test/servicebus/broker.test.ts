@@ -13,7 +13,10 @@ beforeAll(async () => {
   broker = await LocalServiceBus.start({
     queues: [
       { name: 'plain' },
-      { name: 'short-lock', lockDurationInMs: 400, maxDeliveryCount: 3 },
+      { name: 'short-lock', lockDurationInMs: 1_500 },
+      // Long enough that a busy machine does not lose the lock between two steps of a test.
+      { name: 'renewable', lockDurationInMs: 4_000 },
+      { name: 'poison', maxDeliveryCount: 3 },
       { name: 'dedupe', requiresDuplicateDetection: true, duplicateDetectionWindowInMs: 1_000 },
       { name: 'sessions', requiresSession: true, lockDurationInMs: 2_000 },
       { name: 'scheduled' },
@@ -30,6 +33,10 @@ afterAll(async () => {
 });
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves once `condition` holds (checked every 20 ms). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await wait(20);
+}
 
 async function drain(receiver: ServiceBusReceiver, count = 100): Promise<void> {
   for (const m of await receiver.receiveMessages(count, { maxWaitTimeInMs: 200 })) await receiver.completeMessage(m);
@@ -128,7 +135,7 @@ describe('peek-lock settlement', () => {
     await client.createSender('short-lock').sendMessages({ body: 'slow' });
     const receiver = client.createReceiver('short-lock', { maxAutoLockRenewalDurationInMs: 0 });
     const [first] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
-    await wait(600);
+    await until(() => Date.now() > first!.lockedUntilUtc!.getTime() + 100);
     const error = await receiver.completeMessage(first!).catch((e: unknown) => e);
 
     expect(isServiceBusError(error) && error.code).toBe('MessageLockLost');
@@ -140,31 +147,31 @@ describe('peek-lock settlement', () => {
   });
 
   test('renewing the lock keeps the message', async () => {
-    await client.createSender('short-lock').sendMessages({ body: 'renewed' });
-    const receiver = client.createReceiver('short-lock', { maxAutoLockRenewalDurationInMs: 0 });
+    await client.createSender('renewable').sendMessages({ body: 'renewed' });
+    const receiver = client.createReceiver('renewable', { maxAutoLockRenewalDurationInMs: 0 });
     const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
     const before = m!.lockedUntilUtc!.getTime();
-    await wait(250);
-    const until = await receiver.renewMessageLock(m!);
-    expect(until.getTime()).toBeGreaterThan(before);
-    await wait(250); // past the original lock, inside the renewed one
+    await until(() => Date.now() >= before - 2_000); // half the lock gone
+    const renewed = await receiver.renewMessageLock(m!);
+    expect(renewed.getTime()).toBeGreaterThan(before);
+    await until(() => Date.now() > before + 50); // past the original lock, inside the renewed one
     await receiver.completeMessage(m!);
-    expect(broker.stats('short-lock')).toMatchObject({ active: 0, locked: 0 });
+    expect(broker.stats('renewable')).toMatchObject({ active: 0, locked: 0 });
     await receiver.close();
   });
 
   test('the max delivery count moves a message to the dead-letter queue', async () => {
-    await client.createSender('short-lock').sendMessages({ body: 'poison', messageId: 'poison-1' });
-    const receiver = client.createReceiver('short-lock');
+    await client.createSender('poison').sendMessages({ body: 'poison', messageId: 'poison-1' });
+    const receiver = client.createReceiver('poison');
     for (let i = 0; i < 3; i += 1) {
       const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
       expect(m!.deliveryCount).toBe(i);
       await receiver.abandonMessage(m!);
     }
     expect(await receiver.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
-    const dlq = client.createReceiver('short-lock', { subQueueType: 'deadLetter' });
+    const dlq = client.createReceiver('poison', { subQueueType: 'deadLetter' });
     const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
-    expect(dead).toMatchObject({ body: 'poison', messageId: 'poison-1', deadLetterReason: 'MaxDeliveryCountExceeded', deadLetterSource: 'short-lock' });
+    expect(dead).toMatchObject({ body: 'poison', messageId: 'poison-1', deadLetterReason: 'MaxDeliveryCountExceeded', deadLetterSource: 'poison' });
     await dlq.completeMessage(dead!);
     await receiver.close();
     await dlq.close();
