@@ -162,7 +162,8 @@ async function main(): Promise<void> {
   const opts = options();
   const started = Date.now();
   // The stand-ins every size shares; each size gets its own Backstage (benchSize).
-  const local = await startLocalStack({ identity: true, cosmos: true, serviceBus: true });
+  // The baselines bulk-upsert into scratch containers, which the app's roles do not allow: no role enforcement here.
+  const local = await startLocalStack({ identity: true, cosmos: { appRoles: false }, serviceBus: true });
   const stack: Stack = { local, hostJson: JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as Stack['hostJson'] };
   const results: SizeReport[] = [];
   try {

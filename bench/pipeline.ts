@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { catalogEvents } from '../functions/catalogEvents';
 import { syncEntity } from '../functions/syncEntity';
-import { ensureCosmosResources } from '../local/cosmos-setup';
+import { settingDefaults } from '../shared/platform/settings';
 import { startSessionTrigger } from '../local/functions-host/service-bus';
 import { LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog } from '../local/stack';
 import { getRuntime, resetRuntime } from '../shared/runtime';
@@ -25,7 +25,8 @@ async function main(): Promise<void> {
 
   const stack = await startLocalStack({
     identity: true,
-    cosmos: true,
+    // The database the app's settings default to, created as infrastructure would; the app runs with its roles.
+    cosmos: { provision: String(settingDefaults().COSMOS_DATABASE_NAME) },
     serviceBus: true,
     // The catalog in one mutation of the stand-in's provider; nothing reprocesses while the events flow.
     backstage: { staticToken: 'bench-pipeline-static-token', processingIntervalSeconds: 3600 },
@@ -48,7 +49,6 @@ async function main(): Promise<void> {
   // The app's settings, in this process's environment before the process credential is created.
   Object.assign(process.env, stack.settings({ LOG_LEVEL: 'error', BACKSTAGE_BASE_URL: backstage.baseUrl }));
   const runtime = getRuntime();
-  await ensureCosmosResources(runtime.cosmosClient, runtime.config.cosmos);
 
   const trigger = startSessionTrigger({
     connection: broker!.connectionString,

@@ -2,8 +2,26 @@
  * Creates the database and containers the way infrastructure declares them in Azure. Production never
  * runs this (data-plane RBAC cannot create containers); local stacks and tests do.
  */
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import type { CosmosClient } from '@azure/cosmos';
 import type { CosmosConfig } from '../shared/platform/config';
+
+/**
+ * The principal that creates databases and containers locally, standing in for the deployer and ARM: the Cosmos
+ * stand-in restricts the app's identity to its data-plane roles, and gives principals it was not told about full access.
+ */
+export const PROVISIONER_OBJECT_ID = 'local-provisioner';
+
+/** A credential whose tokens name the provisioner, minted by the local issuer. */
+export function provisionerCredential(mint: (options: { audience: string; subject: string }) => Promise<string>): TokenCredential {
+  return {
+    async getToken(scopes: string | string[]): Promise<AccessToken> {
+      const scope = Array.isArray(scopes) ? scopes[0]! : scopes;
+      const token = await mint({ audience: scope.replace(/\/\.default$/, ''), subject: PROVISIONER_OBJECT_ID });
+      return { token, expiresOnTimestamp: Date.now() + 3600_000 };
+    },
+  };
+}
 
 export async function ensureCosmosResources(
   client: CosmosClient,

@@ -1,12 +1,15 @@
 /**
  * Local Cosmos DB stand-in: `@vercel/cosmosdb-server` over HTTPS with a certificate generated at start
  * (the package's bundled one expired in 2021). HTTPS matters: `@azure/cosmos` only sends Entra tokens
- * over TLS, so the managed-identity path needs it. The server keeps data in memory and checks no auth.
+ * over TLS, so the managed-identity path needs it. The server keeps data in memory; on top of it, the data-plane
+ * roles of infra/app/cosmos-roles.json are enforced for the principals the stack assigns (./cosmos-rbac.ts).
  */
+import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { generateLocalCertificate } from './tls';
 import { listen } from './listen';
+import { CosmosRbac, type CosmosDenial } from './cosmos-rbac';
 
 /** What kind of operation an HTTP request to the emulator is, for counting. */
 export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
@@ -27,13 +30,23 @@ export interface CosmosEmulator {
   certificatePath: string;
   /** The certificate and key, for a fault proxy that should look like the emulator to its clients. */
   tls: { cert: string; key: string };
+  /** Data-plane RBAC: assign principals to the role kinds of infra/app/cosmos-roles.json; see what was refused. */
+  rbac: CosmosRbac;
   close(): Promise<void>;
 }
 
-export async function startCosmosEmulator(options: { port?: number; host?: string } = {}): Promise<CosmosEmulator> {
+export async function startCosmosEmulator(options: { port?: number; host?: string; onDenied?: (denial: CosmosDenial) => void } = {}): Promise<CosmosEmulator> {
   const host = options.host ?? '127.0.0.1';
   const certificate = await generateLocalCertificate('cosmos-emulator');
   const server = createHttpsServer({ cert: certificate.cert, key: certificate.key, keepAlive: true });
+  // RBAC answers before the emulator sees a request it refuses.
+  const rbac = new CosmosRbac(undefined, options.onDenied);
+  const handlers = server.listeners('request') as Array<(req: http.IncomingMessage, res: http.ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (rbac.refuse(req, res)) return;
+    for (const handler of handlers) handler.call(server, req, res);
+  });
   const counts = emptyCounts();
   let byContainer: Record<string, CosmosRequestCounts> = {};
   server.on('request', (req) => {
@@ -61,6 +74,7 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
     certificatePem: certificate.cert,
     certificatePath: certificate.path,
     tls: { cert: certificate.cert, key: certificate.key },
+    rbac,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

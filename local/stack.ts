@@ -20,7 +20,7 @@ import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
 import { BACKSTAGE_AUDIENCE, deepMerge, startBackstage, type BackstageStandIn, type BackstageStandInOptions } from './backstage';
 import { startCosmosEmulator, type CosmosEmulator } from './cosmos';
-import { ensureCosmosResources } from './cosmos-setup';
+import { ensureCosmosResources, provisionerCredential } from './cosmos-setup';
 import type { FunctionsHost } from './functions-host';
 import type * as FunctionsAppModule from './functions-host/app';
 import { startIdentityServer, type IdentityServer } from './identity';
@@ -57,8 +57,12 @@ export interface LocalStackOptions {
   /** `fixed`: the well-known ports of {@link DEFAULT_PORTS} (npm start). `auto` (default): free ports. */
   ports?: 'fixed' | 'auto';
   identity?: boolean;
-  /** The emulator; with `provision`, the database of that name and its containers are created (infrastructure's job). */
-  cosmos?: boolean | { provision?: string };
+  /**
+   * The emulator; with `provision`, the database of that name and its containers are created (infrastructure's job).
+   * The app's managed identity is held to its data-plane roles (infra/app/cosmos-roles.json) unless `appRoles` is
+   * false — for benchmarks whose baselines do what the app may not (bulk upserts into scratch containers).
+   */
+  cosmos?: boolean | { provision?: string; appRoles?: boolean };
   /** The broker with the queues of local/servicebus/Config.json, each adjusted by `queues`. */
   serviceBus?: boolean | { queues?: Partial<QueueOptions> };
   azurite?: boolean;
@@ -149,9 +153,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       checkAborted();
     }
     if (options.cosmos) {
-      const cosmos = (stack.cosmos = await startCosmosEmulator({ port: await ports.next(DEFAULT_PORTS.cosmos) }));
+      const cosmos = (stack.cosmos = await startCosmosEmulator({
+        port: await ports.next(DEFAULT_PORTS.cosmos),
+        // A refusal of the app is a role the app lacks (or a data action the code should not need): say it loudly.
+        onDenied: (d) => process.stderr.write(`Cosmos DB stand-in refused ${d.action} on ${d.resource} to principal ${d.principal} (infra/app/cosmos-roles.json)\n`),
+      }));
       steps.push({ name: 'Cosmos DB emulator', pids: () => [], run: () => cosmos.close() });
       parts.cosmos = cosmos;
+      // The app's managed identity gets exactly its roles in infra/app/cosmos-roles.json, as in Azure.
+      const appRoles = typeof options.cosmos !== 'object' || options.cosmos.appRoles !== false;
+      if (stack.identity && appRoles) cosmos.rbac.assign(stack.identity.managedIdentityObjectId, 'app');
       const database = typeof options.cosmos === 'object' ? options.cosmos.provision : undefined;
       if (database) {
         if (!stack.identity) throw new Error('provisioning the emulator needs the identity stand-in');
@@ -283,13 +294,7 @@ function changeEventsModuleConfig(stack: LocalStack, functionsPort: number | und
 async function provision(cosmos: CosmosEmulator, identity: IdentityServer, databaseName: string): Promise<void> {
   const client = new CosmosClient({
     endpoint: cosmos.endpoint,
-    aadCredentials: {
-      getToken: async (scopes: string | string[]) => {
-        const scope = Array.isArray(scopes) ? scopes[0]! : scopes;
-        const token = await identity.mint({ audience: scope.replace(/\/\.default$/, ''), subject: identity.managedIdentityObjectId });
-        return { token, expiresOnTimestamp: Date.now() + 3600_000 };
-      },
-    },
+    aadCredentials: provisionerCredential((o) => identity.mint(o)),
     agent: new https.Agent({ ca: cosmos.certificatePem, keepAlive: true }),
     connectionPolicy: { enableEndpointDiscovery: false },
   });

@@ -3,16 +3,17 @@
  * change-feed iterator with Entra auth over TLS, as the Cosmos DB trigger reads it.
  */
 import { ChangeFeedStartFrom, StatusCodes, type Container, type CosmosClient } from '@azure/cosmos';
+import { provisionerCredential } from '../../local/cosmos-setup';
 import { createCosmosClient } from '../../shared/platform/cosmos';
-import { createCredential } from '../../shared/platform/identity';
-import { testConfig, uniqueName } from '../support/stack';
+import { identityAdmin, testConfig, uniqueName } from '../support/stack';
 
 let client: CosmosClient;
 let container: Container;
 
 beforeAll(async () => {
   const config = testConfig();
-  client = createCosmosClient(config.cosmos, createCredential({ mode: 'local', managedIdentityClientId: config.managedIdentityClientId }), { mode: 'local' });
+  // The emulator's own behaviour, on scratch containers: as the deployer, whom the stand-in does not hold to the app's roles.
+  client = createCosmosClient(config.cosmos, provisionerCredential((o) => identityAdmin().mint(o)), { mode: 'local' });
   const { database } = await client.databases.createIfNotExists({ id: config.cosmos.databaseName });
   ({ container } = await database.containers.createIfNotExists({ id: uniqueName('feed'), partitionKey: { paths: ['/id'] } }));
 });

@@ -4,14 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CosmosClient } from '@azure/cosmos';
-import { ensureCosmosResources } from '../../local/cosmos-setup';
+import { ensureCosmosResources, provisionerCredential } from '../../local/cosmos-setup';
 import { IdentityAdminClient } from '../../local/identity';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import type { QueueOptions } from '../../local/servicebus/config';
 import { BACKSTAGE_AUDIENCE, LOCAL_API_AUDIENCE, localAppSettings, startLocalStack } from '../../local/stack';
 import { loadConfig, type AppConfig, type Environment } from '../../shared/platform/config';
 import { createCosmosClient } from '../../shared/platform/cosmos';
-import { createCredential } from '../../shared/platform/identity';
 
 export const API_AUDIENCE = LOCAL_API_AUDIENCE;
 export const BACKSTAGE_SCOPE = `${BACKSTAGE_AUDIENCE}/.default`;
@@ -79,9 +78,8 @@ export async function startBroker(adjust: Partial<QueueOptions> = {}): Promise<L
 
 /** Creates the database and containers for `config` (what infrastructure does in Azure). */
 export async function provisionCosmos(config: AppConfig): Promise<CosmosClient> {
-  const client = createCosmosClient(config.cosmos, createCredential({ mode: config.mode, managedIdentityClientId: config.managedIdentityClientId }), {
-    mode: config.mode,
-  });
+  // As the deployer, not as the app: the app's identity may not create containers (nor do what a test sets up).
+  const client = createCosmosClient(config.cosmos, provisionerCredential((o) => identityAdmin().mint(o)), { mode: config.mode });
   await ensureCosmosResources(client, config.cosmos);
   return client;
 }

@@ -9,7 +9,7 @@ import '../../functions/lib/bootstrap';
 import { catalogEvents } from '../../functions/catalogEvents';
 import { projectEdges } from '../../functions/projectEdges';
 import { syncEntity } from '../../functions/syncEntity';
-import { ensureCosmosResources } from '../../local/cosmos-setup';
+import { provisionCosmos } from './stack';
 import { startChangeFeedTrigger } from '../../local/functions-host/cosmos';
 import { startHttpHost } from '../../local/functions-host/http';
 import { startSessionTrigger } from '../../local/functions-host/service-bus';
@@ -18,7 +18,7 @@ import { stopTelemetry } from '../../shared/platform/telemetry';
 
 async function main(): Promise<void> {
   const runtime = getRuntime();
-  await ensureCosmosResources(runtime.cosmosClient, runtime.config.cosmos);
+  (await provisionCosmos(runtime.config)).dispose();
   const database = runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
   const host = await startHttpHost({ routes: [{ functionName: 'catalogEvents', route: 'catalog/events', methods: ['POST'], handler: catalogEvents }] });
   const sessions = startSessionTrigger({

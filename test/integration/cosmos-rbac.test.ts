@@ -1,0 +1,119 @@
+/**
+ * The Cosmos DB roles of infra/app/cosmos-roles.json, enforced by the local stand-in the way Cosmos DB enforces
+ * data-plane RBAC: each principal may do exactly what its roles grant, on their containers, and is refused anything
+ * else with 403 (substatus 5301) naming the principal, the action and the resource. (Every other integration test runs
+ * the app as the `app` principal under the same rules, so a data action the code needs and the roles lack fails there.)
+ */
+import * as https from 'node:https';
+import { CosmosClient, type Container } from '@azure/cosmos';
+import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos';
+import { ensureCosmosResources, provisionerCredential } from '../../local/cosmos-setup';
+import { loadCosmosRoles } from '../../local/cosmos-rbac';
+import { identityAdmin, uniqueName } from '../support/stack';
+
+const DATABASE = 'catalog';
+const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries' };
+let emulator: CosmosEmulator;
+const clients: CosmosClient[] = [];
+
+function clientAs(mint: (o: { audience: string; subject: string }) => Promise<string>, subject?: string): CosmosClient {
+  const client = new CosmosClient({
+    endpoint: emulator.endpoint,
+    aadCredentials: subject === undefined ? provisionerCredential(mint) : {
+      getToken: async (scopes: string | string[]) => {
+        const scope = Array.isArray(scopes) ? scopes[0]! : scopes;
+        return { token: await mint({ audience: scope.replace(/\/\.default$/, ''), subject }), expiresOnTimestamp: Date.now() + 3600_000 };
+      },
+    },
+    agent: new https.Agent({ ca: emulator.certificatePem }),
+    connectionPolicy: { enableEndpointDiscovery: false },
+  });
+  clients.push(client);
+  return client;
+}
+
+const mint = (o: { audience: string; subject: string }) => identityAdmin().mint(o);
+const as = (kind: string) => {
+  const principal = uniqueName(kind);
+  emulator.rbac.assign(principal, kind);
+  const database = clientAs(mint, principal).database(DATABASE);
+  return { principal, container: (id: string) => database.container(id) };
+};
+
+/** The status and message of a refused call, or 'ok'. */
+async function outcome(call: () => Promise<unknown>): Promise<'ok' | { status: number; message: string }> {
+  try {
+    await call();
+    return 'ok';
+  } catch (error) {
+    const e = error as { code?: number; message?: string };
+    return { status: e.code ?? 0, message: e.message ?? '' };
+  }
+}
+
+const refused = (principal: string, action: string, container: string) => ({
+  status: 403,
+  message: expect.stringContaining(`principal [${principal}] does not have required RBAC permissions to perform action [${action}] on resource [dbs/${DATABASE}/colls/${container}]`),
+});
+const items = (verb: string) => `Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/${verb}`;
+const query = (container: Container) => container.items.query('SELECT * FROM c').fetchAll();
+
+beforeAll(async () => {
+  emulator = await startCosmosEmulator();
+  const admin = clientAs(mint);
+  await ensureCosmosResources(admin, NAMES);
+  await admin.database(DATABASE).containers.createIfNotExists({ id: 'authored', partitionKey: { paths: ['/id'] } });
+  await admin.database(DATABASE).container('authored').items.create({ id: 'component:default:authored-one' });
+  await admin.database(DATABASE).container('entities').items.create({ id: 'component:default:web' });
+});
+
+afterAll(async () => {
+  for (const client of clients) client.dispose();
+  await emulator?.close();
+});
+
+test('the roles file names only containers and kinds the stand-in can enforce', () => {
+  expect(new Set(loadCosmosRoles().map((r) => r.principal))).toEqual(new Set(['app', 'backstage', 'readers']));
+});
+
+test('app: creates and replaces mirror documents but never deletes one; cannot create a container', async () => {
+  const app = as('app');
+  const entities = app.container('entities');
+  expect(await outcome(() => entities.items.create({ id: 'component:default:new' }))).toBe('ok');
+  expect(await outcome(() => entities.item('component:default:new', 'component:default:new').replace({ id: 'component:default:new', v: 2 }))).toBe('ok');
+  expect(await outcome(() => query(entities))).toBe('ok');
+  expect(await outcome(() => entities.item('component:default:new', 'component:default:new').delete())).toEqual(refused(app.principal, items('delete'), 'entities'));
+  expect(await outcome(() => entities.items.upsert({ id: 'component:default:new' }))).toEqual(refused(app.principal, items('upsert'), 'entities'));
+  // Edges: upsert and delete; the replay guard: create and delete, no reads.
+  expect(await outcome(() => app.container('edges').items.upsert({ id: 'e1', source: 'component:default:new' }))).toBe('ok');
+  expect(await outcome(() => app.container('edges').item('e1', 'component:default:new').delete())).toBe('ok');
+  expect(await outcome(() => app.container('webhook-deliveries').items.create({ id: 'msg_1', ttl: 60 }))).toBe('ok');
+  expect(await outcome(() => app.container('webhook-deliveries').item('msg_1', 'msg_1').read())).toEqual(refused(app.principal, items('read'), 'webhook-deliveries'));
+  // Nothing at all on the authored container; no container management.
+  expect(await outcome(() => app.container('authored').item('component:default:authored-one', 'component:default:authored-one').read())).toEqual(
+    refused(app.principal, items('read'), 'authored'),
+  );
+  expect(await outcome(() => clientAs(mint, app.principal).database(DATABASE).containers.create({ id: 'sneaky', partitionKey: { paths: ['/id'] } }))).toMatchObject({ status: 403 });
+});
+
+test('backstage: reads the authored container, writes nothing, sees nothing of the mirror', async () => {
+  const backstage = as('backstage');
+  const authored = backstage.container('authored');
+  expect(await outcome(() => authored.item('component:default:authored-one', 'component:default:authored-one').read())).toBe('ok');
+  expect(await outcome(() => query(authored))).toBe('ok');
+  expect(await outcome(() => authored.items.create({ id: 'component:default:forged' }))).toEqual(refused(backstage.principal, items('create'), 'authored'));
+  expect(await outcome(() => query(backstage.container('entities')))).toEqual(
+    refused(backstage.principal, 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery', 'entities'),
+  );
+});
+
+test('readers: read and query the mirror, write nothing, see nothing else', async () => {
+  const reader = as('readers');
+  expect(await outcome(() => reader.container('entities').item('component:default:web', 'component:default:web').read())).toBe('ok');
+  expect(await outcome(() => query(reader.container('edges')))).toBe('ok');
+  expect(await outcome(() => reader.container('entities').items.create({ id: 'component:default:forged' }))).toEqual(refused(reader.principal, items('create'), 'entities'));
+  expect(await outcome(() => query(reader.container('leases')))).toEqual(
+    refused(reader.principal, 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery', 'leases'),
+  );
+  expect(new Set(emulator.rbac.denials().filter((d) => d.principal === reader.principal).map((d) => `${d.action} ${d.resource}`)).size).toBe(2);
+});
