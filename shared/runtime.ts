@@ -19,8 +19,10 @@ import { EventIntake } from './intake/intake';
 import { WebhookDeliveryStore } from './intake/delivery-store';
 import { Maintenance } from './maintenance';
 import { loadConfig, type AppConfig, type Environment } from './platform/config';
+import type { OperationOptions } from './platform/options';
 import { createCosmosClient, type CosmosStoreOptions } from './platform/cosmos';
-import { createCredential, EntraTokenProvider, StaticTokenProvider, type BackstageTokenProvider } from './platform/identity';
+import { createCredential, EntraTokenProvider, InstrumentedCredential, StaticTokenProvider, type BackstageTokenProvider } from './platform/identity';
+import { SelfCheck, type DependencyProbe } from './self-check';
 import { createJsonLogger, type Logger } from './platform/logger';
 import { fanOutMetrics, InMemoryMetrics, type Metrics } from './platform/metrics';
 import { currentTraceparent, OpenTelemetryMetrics, startTelemetry } from './platform/telemetry';
@@ -58,6 +60,7 @@ export interface Runtime {
   projector: EdgeProjector;
   graph: GraphService;
   maintenance: Maintenance;
+  selfCheck: SelfCheck;
   api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi };
   dispose(): Promise<void>;
 }
@@ -71,11 +74,13 @@ export interface RuntimeOverrides {
 export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? createJsonLogger({ level: config.logLevel, base: { service: 'backstage-cosmos-sync' } });
   const component = (name: string) => logger.child({ component: name });
-  const credential = overrides.credential ?? createCredential({ mode: config.mode, managedIdentityClientId: config.managedIdentityClientId });
+  const processCredential = overrides.credential ?? createCredential({ mode: config.mode, managedIdentityClientId: config.managedIdentityClientId });
   // Application Insights (when configured) before any client is built, so their calls are traced.
-  const exporting = startTelemetry(config.telemetry, credential);
+  const exporting = startTelemetry(config.telemetry, processCredential);
   const inMemory = overrides.metrics ?? new InMemoryMetrics();
   const metrics = exporting ? fanOutMetrics(inMemory, new OpenTelemetryMetrics()) : inMemory;
+  // The one credential every client gets, with token telemetry (acquisitions, refreshes, failures, time left).
+  const credential = new InstrumentedCredential(processCredential, { metrics, logger: component('identity') });
   const roles = { read: config.auth.readRole, admin: config.auth.adminRole };
 
   // Clients, one each.
@@ -112,7 +117,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     metrics,
   });
   const graph = new GraphService(edgeStore, entityStore);
-  const maintenance = new Maintenance({ reconciler, projector, logger: component('maintenance') });
+  const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
+  const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
 
   // The HTTP API, by resource.
   const endpoints = new Endpoints({ validator, logger });
@@ -120,8 +126,30 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     health: new HealthApi({ store: entityStore, logger, version: VERSION, mode: config.mode }),
     entities: new EntitiesApi({ endpoints, store: entityStore, roles }),
     graph: new GraphApi({ endpoints, graph, roles }),
-    admin: new AdminApi({ endpoints, maintenance, deadLetters, projector, projectionFailures, roles }),
+    admin: new AdminApi({ endpoints, maintenance, deadLetters, projector, projectionFailures, selfCheck, roles }),
   };
+
+  /** Every dependency, through the part of the app that owns it, with the scope of the token its client uses. */
+  function dependencyProbes(): DependencyProbe[] {
+    const cosmosScope = config.cosmos.key ? {} : { scope: `${new URL(config.cosmos.endpoint).origin}/.default` };
+    const serviceBusScope = config.serviceBus.connectionString ? {} : { scope: 'https://servicebus.azure.net/.default' };
+    const backstageScope = config.backstage.staticToken ? {} : { scope: config.backstage.tokenScope! };
+    const cosmos = (container: string, call: string, store: { probe(o: OperationOptions): Promise<void> }): DependencyProbe => ({
+      dependency: `cosmos:${container}`,
+      call,
+      ...cosmosScope,
+      run: (o) => store.probe(o),
+    });
+    return [
+      cosmos(config.cosmos.entitiesContainer, 'read an item no document has', entityStore),
+      cosmos(config.cosmos.edgesContainer, 'read an item no document has', edgeStore),
+      cosmos(config.cosmos.deliveriesContainer, 'delete an item no document has', deliveries),
+      { dependency: 'servicebus:send', call: `open a sender on ${config.serviceBus.queueName} (an empty batch)`, ...serviceBusScope, run: (o) => queue.probe(o) },
+      { dependency: 'servicebus:receive', call: `peek one dead letter of ${config.serviceBus.queueName}`, ...serviceBusScope, run: (o) => deadLetters.probe(o) },
+      { dependency: 'backstage', call: 'read the name of one catalog entity', ...backstageScope, run: (o) => catalog.probe(o) },
+      ...validator.trusts.map((trust): DependencyProbe => ({ dependency: `issuer:${trust.name}`, call: 'fetch the signing keys', run: () => validator.probe(trust) })),
+    ];
+  }
 
   return {
     config,
@@ -146,6 +174,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     projector,
     graph,
     maintenance,
+    selfCheck,
     api,
     dispose: async () => {
       cosmosClient.dispose();

@@ -65,7 +65,10 @@ export async function handleHttp(
 // problem named — not only when the first request arrives. (Outside the Functions host this is a no-op.)
 app.hook.appStart((context) => {
   try {
-    getRuntime();
+    const runtime = getRuntime();
+    // Then every dependency's token and one harmless call, in the background: a missing role or a refused token is
+    // logged (and counted) at start-up, naming what to fix, without holding the worker back.
+    void runtime.selfCheck.run('start-up');
   } catch (error) {
     context.hookData.configurationError = true;
     console.error(error instanceof Error ? error.message : String(error));

@@ -3,7 +3,8 @@
  * - `POST /api/admin/reconcile[?force=true]`: the scheduled maintenance now (reconcile, then projection-failure replay);
  * - `GET /api/admin/deadletters[?max&from]`, `POST /api/admin/deadletters/replay`: the sync queue's dead letters;
  * - `GET /api/admin/projection-failures[?max]`, `POST /api/admin/projection-failures/replay`: documents the edge
- *   projection could not handle.
+ *   projection could not handle;
+ * - `GET /api/admin/self-check`: every dependency's token and one harmless call, and what is wrong where one fails.
  */
 import { z } from 'zod';
 import type { EdgeProjector } from '../edges/projector';
@@ -14,6 +15,7 @@ import { parseBody, parseQuery, queryFlag, queryInteger } from '../http/request'
 import type { Maintenance } from '../maintenance';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { DeadLetterAdmin } from '../queue/deadletters';
+import type { SelfCheck } from '../self-check';
 
 const reconcileQuery = z.object({ force: queryFlag.optional() });
 const reconcileBody = z.object({ force: z.boolean({ error: 'must be a boolean, e.g. {"force": true}' }).optional() });
@@ -49,6 +51,7 @@ export interface AdminApiOptions {
   deadLetters: DeadLetterAdmin;
   projector: EdgeProjector;
   projectionFailures: ProjectionFailureStore;
+  selfCheck: SelfCheck;
   roles: { admin: string };
 }
 
@@ -62,7 +65,7 @@ export class AdminApi {
       const body = await parseBody(request, reconcileBody);
       const force = query.force === true || body.force === true;
       call.logger.info('Reconcile requested', { by: call.principal.appId ?? call.principal.subject, force });
-      const result = await this.options.maintenance.run({ ...abortOnly(call), logger: call.logger, force });
+      const result = await this.options.maintenance.run({ ...abortOnly(call), logger: call.logger, force, trigger: 'admin' });
       if (result.deletionGuard.tripped && !result.deletionGuard.allowed) {
         return problem(
           409,
@@ -106,6 +109,22 @@ export class AdminApi {
     return this.admin(request, options, async (call) => {
       const { ids } = await parseBody(request, failuresReplayBody);
       return json(200, await this.options.projector.replayFailures({ ...abortOnly(call), logger: call.logger, ...(ids && { ids }) }));
+    });
+  }
+
+  /** `200` with the report when every dependency is fine; `503 self-check-failed` with the same report when one is not. */
+  async selfCheck(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const report = await this.options.selfCheck.run('admin', { ...abortOnly(call), logger: call.logger });
+      if (report.status === 'ok') return json(200, report);
+      const failed = report.checks.filter((c) => c.status === 'failed');
+      return problem(
+        503,
+        ProblemType.selfCheckFailed,
+        'Self-check failed',
+        `${failed.length} of ${report.checks.length} dependencies failed: ${failed.map((c) => `${c.dependency} (${c.problem!.title})`).join(', ')}. Each check says what to fix.`,
+        { ...report },
+      );
     });
   }
 

@@ -123,6 +123,23 @@ export class TokenValidator {
     return new AuthUnavailableError('The token could not be validated', error);
   }
 
+  /** The trusts this API accepts tokens from. */
+  get trusts(): readonly TrustedIssuer[] {
+    return this.config.trusts;
+  }
+
+  /** The self-check's harmless call: fetches the trust's signing keys (discovery first, when no jwksUri is set). */
+  async probe(trust: TrustedIssuer): Promise<void> {
+    this.keySets.delete(trust);
+    const keySet = await this.getKeySet(trust);
+    try {
+      await keySet.reload();
+    } catch (error) {
+      this.keySets.delete(trust);
+      throw new AuthUnavailableError(`The signing keys of ${trust.name} could not be fetched: ${(error as Error).message}`, error);
+    }
+  }
+
   private getKeySet(trust: TrustedIssuer): Promise<KeySet> {
     let keySet = this.keySets.get(trust);
     if (!keySet) {

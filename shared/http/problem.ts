@@ -76,6 +76,7 @@ export const ProblemType = {
   queueUnavailable: 'urn:backstage-cosmos-sync:problem:queue-unavailable',
   unavailable: 'urn:backstage-cosmos-sync:problem:unavailable',
   misconfigured: 'urn:backstage-cosmos-sync:problem:misconfigured',
+  selfCheckFailed: 'urn:backstage-cosmos-sync:problem:self-check-failed',
   internal: 'urn:backstage-cosmos-sync:problem:internal',
 } as const;
 

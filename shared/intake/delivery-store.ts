@@ -38,6 +38,11 @@ export class WebhookDeliveryStore extends CosmosStore {
     }
   }
 
+  /** The self-check's harmless call: this identity may create and delete here, not read; deleting no record shows it may delete. */
+  override async probe(options: StoreCallOptions = {}): Promise<void> {
+    await this.release(CosmosStore.PROBE_ID, options);
+  }
+
   /** Gives a claim back (its events could not be enqueued), so the sender's retry is accepted. */
   async release(webhookId: string, options: StoreCallOptions = {}): Promise<void> {
     try {

@@ -108,6 +108,17 @@ export abstract class CosmosStore {
     protected readonly storeOptions: CosmosStoreOptions,
   ) {}
 
+  /** An id no document has: the self-check's harmless calls use it (its absence is the expected answer). */
+  static readonly PROBE_ID = '~self-check';
+
+  /**
+   * The self-check's harmless call: a point read of an id no document has. A 404 means the token was accepted and
+   * the identity may read items here; 401 and 403 come back as {@link CosmosOperationError}.
+   */
+  async probe(options: StoreCallOptions = {}): Promise<void> {
+    await this.readItem(CosmosStore.PROBE_ID, CosmosStore.PROBE_ID, options);
+  }
+
   /** Reads the container's metadata: whether the store's database answers (the health check). */
   async ping(options: StoreCallOptions = {}): Promise<void> {
     await this.request('metadata', 'read the container', options, (requestOptions) => this.container.read(requestOptions));

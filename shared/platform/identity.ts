@@ -8,7 +8,9 @@
  * services; against the local stand-ins it resolves to the same managed-identity code path (IDENTITY_ENDPOINT /
  * IDENTITY_HEADER) that runs in Azure.
  */
-import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import type { AccessToken, GetTokenOptions as GetTokenOptionsOfCore, TokenCredential } from '@azure/core-auth';
+import type { Logger } from './logger';
+import type { Metrics } from './metrics';
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import type { AppMode } from './config';
 import { OperationAbortedError, TokenAcquisitionError } from './errors';
@@ -107,5 +109,83 @@ export class StaticTokenProvider implements BackstageTokenProvider {
   constructor(private readonly token: string) {}
   getToken(_options?: GetTokenOptions): Promise<string> {
     return Promise.resolve(this.token);
+  }
+}
+
+export interface InstrumentedCredentialOptions {
+  metrics?: Metrics;
+  logger?: Logger;
+  /** Clock; injectable for tests. */
+  now?: () => number;
+}
+
+/** What is known about the tokens of one scope (no token values). */
+export interface ScopeTokenStatus {
+  scope: string;
+  /** Distinct tokens handed out: the first, then each refresh. */
+  acquisitions: number;
+  refreshes: number;
+  failures: number;
+  /** When the token in use expires. */
+  expiresOn?: string;
+}
+
+/**
+ * The process credential with telemetry: per scope, how many tokens were acquired and refreshed (a token other than
+ * the last one handed out), how many requests failed, and the time left on the token handed out at each call
+ * (`identity.token.remaining_seconds`, whose minimum says how close to expiry tokens are used). Failures are logged
+ * with their scope; tokens never are.
+ */
+export class InstrumentedCredential implements TokenCredential {
+  private readonly scopes = new Map<string, ScopeTokenStatus & { last?: AccessToken }>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly inner: TokenCredential,
+    private readonly options: InstrumentedCredentialOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async getToken(scopes: string | string[], options?: GetTokenOptionsOfCore): Promise<AccessToken | null> {
+    const scope = Array.isArray(scopes) ? scopes.join(' ') : scopes;
+    const status = this.statusOf(scope);
+    const started = this.now();
+    let token: AccessToken | null;
+    try {
+      token = await this.inner.getToken(scopes, options);
+      if (!token) throw new Error('the credential returned no token');
+    } catch (error) {
+      status.failures += 1;
+      this.options.metrics?.increment('identity.token.failures', 1, { scope });
+      this.options.logger?.warn('Could not get a token', { operation: 'token', scope, error });
+      throw error;
+    }
+    if (status.last?.token !== token.token) {
+      const refresh = status.last !== undefined;
+      status.acquisitions += 1;
+      if (refresh) status.refreshes += 1;
+      status.last = token;
+      status.expiresOn = new Date(token.expiresOnTimestamp).toISOString();
+      this.options.metrics?.increment('identity.token.acquisitions', 1, { scope, refresh: String(refresh) });
+      this.options.metrics?.record('identity.token.acquisition_ms', this.now() - started, { scope });
+      this.options.logger?.debug(refresh ? 'Token refreshed' : 'Token acquired', { operation: 'token', scope, expiresOn: status.expiresOn });
+    }
+    this.options.metrics?.record('identity.token.remaining_seconds', Math.round((token.expiresOnTimestamp - this.now()) / 1000), { scope });
+    return token;
+  }
+
+  /** Per scope, what the credential handed out so far. */
+  status(): ScopeTokenStatus[] {
+    return [...this.scopes.values()].map(({ last: _last, ...status }) => status);
+  }
+
+  private statusOf(scope: string): ScopeTokenStatus & { last?: AccessToken } {
+    let status = this.scopes.get(scope);
+    if (!status) {
+      status = { scope, acquisitions: 0, refreshes: 0, failures: 0 };
+      this.scopes.set(scope, status);
+    }
+    return status;
   }
 }

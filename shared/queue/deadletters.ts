@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import Long from 'long';
 import type { Logger } from '../platform/logger';
+import { abortOnly, type OperationOptions } from '../platform/options';
 import { type EventQueue, toServiceBusMessage } from './queue';
 import { syncMessageBodySchema } from '../intake/events';
 import { toDocumentId } from '../model/refs';
@@ -38,6 +39,16 @@ export class DeadLetterAdmin {
     private readonly queue: EventQueue,
     private readonly logger: Logger,
   ) {}
+
+  /** The self-check's harmless call: a peek at one dead letter, which needs the right to receive. Settles nothing. */
+  async probe(options: OperationOptions = {}): Promise<void> {
+    const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });
+    try {
+      await receiver.peekMessages(1, abortOnly(options));
+    } finally {
+      await receiver.close();
+    }
+  }
 
   async list(options: { max: number; fromSequenceNumber?: number }): Promise<DeadLetterEntry[]> {
     const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });

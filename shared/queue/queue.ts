@@ -7,7 +7,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
 import type { ServiceBusConfig } from '../platform/config';
 import { OperationAbortedError, QueueUnavailableError } from '../platform/errors';
-import { withDeadline, type OperationOptions } from '../platform/options';
+import { abortOnly, withDeadline, type OperationOptions } from '../platform/options';
 import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
@@ -72,6 +72,11 @@ export class EventQueue {
     readonly sender: ServiceBusSender,
     private readonly options: { sendTimeoutInMs: number },
   ) {}
+
+  /** The self-check's harmless call: an empty batch opens the sender link, which needs the right to send. Sends nothing. */
+  async probe(options: OperationOptions = {}): Promise<void> {
+    await this.sender.createMessageBatch(abortOnly(options));
+  }
 
   /**
    * Sends the messages in as few batches as the size limit allows. Throws {@link QueueUnavailableError}

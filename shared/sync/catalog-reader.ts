@@ -38,6 +38,8 @@ export interface CatalogReaderOptions {
 
 export interface CallOptions {
   abortSignal?: AbortSignal;
+  /** Retries of transient failures for this call; the reader's setting by default. */
+  maxRetries?: number;
 }
 
 /** What reconciliation needs to know about a catalog entity without reading it whole. */
@@ -93,6 +95,11 @@ export class CatalogReader {
     } while (cursor);
   }
 
+  /** The self-check's harmless call: the name of one entity, read as every sync reads (token, errors), in one attempt. */
+  async probe(options: CallOptions = {}): Promise<void> {
+    await this.client({ ...options, maxRetries: 0 }).queryEntities({ limit: 1, fields: ['metadata.name'], totalItems: 'exclude' });
+  }
+
   /** Full entities for `refs`, in the same order; `undefined` where the catalog has no such entity. */
   async getEntitiesByRefs(refs: readonly string[], options: CallOptions = {}): Promise<Array<Entity | undefined>> {
     if (refs.length === 0) return [];
@@ -109,12 +116,12 @@ export class CatalogReader {
   private client(options: CallOptions): CatalogClient {
     return new CatalogClient({
       discoveryApi: { getBaseUrl: (pluginId: string) => Promise.resolve(`${this.options.baseUrl}/api/${pluginId}`) },
-      fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options.abortSignal) },
+      fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options.abortSignal, options.maxRetries) },
     });
   }
 
   /** One HTTP call under the policy: retries of transient failures (see {@link RETRYABLE_STATUS}) around {@link send}. */
-  private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, abortSignal?: AbortSignal): Promise<Response> {
+  private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, abortSignal?: AbortSignal, maxRetries?: number): Promise<Response> {
     const o = this.options;
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const method = init?.method ?? 'GET';
@@ -127,7 +134,7 @@ export class CatalogReader {
           return this.send(url, method, path, init, abortSignal);
         },
         {
-          maxRetries: o.maxRetries,
+          maxRetries: maxRetries ?? o.maxRetries,
           baseDelayInMs: o.retryBaseDelayInMs,
           maxDelayInMs: o.retryMaxDelayInMs,
           ...(abortSignal && { abortSignal }),

@@ -1,6 +1,9 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
 import { TokenAcquisitionError } from '../../shared/platform/errors';
-import { EntraTokenProvider, StaticTokenProvider } from '../../shared/platform/identity';
+import { EntraTokenProvider, InstrumentedCredential, StaticTokenProvider } from '../../shared/platform/identity';
+import { createJsonLogger } from '../../shared/platform/logger';
+import { InMemoryMetrics } from '../../shared/platform/metrics';
+import { tokenFacts } from '../../shared/self-check';
 
 /** A credential that hands out numbered tokens with a chosen lifetime; records the scopes asked for. */
 class CountingCredential implements TokenCredential {
@@ -85,4 +88,55 @@ test('credential failures become a TokenAcquisitionError naming the scope, with 
 
 test('static tokens are returned as-is', async () => {
   expect(await new StaticTokenProvider('local-token').getToken({ forceRefresh: true })).toBe('local-token');
+});
+
+describe('InstrumentedCredential: token telemetry', () => {
+  /** Hands out the same token until `rotate()`, and fails while `failing`. */
+  class RotatingCredential implements TokenCredential {
+    generation = 1;
+    failing = false;
+    constructor(private readonly clock: { now: number }) {}
+    private readonly issuedAt = new Map<number, number>();
+    getToken(): Promise<AccessToken> {
+      if (this.failing) return Promise.reject(new Error('ManagedIdentityCredential: the endpoint answered 400'));
+      if (!this.issuedAt.has(this.generation)) this.issuedAt.set(this.generation, this.clock.now);
+      return Promise.resolve({ token: `secret-token-${this.generation}`, expiresOnTimestamp: this.issuedAt.get(this.generation)! + 3_600_000, tokenType: 'Bearer' });
+    }
+  }
+
+  test('counts acquisitions, refreshes and failures per scope, records the time left, and never logs a token', async () => {
+    const clock = { now: 1_000_000 };
+    const inner = new RotatingCredential(clock);
+    const metrics = new InMemoryMetrics();
+    const lines: string[] = [];
+    const logger = createJsonLogger({ level: 'debug', write: (line) => lines.push(line) });
+    const credential = new InstrumentedCredential(inner, { metrics, logger, now: () => clock.now });
+
+    await credential.getToken('https://cosmos.example/.default');
+    clock.now += 600_000;
+    await credential.getToken('https://cosmos.example/.default'); // the same token from the cache: not an acquisition
+    inner.generation = 2;
+    await credential.getToken('https://cosmos.example/.default'); // a new one: a refresh
+    await credential.getToken(['api://backstage/.default']);
+    inner.failing = true;
+    await expect(credential.getToken('api://backstage/.default')).rejects.toThrow(/answered 400/);
+
+    expect(credential.status()).toEqual([
+      { scope: 'https://cosmos.example/.default', acquisitions: 2, refreshes: 1, failures: 0, expiresOn: new Date(clock.now + 3_600_000).toISOString() },
+      { scope: 'api://backstage/.default', acquisitions: 1, refreshes: 0, failures: 1, expiresOn: new Date(clock.now + 3_600_000).toISOString() },
+    ]);
+    expect(metrics.counter('identity.token.acquisitions', { scope: 'https://cosmos.example/.default', refresh: 'true' })).toBe(1);
+    expect(metrics.counter('identity.token.failures', { scope: 'api://backstage/.default' })).toBe(1);
+    // The first token was handed out twice: with an hour left, then with 50 minutes left.
+    expect(metrics.summary('identity.token.remaining_seconds')).toMatchObject({ count: 4, min: 3000, max: 3600 });
+    expect(lines.some((l) => l.includes('Could not get a token') && l.includes('api://backstage/.default'))).toBe(true);
+    expect(lines.join('\n')).not.toMatch(/secret-token/);
+  });
+
+  test('tokenFacts: who a token names and for what, from its claims', () => {
+    const claims = { aud: 'api://backstage', iss: 'https://login.microsoftonline.com/t/v2.0', oid: 'principal-1', azp: 'client-1' };
+    const jwt = `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+    expect(tokenFacts(jwt, 1_060_000, 1_000_000)).toEqual({ audience: 'api://backstage', issuer: claims.iss, principal: 'principal-1', clientId: 'client-1', expiresInSeconds: 60 });
+    expect(tokenFacts('opaque', 1_060_000, 1_000_000)).toEqual({ expiresInSeconds: 60 });
+  });
 });

@@ -41,6 +41,7 @@ beforeAll(() => {
     require('../../functions/graph');
     require('../../functions/listProjectionFailures');
     require('../../functions/replayProjectionFailures');
+    require('../../functions/selfCheck');
   });
 });
 afterAll(() => {
@@ -62,6 +63,7 @@ test('the HTTP functions and their routes', () => {
   expect(trigger('catalogEvents')).toMatchObject({ type: 'httpTrigger', route: 'catalog/events', methods: ['POST'], authLevel: 'anonymous' });
   expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });
   expect(trigger('replayDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters/replay', methods: ['POST'] });
+  expect(trigger('selfCheck')).toMatchObject({ type: 'httpTrigger', route: 'admin/self-check', methods: ['GET'], authLevel: 'anonymous' });
 });
 
 test('the sync trigger: a session queue from the setting, identity connection, SDK binding with manual settlement', () => {
