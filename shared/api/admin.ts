@@ -118,12 +118,14 @@ export class AdminApi {
       const report = await this.options.selfCheck.run('admin', { ...abortOnly(call), logger: call.logger });
       if (report.status === 'ok') return json(200, report);
       const failed = report.checks.filter((c) => c.status === 'failed');
+      // The report's fields as extensions, but not its `status`: a problem's `status` is the HTTP status (RFC 9457).
+      const { status: _status, ...extensions } = report;
       return problem(
         503,
         ProblemType.selfCheckFailed,
         'Self-check failed',
         `${failed.length} of ${report.checks.length} dependencies failed: ${failed.map((c) => `${c.dependency} (${c.problem!.title})`).join(', ')}. Each check says what to fix.`,
-        { ...report },
+        extensions,
       );
     });
   }

@@ -97,7 +97,7 @@ describe('what is wrong, exactly', () => {
     const { response, report } = await check(overrides);
     expect(response.status).toBe(503);
     expect(response.headers).toMatchObject({ 'content-type': 'application/problem+json' });
-    expect(report).toMatchObject({ type: 'urn:backstage-cosmos-sync:problem:self-check-failed', status: 'failed' });
+    expect(report).toMatchObject({ type: 'urn:backstage-cosmos-sync:problem:self-check-failed', status: 503, title: 'Self-check failed' });
     expect(report.detail).toMatch(/^3 of 7 dependencies failed: cosmos:entities \(Forbidden\), cosmos:edges \(Forbidden\), cosmos:webhook-deliveries \(Forbidden\)/);
     const entities = byDependency(report)['cosmos:entities']!;
     expect(entities.problem).toEqual({
