@@ -17,9 +17,30 @@ import type { SelfCheckReport } from '../../shared/self-check';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startGeneratedCatalog, type GeneratedCatalog } from '../support/backstage';
 import { bodyJson } from '../support/http';
-import { identityAdmin, provisionCosmos, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
+import { eventually, identityAdmin, provisionCosmos, startBroker, testEnvironment, uniqueName, userToken } from '../support/stack';
 
 jest.setTimeout(120_000);
+
+/**
+ * The app's hooks, as the Functions host receives them (`@azure/functions-core` only exists inside the host). Kept on
+ * globalThis: the function files register them while this file's imports load, before its own constants exist.
+ */
+type Hooks = Map<string, (context: unknown) => unknown>;
+const appHooks = () => ((globalThis as { appHooks?: Hooks }).appHooks ??= new Map());
+jest.mock(
+  '@azure/functions-core',
+  () => ({
+    setProgrammingModel: () => undefined,
+    getProgrammingModel: () => undefined,
+    registerFunction: () => ({ dispose: () => undefined }),
+    registerHook: (name: string, callback: (context: unknown) => unknown) => {
+      ((globalThis as { appHooks?: Hooks }).appHooks ??= new Map()).set(name, callback);
+      return { dispose: () => undefined };
+    },
+    log: () => undefined,
+  }),
+  { virtual: true },
+);
 
 let broker: LocalServiceBus;
 let catalog: GeneratedCatalog;
@@ -67,6 +88,17 @@ test('all dependencies fine: 200, a check per dependency, each with its scope an
   expect(metrics.counter('self_check.checks')).toBe(7);
   expect(metrics.counter('identity.token.acquisitions')).toBeGreaterThanOrEqual(2); // Cosmos and Backstage scopes
   expect(metrics.summary('identity.token.remaining_seconds')!.min).toBeGreaterThan(0);
+});
+
+test('it runs when the worker starts: the appStart hook starts it in the background', async () => {
+  await resetRuntime();
+  Object.assign(process.env, settings);
+  const hookData: Record<string, unknown> = {};
+  await appHooks().get('appStart')!({ hookData, appHookData: {}, functionAppDirectory: process.cwd() });
+  expect(hookData.configurationError).toBeUndefined();
+  const metrics = getRuntime().inMemoryMetrics as InMemoryMetrics;
+  await eventually(async () => Promise.resolve(metrics.counter('self_check.checks', { dependency: 'backstage', status: 'ok', trigger: 'start-up' }) === 1), 'the start-up self-check');
+  expect(metrics.counter('self_check.checks')).toBe(7);
 });
 
 test('the maintenance runs the self-check first and reports it', async () => {
