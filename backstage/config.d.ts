@@ -23,6 +23,13 @@ export interface Config {
       };
       /** The CloudEvents `source`; defaults to `backend.baseUrl`. */
       source?: string;
+      /**
+       * Only entities matching this catalog filter predicate (`$all`, `$any`, `$not`, `$in`, `$exists`, e.g.
+       * `{ kind: { $in: [Component, API] } }`) are published; one that stops matching is published as deleted. Sent
+       * with the catalog query, so needs a catalog that answers predicate queries (`POST /entities/by-query`).
+       * Whatever the filter, an entity annotated `backstage-cosmos-sync/exclude: "true"` is never published.
+       */
+      filter?: object;
       /** Where the events go. Each endpoint has its own outbox and retries. */
       endpoints: Array<{
         /** A stable name for this endpoint (it keys the endpoint's outbox). */

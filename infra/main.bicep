@@ -36,6 +36,17 @@ param backstagePrincipalId string = ''
 @description('Object ids of other consumers of the mirror: read access to entities and edges.')
 param mirrorReaderPrincipalIds array = []
 
+@description('Sync scope (docs/sync-semantics.md): entity kinds to mirror, comma-separated; empty = every kind.')
+param syncIncludeKinds string = ''
+@description('Sync scope: entity kinds never mirrored, comma-separated.')
+param syncExcludeKinds string = ''
+@description('Sync scope: namespaces to mirror, comma-separated; empty = every namespace.')
+param syncIncludeNamespaces string = ''
+@description('Sync scope: namespaces never mirrored, comma-separated.')
+param syncExcludeNamespaces string = ''
+@description('Sync scope: a Backstage catalog filter predicate (JSON) every mirrored entity matches; empty = none.')
+param syncCatalogFilter string = ''
+
 @description('NCRONTAB schedule of the full reconcile.')
 param reconcileSchedule string = '0 */30 * * * *'
 
@@ -170,6 +181,13 @@ module function 'app/function.bicep' = {
     webhooksEnabled: webhooksEnabled
     webhookSecretsReference: keyVault.outputs.webhookSecretsReference
     reconcileSchedule: reconcileSchedule
+    syncScope: {
+      includeKinds: syncIncludeKinds
+      excludeKinds: syncExcludeKinds
+      includeNamespaces: syncIncludeNamespaces
+      excludeNamespaces: syncExcludeNamespaces
+      catalogFilter: syncCatalogFilter
+    }
     maximumInstanceCount: maximumInstanceCount
     integrationSubnetId: enableVnet ? network!.outputs.integrationSubnetId : ''
   }

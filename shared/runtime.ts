@@ -34,6 +34,7 @@ import { CatalogReader } from './sync/catalog-reader';
 import { SyncEngine } from './sync/engine';
 import { EntityStore } from './sync/entity-store';
 import { Reconciler } from './sync/reconcile';
+import { SyncScope } from './sync/scope';
 
 export interface Runtime {
   config: AppConfig;
@@ -102,8 +103,9 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
   const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), { sendTimeoutInMs: config.serviceBus.sendTimeoutInMs });
-  const intake = new EventIntake({ config: config.intake, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
-  const mirror = { catalog, store: entityStore, metrics, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
+  const scope = new SyncScope(config.sync.scope);
+  const intake = new EventIntake({ config: config.intake, scope, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
+  const mirror = { catalog, store: entityStore, metrics, scope, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
   const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });
   const processor = new SyncMessageProcessor({ engine, queue, logger: component('queue'), metrics, retry: config.queueRetry });

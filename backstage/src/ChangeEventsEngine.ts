@@ -51,7 +51,9 @@ interface Current {
   etag: string | null;
 }
 
-const FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag'];
+/** An entity its owner keeps out of the mirror does not leave Backstage either (the receiver's own annotation). */
+export const EXCLUDE_ANNOTATION = 'backstage-cosmos-sync/exclude';
+const FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag', `metadata.annotations.${EXCLUDE_ANNOTATION}`];
 
 export class ChangeEventsEngine {
   constructor(
@@ -90,9 +92,11 @@ export class ChangeEventsEngine {
       if (signal?.aborted) throw new Error('Change detection aborted');
       const page = cursor
         ? await catalog.queryEntities({ cursor, limit: settings.pageSize, fields: FIELDS }, { credentials })
-        : await catalog.queryEntities({ limit: settings.pageSize, fields: FIELDS }, { credentials });
+        : await catalog.queryEntities({ limit: settings.pageSize, fields: FIELDS, ...(settings.filter && { query: settings.filter }) }, { credentials });
       pages += 1;
       for (const entity of page.items) {
+        // Out of scope: as if absent, so an entity that leaves the scope is published as deleted.
+        if (entity.metadata.annotations?.[EXCLUDE_ANNOTATION]?.trim().toLowerCase() === 'true') continue;
         const ref = `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`;
         current.set(ref.toLowerCase(), { ref, uid: entity.metadata.uid ?? null, etag: entity.metadata.etag ?? null });
       }

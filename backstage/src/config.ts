@@ -1,4 +1,5 @@
 import { readSchedulerServiceTaskScheduleDefinitionFromConfig, type RootConfigService, type SchedulerServiceTaskScheduleDefinition } from '@backstage/backend-plugin-api';
+import { readOptionalFilterPredicateFromConfig, type FilterPredicate } from '@backstage/filter-predicates';
 import { durationToMilliseconds, type HumanDuration } from '@backstage/types';
 
 /**
@@ -30,6 +31,8 @@ export interface ChangeEventsSettings {
   retry: { initialDelayInMs: number; maxDelayInMs: number };
   source: string;
   endpoints: EndpointSettings[];
+  /** Only entities matching this predicate are published (pushed into the catalog query). */
+  filter?: FilterPredicate;
 }
 
 /** Thrown at start-up for a configuration that cannot work; the message names each bad key. */
@@ -149,6 +152,8 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
     source,
     endpoints,
   };
+  const filter = attempt('filter', () => readOptionalFilterPredicateFromConfig(section, { key: 'filter' }), undefined);
+  if (filter) settings.filter = filter;
   if (problems.length > 0) throw new ChangeEventsConfigError(problems);
   return settings;
 }

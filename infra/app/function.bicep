@@ -23,6 +23,8 @@ param webhooksEnabled bool
 @description('Key Vault reference to the Standard Webhooks secrets, resolved by the platform with the app identity.')
 param webhookSecretsReference string
 param reconcileSchedule string
+@description('The sync scope settings: includeKinds, excludeKinds, includeNamespaces, excludeNamespaces (comma-separated) and catalogFilter (JSON); empty strings = unset.')
+param syncScope object
 param maximumInstanceCount int
 @description('Subnet for VNet integration; empty = none.')
 param integrationSubnetId string
@@ -102,6 +104,11 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     BACKSTAGE_TOKEN_SCOPE: backstageTokenScope
 
     RECONCILE_SCHEDULE: reconcileSchedule
+    SYNC_INCLUDE_KINDS: syncScope.includeKinds
+    SYNC_EXCLUDE_KINDS: syncScope.excludeKinds
+    SYNC_INCLUDE_NAMESPACES: syncScope.includeNamespaces
+    SYNC_EXCLUDE_NAMESPACES: syncScope.excludeNamespaces
+    SYNC_CATALOG_FILTER: syncScope.catalogFilter
 
     AUTH_ISSUER: authIssuer
     AUTH_AUDIENCE: apiAudience

@@ -16,6 +16,8 @@ import type { Metrics } from '../platform/metrics';
 import { json, problem, ProblemType, readBodyUpTo, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
 import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
 import { type EventQueue, toServiceBusMessage } from '../queue/queue';
+import { parseEntityRef } from '../model/refs';
+import type { SyncScope } from '../sync/scope';
 import { WebhookVerifier } from './webhooks';
 import type { WebhookDeliveryStore } from './delivery-store';
 import { currentTraceparent, trackEvent } from '../platform/telemetry';
@@ -34,6 +36,8 @@ export interface IntakeOptions {
   webhookVerifier?: WebhookVerifier;
   /** The shared replay guard; required when Standard Webhooks are accepted. */
   deliveries?: WebhookDeliveryStore;
+  /** Events for kinds and namespaces outside it are acknowledged, counted and not queued; everything by default. */
+  scope?: SyncScope;
 }
 
 export class EventIntake {
@@ -163,9 +167,11 @@ export class EventIntake {
     // 9. Coalesce and enqueue.
     // The active span when telemetry runs (so the sync continues this request's trace), else the caller's trace.
     const traceparent = currentTraceparent() ?? validTraceparent(request.headers.get('traceparent')) ?? newTraceparent();
-    const queued = coalesceEvents(events);
+    const inScope = this.options.scope ? events.filter((event) => this.options.scope!.includesRef(parseEntityRef(event.data.entityRef))) : events;
+    const outOfScope = events.length - inScope.length;
+    const queued = coalesceEvents(inScope);
     try {
-      await this.options.queue.enqueue(
+      if (queued.length > 0) await this.options.queue.enqueue(
         queued.map((event) => toServiceBusMessage(event, { attempt: 1, traceparent })),
         call.abortSignal ? { abortSignal: call.abortSignal } : {},
       );
@@ -185,9 +191,10 @@ export class EventIntake {
     }
     this.options.metrics?.increment('intake.events', events.length);
     this.options.metrics?.increment('intake.enqueued', queued.length);
-    logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length });
-    trackEvent('CatalogEventsAccepted', { accepted: events.length, enqueued: queued.length });
-    return json(202, { accepted: events.length, enqueued: queued.length });
+    if (outOfScope > 0) this.options.metrics?.increment('intake.out_of_scope', outOfScope);
+    logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length, outOfScope });
+    trackEvent('CatalogEventsAccepted', { accepted: events.length, enqueued: queued.length, outOfScope });
+    return json(202, { accepted: events.length, enqueued: queued.length, outOfScope });
   }
 
   /** Requires a bearer token with the sender role; without Entra mode, an unsigned request is refused. */

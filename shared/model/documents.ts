@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Entity } from '@backstage/catalog-model';
 import { configure } from 'safe-stable-stringify';
+import { publishedEntity, type Publication } from '../sync/scope';
 import { entityNameOf, formatEntityRef, toDocumentId } from './refs';
 
 const stableStringify = configure({ deterministic: true, bigint: false, circularValue: Error });
@@ -30,6 +31,15 @@ export interface LiveEntityDocument extends EntityIdentity {
   syncedAt: string;
   /** The W3C trace of the sync that wrote it, so the edge projection continues the same trace. */
   traceparent?: string;
+  /**
+   * Set when the entity's owner restricted what is mirrored (docs/sync-semantics.md): `envelope` — identity, owner and
+   * relations only; `omit-fields` — without `omittedFields`. Absent for a whole entity. A restricted document's
+   * `sourceEtag` is a digest of what it holds, never the catalog's etag (a hash of the whole entity).
+   */
+  publication?: 'envelope' | 'omit-fields';
+  omittedFields?: string[];
+  /** The envelope's owner (`spec.owner`), the one field of `spec` an envelope keeps. */
+  owner?: string;
   deleted?: false;
 }
 
@@ -58,9 +68,14 @@ export function isTombstone(doc: EntityDocument | undefined): doc is TombstoneDo
   return doc?.deleted === true;
 }
 
-/** The mirror document for a Backstage entity as the catalog returned it. */
-export function toEntityDocument(entity: Entity, now: Date = new Date(), traceparent?: string): LiveEntityDocument {
+/**
+ * The mirror document for a Backstage entity as the catalog returned it, published as its owner allows (whole by
+ * default). Nothing withheld reaches the document, its `sourceEtag` or its `syncHash`.
+ */
+export function toEntityDocument(entity: Entity, now: Date = new Date(), traceparent?: string, publication: Publication = { form: 'full' }): LiveEntityDocument {
   const name = entityNameOf(entity);
+  const published = publishedEntity(entity, publication);
+  const owner = publication.form === 'envelope' && typeof entity.spec?.owner === 'string' ? entity.spec.owner : undefined;
   const withoutHash = {
     id: toDocumentId(name),
     entityRef: formatEntityRef(name),
@@ -68,12 +83,19 @@ export function toEntityDocument(entity: Entity, now: Date = new Date(), tracepa
     namespace: name.namespace,
     name: name.name,
     uid: entity.metadata.uid ?? null,
-    sourceEtag: entity.metadata.etag ?? null,
-    entity,
+    sourceEtag: publication.form === 'full' ? (entity.metadata.etag ?? null) : publishedDigest(published),
+    entity: published,
     syncedAt: now.toISOString(),
     ...(traceparent && { traceparent }),
+    ...(publication.form === 'envelope' && { publication: 'envelope' as const, ...(owner !== undefined && { owner }) }),
+    ...(publication.form === 'omit' && { publication: 'omit-fields' as const, omittedFields: publication.paths }),
   };
   return { ...withoutHash, syncHash: computeSyncHash(withoutHash) };
+}
+
+/** A restricted document's change marker: a digest of exactly what it publishes (`sha256:` + base64url). */
+function publishedDigest(published: Entity): string {
+  return `sha256:${createHash('sha256').update(stableStringify(published) ?? '').digest('base64url')}`;
 }
 
 /** The tombstone that replaces `previous` when Backstage no longer has the entity. */

@@ -12,6 +12,7 @@
  * read the same settings, so one value configures both. See docs/configuration.md for the full list.
  */
 import type { z } from 'zod';
+import type { SyncScopeSettings } from '../sync/scope';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
 import { fields, parseCosmosConnectionString, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
 
@@ -127,7 +128,7 @@ export interface AppConfig {
   managedIdentityClientId?: string;
   cosmos: CosmosConfig;
   backstage: BackstageConfig;
-  sync: { tombstoneTtlInSeconds: number; maxAttempts: number };
+  sync: { tombstoneTtlInSeconds: number; maxAttempts: number; scope: SyncScopeSettings };
   reconcile: ReconcileConfig;
   auth: AuthConfig;
   serviceBus: ServiceBusConfig;
@@ -171,7 +172,17 @@ function toAppConfig(s: Settings): AppConfig {
       retryMaxDelayInMs: s.BACKSTAGE_RETRY_MAX_DELAY_MS,
       pageSize: s.BACKSTAGE_PAGE_SIZE,
     },
-    sync: { tombstoneTtlInSeconds: s.SYNC_TOMBSTONE_TTL_SECONDS, maxAttempts: s.SYNC_MAX_ATTEMPTS },
+    sync: {
+      tombstoneTtlInSeconds: s.SYNC_TOMBSTONE_TTL_SECONDS,
+      maxAttempts: s.SYNC_MAX_ATTEMPTS,
+      scope: {
+        includeKinds: s.SYNC_INCLUDE_KINDS,
+        excludeKinds: s.SYNC_EXCLUDE_KINDS,
+        includeNamespaces: s.SYNC_INCLUDE_NAMESPACES,
+        excludeNamespaces: s.SYNC_EXCLUDE_NAMESPACES,
+        ...(s.SYNC_CATALOG_FILTER && { catalogFilter: s.SYNC_CATALOG_FILTER }),
+      },
+    },
     reconcile: {
       schedule: s.RECONCILE_SCHEDULE,
       maxDeleteRatio: s.RECONCILE_MAX_DELETE_RATIO,

@@ -3,6 +3,7 @@
  * rules across settings, the production-mode policy among them. One zod schema, {@link settingsSchema}; config.ts
  * turns what it parses into the typed configuration.
  */
+import { parseFilterPredicate, type FilterPredicate } from '@backstage/filter-predicates';
 import { Cron } from 'croner';
 import { z } from 'zod';
 
@@ -23,6 +24,28 @@ const csv = z
   .trim()
   .min(1, 'must not be empty')
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** Comma-separated names matching `pattern` (kinds, namespaces); compared case-insensitively, so kept as written. */
+const nameList = (pattern: RegExp, what: string) =>
+  csv.refine((names) => names.every((n) => pattern.test(n)), `must be comma-separated ${what}`).transform((names) => [...new Set(names)]);
+const KIND_PATTERN = /^[A-Za-z][A-Za-z0-9]{0,62}$/;
+const NAMESPACE_PATTERN = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/;
+
+/** A Backstage filter predicate, as the catalog's `POST /entities/by-query` takes it; `relations.*` paths are refused (scope.ts). */
+const filterPredicate = z.unknown().transform((value, ctx) => {
+  try {
+    const predicate = parseFilterPredicate(value);
+    const relationPath = predicatePaths(predicate).find((path) => /^relations(\.|$)/i.test(path));
+    if (relationPath) {
+      ctx.addIssue({ code: 'custom', message: `cannot filter on ${relationPath}: the event path evaluates the filter on the entity, whose relations are a list; filter on spec fields instead` });
+      return z.NEVER;
+    }
+    return predicate;
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `is not a filter predicate: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}` });
+    return z.NEVER;
+  }
+});
 
 /** A setting holding JSON, parsed, then checked by `schema`. */
 function json<S extends z.ZodType>(schema: S, example: string) {
@@ -81,6 +104,11 @@ export const fields = {
 
   SYNC_TOMBSTONE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
   SYNC_MAX_ATTEMPTS: int(1, 50).default(5),
+  SYNC_INCLUDE_KINDS: nameList(KIND_PATTERN, 'entity kinds, e.g. Component,API').default([]),
+  SYNC_EXCLUDE_KINDS: nameList(KIND_PATTERN, 'entity kinds, e.g. User,Group').default([]),
+  SYNC_INCLUDE_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. default,payments').default([]),
+  SYNC_EXCLUDE_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. sandbox').default([]),
+  SYNC_CATALOG_FILTER: json(filterPredicate, '{"spec.lifecycle":{"$in":["production","experimental"]}}').optional(),
 
   RECONCILE_SCHEDULE: z
     .string()
@@ -279,6 +307,14 @@ function crossFieldRules(s: Partial<Settings> & Record<string, unknown>, ctx: z.
       'required in production mode with APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion is Entra-authenticated (local auth disabled), e.g. ClientId=<client id>;Authorization=AAD',
     );
   }
+  for (const [include, exclude] of [
+    ['SYNC_INCLUDE_KINDS', 'SYNC_EXCLUDE_KINDS'],
+    ['SYNC_INCLUDE_NAMESPACES', 'SYNC_EXCLUDE_NAMESPACES'],
+  ] as const) {
+    const included = new Set((Array.isArray(s[include]) ? s[include] : []).map((v) => v.toLowerCase()));
+    const both = (Array.isArray(s[exclude]) ? s[exclude] : []).filter((v) => included.has(v.toLowerCase()));
+    if (both.length > 0) issue(exclude, `${both.join(', ')} ${both.length === 1 ? 'is' : 'are'} also in ${include}: a name may be included or excluded, not both`);
+  }
   notBelow('QUEUE_RETRY_MAX_DELAY_MS', s.QUEUE_RETRY_MAX_DELAY_MS, 'QUEUE_RETRY_BASE_DELAY_MS', s.QUEUE_RETRY_BASE_DELAY_MS, issue);
 }
 
@@ -305,6 +341,18 @@ export function settingDefaults(): Record<string, unknown> {
     if (fallback.success && fallback.data !== undefined) out[key] = fallback.data;
   }
   return out;
+}
+
+/** Every field path a filter predicate tests. */
+function predicatePaths(predicate: FilterPredicate): string[] {
+  if (typeof predicate !== 'object' || predicate === null) return [];
+  const paths: string[] = [];
+  for (const [key, value] of Object.entries(predicate)) {
+    if (key === '$all' || key === '$any') for (const inner of value as FilterPredicate[]) paths.push(...predicatePaths(inner));
+    else if (key === '$not') paths.push(...predicatePaths(value as FilterPredicate));
+    else if (!key.startsWith('$')) paths.push(key);
+  }
+  return paths;
 }
 
 /** `AccountEndpoint=…;AccountKey=…;` → its parts, or undefined when either is missing. */

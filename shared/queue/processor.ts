@@ -104,7 +104,7 @@ export class SyncMessageProcessor {
     });
     metrics?.record('sync.duration', durationInMs, { outcome: result.outcome });
     trackEvent('EntitySynced', { entityRef: body.entityRef, outcome: result.outcome, attempt, durationInMs });
-    if (result.outcome !== 'unchanged' && result.outcome !== 'absent') metrics?.record('sync.latency', latencyInMs, { outcome: result.outcome });
+    if (result.outcome !== 'unchanged' && result.outcome !== 'absent' && result.outcome !== 'out-of-scope') metrics?.record('sync.latency', latencyInMs, { outcome: result.outcome });
     return { action: 'completed', outcome: result.outcome, attempt };
   }
 

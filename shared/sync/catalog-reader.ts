@@ -8,6 +8,7 @@
  */
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
+import type { FilterPredicate } from '@backstage/filter-predicates';
 import { parseRetryAfter, withRetries } from '../platform/backoff';
 import {
   BackstageAuthError,
@@ -21,6 +22,7 @@ import { withDeadline } from '../platform/options';
 import type { Metrics } from '../platform/metrics';
 import { entityNameOf, formatEntityRef, toDocumentId } from '../model/refs';
 import { injectTraceContext, inSpan, SpanKind } from '../platform/telemetry';
+import { SCOPE_ANNOTATION_FIELDS } from './scope';
 
 export interface CatalogReaderOptions {
   baseUrl: string;
@@ -48,10 +50,17 @@ export interface CatalogProjectionItem {
   entityRef: string;
   uid: string | undefined;
   etag: string | undefined;
+  /** The entity's scope annotations (scope.ts), when it has any. */
+  annotations?: Record<string, string>;
+}
+
+export interface StreamProjectionOptions extends CallOptions {
+  /** Only entities matching this Backstage filter predicate (sent with the query: the rest are never fetched). */
+  query?: FilterPredicate;
 }
 
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
-const PROJECTION_FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag'];
+const PROJECTION_FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag', ...SCOPE_ANNOTATION_FIELDS];
 
 export class CatalogReader {
   private readonly fetchImpl: typeof fetch;
@@ -65,10 +74,10 @@ export class CatalogReader {
   }
 
   /**
-   * Streams the `kind/namespace/name/uid/etag` projection of every entity, a page at a time,
-   * following the `queryEntities` cursor.
+   * Streams the `kind/namespace/name/uid/etag` projection (and the scope annotations) of every entity, or of those
+   * matching `query`, a page at a time, following the `queryEntities` cursor.
    */
-  async *streamProjection(options: CallOptions & { filter?: Record<string, string> } = {}): AsyncGenerator<CatalogProjectionItem[]> {
+  async *streamProjection(options: StreamProjectionOptions = {}): AsyncGenerator<CatalogProjectionItem[]> {
     const client = this.client(options);
     let cursor: string | undefined;
     do {
@@ -77,7 +86,7 @@ export class CatalogReader {
         : await client.queryEntities({
             limit: this.options.pageSize,
             fields: PROJECTION_FIELDS,
-            ...(options.filter && { filter: options.filter }),
+            ...(options.query && { query: options.query }),
             totalItems: 'exclude',
           });
       const items: CatalogProjectionItem[] = [];
@@ -88,6 +97,7 @@ export class CatalogReader {
           entityRef: formatEntityRef(name),
           uid: entity.metadata.uid,
           etag: entity.metadata.etag,
+          ...(entity.metadata.annotations && { annotations: entity.metadata.annotations }),
         });
       }
       if (items.length > 0) yield items;
@@ -98,6 +108,12 @@ export class CatalogReader {
   /** The self-check's harmless call: the name of one entity, read as every sync reads (token, errors), in one attempt. */
   async probe(options: CallOptions = {}): Promise<void> {
     await this.client({ ...options, maxRetries: 0 }).queryEntities({ limit: 1, fields: ['metadata.name'], totalItems: 'exclude' });
+  }
+
+  /** How many entities match `query`: counted by the catalog, one request, no entity read. */
+  async countEntities(query: FilterPredicate, options: CallOptions = {}): Promise<number> {
+    const page = await this.client(options).queryEntities({ query, limit: 1, fields: ['metadata.name'], totalItems: 'include' });
+    return page.totalItems;
   }
 
   /** Full entities for `refs`, in the same order; `undefined` where the catalog has no such entity. */

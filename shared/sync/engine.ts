@@ -6,8 +6,7 @@
  * read, create when absent) and starts over when another writer got there first, so the last successful writer
  * always fetched after the previous write. A 404 from Backstage tombstones. The whole-catalog diff is reconcile.ts.
  */
-import type { Entity } from '@backstage/catalog-model';
-import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, type EntityDocument } from '../model/documents';
+import { computeSyncHash, isTombstone, toEntityDocument, toTombstone, type EntityDocument, type LiveEntityDocument } from '../model/documents';
 import { formatEntityRef, parseEntityRef, toDocumentId } from '../model/refs';
 import { RequestChargeTracker, type StoreCallOptions } from '../platform/cosmos';
 import { ConcurrencyConflictError, CosmosOperationError } from '../platform/errors';
@@ -16,8 +15,10 @@ import type { Metrics } from '../platform/metrics';
 import { abortOnly } from '../platform/options';
 import type { CatalogReader } from './catalog-reader';
 import type { EntityStore } from './entity-store';
+import { SyncScope, type ScopeExclusion } from './scope';
 
-export type SyncOutcome = 'created' | 'updated' | 'unchanged' | 'tombstoned' | 'absent';
+/** `out-of-scope`: the sync scope excludes the entity (scope.ts); the mirror was left as it was. */
+export type SyncOutcome = 'created' | 'updated' | 'unchanged' | 'tombstoned' | 'absent' | 'out-of-scope';
 
 export interface SyncResult {
   entityRef: string;
@@ -28,6 +29,8 @@ export interface SyncResult {
   /** Whether Backstage was read (false when an event's etag already matched the mirror). */
   readBackstage: boolean;
   requestCharge: number;
+  /** Why the scope excluded the entity: with `out-of-scope`, and with `tombstoned` when its owner's annotation did. */
+  scope?: ScopeExclusion;
 }
 
 export interface SyncEntityOptions extends StoreCallOptions {
@@ -45,6 +48,8 @@ export interface MirrorWriterOptions {
   now?: () => Date;
   /** The active trace, stamped on written documents (telemetry). */
   traceparent?: () => string | undefined;
+  /** What is mirrored, and how much of each entity; everything, whole, by default. */
+  scope?: SyncScope;
 }
 
 export interface SyncEngineOptions extends MirrorWriterOptions {
@@ -58,10 +63,12 @@ export const CONFLICT_STATUSES: ReadonlySet<number> = new Set([404, 409, 412]);
 export class SyncEngine {
   private readonly logger: Logger;
   private readonly now: () => Date;
+  private readonly scope: SyncScope;
 
   constructor(private readonly options: SyncEngineOptions) {
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => new Date());
+    this.scope = options.scope ?? new SyncScope();
   }
 
   async syncEntity(ref: string, options: SyncEntityOptions = {}): Promise<SyncResult> {
@@ -74,10 +81,14 @@ export class SyncEngine {
     const call: StoreCallOptions = { ...abortOnly(options), charge };
     const logger = options.logger ?? this.logger;
     const trace = this.options.traceparent?.();
-    const done = (outcome: SyncOutcome, attempts: number, readBackstage: boolean): SyncResult => {
-      this.options.metrics?.increment('sync.entities', 1, { outcome, path: 'entity' });
-      return { entityRef, id, outcome, attempts, readBackstage, requestCharge: charge.total - before };
+    const done = (outcome: SyncOutcome, attempts: number, readBackstage: boolean, scope?: ScopeExclusion): SyncResult => {
+      this.options.metrics?.increment('sync.entities', 1, { outcome, path: 'entity', ...(scope && { scope }) });
+      return { entityRef, id, outcome, attempts, readBackstage, requestCharge: charge.total - before, ...(scope && { scope }) };
     };
+
+    // Kinds and namespaces the settings exclude are decided from the ref alone: Backstage is not asked. A mirrored
+    // copy stays until the reconcile, which narrows the mirror to a changed scope under the mass-deletion guard.
+    if (!this.scope.includesRef(name)) return done('out-of-scope', 0, false, 'setting');
 
     for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
       const current = await store.read(id, call);
@@ -85,12 +96,16 @@ export class SyncEngine {
         return done('unchanged', attempt, false);
       }
       const entity = await catalog.getEntityByRef(entityRef, abortOnly(options));
+      const decision = entity ? this.scope.decide(entity) : undefined;
+      if (decision && !decision.inScope && decision.reason === 'setting') return done('out-of-scope', attempt, true, 'setting');
 
-      if (!entity) {
-        if (!current || isTombstone(current)) return done('absent', attempt, true);
+      // Gone from the catalog, or its owner took it out of the mirror: tombstoned alike.
+      if (!entity || !decision?.inScope) {
+        const reason = decision && !decision.inScope ? decision.reason : undefined;
+        if (!current || isTombstone(current)) return reason ? done('out-of-scope', attempt, true, reason) : done('absent', attempt, true);
         try {
           await store.replace(toTombstone(current, this.options.tombstoneTtlInSeconds, this.now(), trace), current._etag!, call);
-          return done('tombstoned', attempt, true);
+          return done('tombstoned', attempt, true, reason);
         } catch (error) {
           if (isConflict(error)) continue;
           throw error;
@@ -99,8 +114,8 @@ export class SyncEngine {
 
       // Same version and untouched since the sync wrote it: nothing to do. (A document someone edited in the
       // mirror no longer matches its syncHash and is rewritten from Backstage: drift repair.)
-      if (current && !isTombstone(current) && isSameVersion(current, entity) && isIntact(current)) return done('unchanged', attempt, true);
-      const doc = toEntityDocument(entity, this.now(), trace);
+      const doc = toEntityDocument(entity, this.now(), trace, decision.publication);
+      if (current && !isTombstone(current) && isSameVersion(current, doc) && isIntact(current)) return done('unchanged', attempt, true);
       try {
         if (current) await store.replace(doc, current._etag!, call);
         else await store.create(doc, call);
@@ -123,8 +138,9 @@ function isIntact(doc: EntityDocument): boolean {
   return computeSyncHash(doc as unknown as Record<string, unknown>) === doc.syncHash;
 }
 
-function isSameVersion(doc: { sourceEtag: string | null; uid: string | null }, entity: Entity): boolean {
-  return doc.sourceEtag === (entity.metadata.etag ?? null) && doc.uid === (entity.metadata.uid ?? null);
+/** The mirror holds this version of what the catalog publishes (its etag, or a restricted document's digest). */
+function isSameVersion(doc: { sourceEtag: string | null; uid: string | null }, next: LiveEntityDocument): boolean {
+  return doc.sourceEtag === next.sourceEtag && doc.uid === next.uid;
 }
 
 function isConflict(error: unknown): boolean {

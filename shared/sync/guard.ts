@@ -9,6 +9,8 @@ export interface DeletionGuardInput {
   liveMirrorCount: number;
   /** Live documents the catalog no longer has, i.e. what this run would tombstone. */
   deleteCount: number;
+  /** Of `deleteCount`, the entities that are still in the catalog but left the sync scope, by reason. */
+  leftScope?: { setting: number; annotation: number };
   /** Largest share of the live mirror one run may tombstone, 0–1 (default 0.2). */
   maxDeleteRatio: number;
   /** Operator override: tombstone anyway. */
@@ -40,6 +42,12 @@ export function evaluateDeletionGuard(input: DeletionGuardInput): DeletionGuardD
     }
   }
   if (reason === undefined) return { allowed: true, tripped: false, forced: false };
+  const left = (input.leftScope?.setting ?? 0) + (input.leftScope?.annotation ?? 0);
+  if (left > 0) {
+    const { setting = 0, annotation = 0 } = input.leftScope ?? {};
+    const why = [setting > 0 && `${setting} by the scope settings`, annotation > 0 && `${annotation} by their exclude annotation`].filter(Boolean).join(', ');
+    reason = `the sync scope changed: ${left} mirrored entities left it (${why}); ${reason}`;
+  }
   return { allowed: force, tripped: true, forced: force, reason };
 }
 

@@ -17,6 +17,7 @@ import type { CatalogProjectionItem } from './catalog-reader';
 import { CONFLICT_STATUSES, type MirrorWriterOptions, type SyncEngine } from './engine';
 import type { MirrorIndexItem, WriteOperation } from './entity-store';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
+import { decideByAnnotations, SyncScope } from './scope';
 
 export interface ReconcileOptions extends OperationOptions {
   /** Tombstone even when the mass-deletion guard refuses. */
@@ -46,8 +47,23 @@ export interface ReconcileResult {
   backstageRequests: number;
   durationInMs: number;
   deletionGuard: DeletionGuardDecision & { pendingTombstones: number };
+  /** What the sync scope (scope.ts) left out or restricted in this run. */
+  scope: ReconcileScopeCounts;
   /** Refs that failed, at most 100, for the operator. */
   failures: Array<{ entityRef: string; error: string }>;
+}
+
+export interface ReconcileScopeCounts {
+  /** Catalog entities the scope settings leave out: counted by the catalog, never fetched (0 when the settings select everything). */
+  excludedBySetting: number;
+  /** Catalog entities their owners keep out with the exclude annotation. */
+  excludedByAnnotation: number;
+  /** Entities mirrored as their envelope only. */
+  envelopeOnly: number;
+  /** Entities mirrored without the fields their owners omitted. */
+  fieldsOmitted: number;
+  /** Mirrored entities that left the scope, by reason: tombstoned by this run, or pending when the guard refused. */
+  leftScope: { setting: number; annotation: number };
 }
 
 export interface ReconcilerOptions extends MirrorWriterOptions {
@@ -68,10 +84,12 @@ type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger };
 export class Reconciler {
   private readonly logger: Logger;
   private readonly now: () => Date;
+  private readonly scope: SyncScope;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => new Date());
+    this.scope = options.scope ?? new SyncScope();
   }
 
   private trace(): string | undefined {
@@ -100,23 +118,42 @@ export class Reconciler {
       backstageRequests: 0,
       durationInMs: 0,
       deletionGuard: { allowed: true, tripped: false, forced: false, pendingTombstones: 0 },
+      scope: { excludedBySetting: 0, excludedByAnnotation: 0, envelopeOnly: 0, fieldsOmitted: 0, leftScope: { setting: 0, annotation: 0 } },
       failures: [],
     };
+    const scope = this.scope;
+    const counts = result.scope;
     logger.info('Reconcile started', { force: options.force === true });
 
     // 1 and 2, side by side (they are independent, so a run costs the slower of the two, not their sum):
-    // what the catalog has — the cheap projection, never full entities — and what the mirror has.
+    // what the catalog has in scope — the cheap projection, never full entities, filtered by the catalog itself
+    // when the settings narrow the scope — and what the mirror has.
     const inCatalog = new Map<string, CatalogProjectionItem>();
+    const excludedByOwner = new Set<string>();
     const inMirror = new Map<string, MirrorIndexItem>();
     // If one stream fails, the other is stopped rather than left reading pages nobody will use.
     const streams = new AbortController();
     const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
     await Promise.all([
       (async () => {
-        for await (const page of catalog.streamProjection({ abortSignal: streamSignal })) {
-          for (const item of page) inCatalog.set(item.id, item);
-          progress({ phase: 'catalog', done: inCatalog.size, total: inCatalog.size });
+        for await (const page of catalog.streamProjection({ abortSignal: streamSignal, ...(scope.predicate && { query: scope.predicate }) })) {
+          for (const item of page) {
+            result.seen += 1;
+            const decision = decideByAnnotations(item.annotations);
+            if (!decision.inScope) {
+              counts.excludedByAnnotation += 1;
+              excludedByOwner.add(item.id);
+              continue;
+            }
+            if (decision.publication.form === 'envelope') counts.envelopeOnly += 1;
+            if (decision.publication.form === 'omit') counts.fieldsOmitted += 1;
+            inCatalog.set(item.id, item);
+          }
+          progress({ phase: 'catalog', done: result.seen, total: result.seen });
         }
+      })(),
+      (async () => {
+        if (scope.predicate) counts.excludedBySetting = await catalog.countEntities({ $not: scope.predicate }, { abortSignal: streamSignal });
       })(),
       (async () => {
         for await (const page of store.streamIndex({ ...call, abortSignal: streamSignal })) {
@@ -128,9 +165,9 @@ export class Reconciler {
       streams.abort();
       throw error;
     });
-    result.seen = inCatalog.size;
 
-    // 3. The diff.
+    // 3. The diff. (A restricted document's sourceEtag is a digest of what it publishes, never the catalog's etag, so
+    // restricted entities are fetched every run and written only when what they publish changed.)
     const toSync: CatalogProjectionItem[] = [];
     for (const item of inCatalog.values()) {
       const mirrored = inMirror.get(item.id);
@@ -141,11 +178,17 @@ export class Reconciler {
       }
     }
     const live = [...inMirror.values()].filter((m) => !m.deleted);
-    const toTombstone = live.filter((m) => !inCatalog.has(m.id));
+    const toTombstone = await this.classifyDepartures(
+      live.filter((m) => !inCatalog.has(m.id)),
+      excludedByOwner,
+      counts,
+      call,
+    );
     const guard = evaluateDeletionGuard({
       catalogCount: inCatalog.size,
       liveMirrorCount: live.length,
       deleteCount: toTombstone.length,
+      leftScope: counts.leftScope,
       maxDeleteRatio: settings.maxDeleteRatio,
       force: options.force === true,
     });
@@ -207,11 +250,60 @@ export class Reconciler {
     for (const outcome of ['created', 'updated', 'unchanged', 'tombstoned', 'failed'] as const) {
       if (result[outcome] > 0) m?.increment('sync.entities', result[outcome], { outcome, path: 'reconcile' });
     }
+    for (const [reason, count] of [
+      ['setting', counts.excludedBySetting],
+      ['annotation', counts.excludedByAnnotation],
+      ['envelope-only', counts.envelopeOnly],
+      ['fields-omitted', counts.fieldsOmitted],
+    ] as const) {
+      m?.record('reconcile.scope', count, { reason });
+    }
     const { failures, ...stats } = result;
     const summary = { ...stats, ...(failures.length > 0 && { failures: failures.slice(0, 10) }) };
     if (result.failed > 0) logger.warn('Reconcile finished', summary);
     else logger.info('Reconcile finished', summary);
     return result;
+  }
+
+  /**
+   * Mirrored entities the in-scope catalog no longer has: deleted from the catalog, or out of the scope. The owner's
+   * annotation is known from the projection; an entity the settings filtered out is told from a deleted one by asking
+   * the catalog for those refs (one request per batch of departures, only when the settings narrow the scope). An
+   * entity that is back in scope by then is left for the next run.
+   */
+  private async classifyDepartures(
+    departing: MirrorIndexItem[],
+    excludedByOwner: ReadonlySet<string>,
+    counts: ReconcileScopeCounts,
+    call: Call,
+  ): Promise<MirrorIndexItem[]> {
+    const out: MirrorIndexItem[] = [];
+    const unknown: MirrorIndexItem[] = [];
+    for (const item of departing) {
+      if (excludedByOwner.has(item.id)) {
+        counts.leftScope.annotation += 1;
+        out.push(item);
+      } else if (this.scope.restricted) {
+        unknown.push(item);
+      } else {
+        out.push(item);
+      }
+    }
+    for (const batch of chunk(unknown, this.options.fetchBatchSize)) {
+      const entities = await this.options.catalog.getEntitiesByRefs(
+        batch.map((item) => item.entityRef),
+        abortOnly(call),
+      );
+      entities.forEach((entity, index) => {
+        const item = batch[index]!;
+        if (!entity) return void out.push(item);
+        const decision = this.scope.decide(entity);
+        if (decision.inScope) return;
+        counts.leftScope[decision.reason] += 1;
+        out.push(item);
+      });
+    }
+    return out;
   }
 
   private async reconcileBatch(
@@ -242,7 +334,13 @@ export class Reconciler {
         fallbacks.push(item.entityRef);
         return;
       }
-      const doc = toEntityDocument(entity, this.now(), this.trace());
+      const decision = this.scope.decide(entity);
+      if (!decision.inScope) {
+        // Left the scope between the projection and the fetch: let the level-triggered path decide.
+        fallbacks.push(item.entityRef);
+        return;
+      }
+      const doc = toEntityDocument(entity, this.now(), this.trace(), decision.publication);
       const mirrored = inMirror.get(doc.id);
       if (mirrored && !mirrored.deleted && mirrored.sourceEtag === doc.sourceEtag && mirrored.uid === doc.uid) {
         result.unchanged += 1;
@@ -299,7 +397,7 @@ export class Reconciler {
     for (const entityRef of refs) {
       try {
         const outcome = (await this.options.engine.syncEntity(entityRef, call)).outcome;
-        if (outcome === 'absent') continue;
+        if (outcome === 'absent' || outcome === 'out-of-scope') continue;
         result[outcome] += 1;
       } catch (error) {
         if (error instanceof OperationAbortedError) throw error;

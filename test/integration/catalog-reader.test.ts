@@ -171,7 +171,7 @@ test("the caller's abort signal stops waiting at once and is not retried", async
   expect(r.requestCount).toBe(1);
 });
 
-test('streamProjection follows the cursor and asks only for the projection fields', async () => {
+test('streamProjection follows the cursor and asks only for the projection fields and the scope annotations', async () => {
   script = [
     json(200, { items: [entity('a'), entity('b')], pageInfo: { nextCursor: 'c1' } }),
     error(503, 'blip'),
@@ -189,7 +189,10 @@ test('streamProjection follows the cursor and asks only for the projection field
   ]);
   const first = new URL(seen[0]!.url, baseUrl);
   expect(first.pathname).toBe('/api/catalog/entities/by-query');
-  expect(first.searchParams.getAll('fields').join(',')).toBe('kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag');
+  expect(first.searchParams.getAll('fields').join(',')).toBe(
+    'kind,metadata.namespace,metadata.name,metadata.uid,metadata.etag,' +
+      'metadata.annotations.backstage-cosmos-sync/exclude,metadata.annotations.backstage-cosmos-sync/envelope-only,metadata.annotations.backstage-cosmos-sync/omit-fields',
+  );
   expect(first.searchParams.get('limit')).toBe('2');
   expect(new URL(seen[2]!.url, baseUrl).searchParams.get('cursor')).toBe('c1'); // the retried page
 });

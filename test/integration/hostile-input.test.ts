@@ -254,7 +254,7 @@ async function expectHealthy(mode: 'entra' | 'webhooks'): Promise<void> {
   const before = broker.stats(QUEUE).enqueued;
   const valid = mode === 'entra' ? post(event({}, `component:default/probe-${randomUUID()}`)) : signed(event({}, `component:default/probe-${randomUUID()}`));
   const accepted = await intake(valid);
-  expect({ status: accepted.status, body: parse(accepted) }).toEqual({ status: 202, body: { accepted: 1, enqueued: 1 } });
+  expect({ status: accepted.status, body: parse(accepted) }).toEqual({ status: 202, body: { accepted: 1, enqueued: 1, outOfScope: 0 } });
   expect(broker.stats(QUEUE).enqueued).toBe(before + 1);
 }
 
@@ -546,7 +546,7 @@ describe('POST /api/catalog/events (INTAKE_AUTH=entra,standard-webhooks)', () =>
   test.each(toleratedCases.map((x) => [x.name, x] as const))('tolerated: %s', async (_name, x) => {
     const before = broker.stats(QUEUE);
     const response = await intake(x.req());
-    expect({ status: response.status, body: parse(response) }).toEqual({ status: 202, body: { accepted: 1, enqueued: x.enqueued } });
+    expect({ status: response.status, body: parse(response) }).toEqual({ status: 202, body: { accepted: 1, enqueued: x.enqueued, outOfScope: 0 } });
     const after = broker.stats(QUEUE);
     expect({ enqueued: after.enqueued - before.enqueued, duplicatesDropped: after.duplicatesDropped - before.duplicatesDropped }).toEqual({
       enqueued: x.enqueued,

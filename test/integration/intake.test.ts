@@ -116,7 +116,7 @@ describe('accepted', () => {
     const e = event({}, 'Component:default/Payments-Service');
     const response = await post(e, { headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
     expect(response.status).toBe(202);
-    expect(json(response)).toEqual({ accepted: 1, enqueued: 1 });
+    expect(json(response)).toEqual({ accepted: 1, enqueued: 1, outOfScope: 0 });
     const [message, ...rest] = await takeAll();
     expect(rest).toEqual([]);
     expect(message).toMatchObject({
@@ -144,7 +144,7 @@ describe('accepted', () => {
     const a2 = event({ time: t(2) }, 'component:default/a');
     const b1 = event({ time: t(1) }, 'api:default/b');
     const response = await post([a1, a3, a2, b1], { contentType: BATCH });
-    expect(json(response)).toEqual({ accepted: 4, enqueued: 2 });
+    expect(json(response)).toEqual({ accepted: 4, enqueued: 2, outOfScope: 0 });
     const messages = await takeAll();
     expect(messages.map((m) => [m.sessionId, m.messageId, m.body.type]).sort()).toEqual(
       [

@@ -43,6 +43,8 @@ beforeAll(async () => {
         changeEvents: {
           schedule: { frequency: { seconds: 1 }, timeout: { seconds: 30 }, initialDelay: { seconds: 1 } },
           endpoints: [{ name: 'receiver', url, auth: { type: 'standardWebhooks', secret: SECRET } }],
+          // Users never leave Backstage (a predicate the catalog evaluates); nor does an entity annotated out.
+          filter: { $not: { kind: 'User' } },
         },
       },
     },
@@ -90,4 +92,29 @@ test('adding an entity emits created, removing it emits deleted', async () => {
     return found.length > 0 && found;
   }, 'the deleted event');
   expect(deleted!.event.data).toEqual({ entityRef: 'Component:default/new-service', uid: expect.any(String) });
+});
+
+test('the filter keeps users in Backstage; the exclude annotation keeps an entity in, and publishes it as deleted when added', async () => {
+  const file = join(fixture.dir, 'scoped.yaml');
+  const component = (description: string, annotations = '') =>
+    `apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: scoped-service\n  description: ${description}\n${annotations}spec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n`;
+  const user = 'apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: intern\nspec:\n  memberOf: [platform-team]\n';
+  writeFileSync(file, `${component('first')}---\n${user}`);
+  const location = await fixture.admin.addLocation({ type: 'file', target: file }, HARNESS);
+  await eventually(async () => (await fixture.admin.getEntityByRef('user:default/intern', HARNESS))?.metadata.etag, 'the user in the catalog');
+  await eventually(async () => of('component:default/scoped-service', 'upserted').length > 0, 'the component published');
+
+  // A change made after the user is in the catalog: once it is published, the diff that saw the user has run.
+  writeFileSync(file, `${component('second')}---\n${user}`);
+  const second = await eventually(async () => {
+    const entity = await fixture.admin.getEntityByRef('component:default/scoped-service', HARNESS);
+    return entity?.metadata.description === 'second' && entity;
+  }, 'the second description in the catalog');
+  await eventually(async () => of('component:default/scoped-service', 'upserted').some((a) => a.event.data.etag === second.metadata.etag), 'the second version published');
+  expect(of('user:default/intern', 'upserted')).toEqual([]);
+
+  writeFileSync(file, `${component('second', '  annotations:\n    backstage-cosmos-sync/exclude: "true"\n')}---\n${user}`);
+  await eventually(async () => of('component:default/scoped-service', 'deleted').length > 0, 'the annotated entity published as deleted');
+  expect(await fixture.admin.getEntityByRef('component:default/scoped-service', HARNESS)).toBeDefined();
+  await fixture.admin.removeLocationById(location.location.id, HARNESS);
 });

@@ -247,3 +247,33 @@ test('federated issuers: JSON, with their own audiences and role claims, validat
   expect(issuesOf({ ...production, AUTH_FEDERATED_ISSUERS: JSON.stringify([{ ...aks, typo: true }]) }).AUTH_FEDERATED_ISSUERS).toMatch(/typo/);
   expect(issuesOf({ ...production, AUTH_ROLE_CLIENTS: '{"Catalog.Admin":[]}' }).AUTH_ROLE_CLIENTS).toMatch(/at least one client id/);
 });
+
+test('sync scope settings: kinds, namespaces and a catalog filter predicate, each validated', () => {
+  const config = loadConfig({
+    ...production,
+    SYNC_INCLUDE_KINDS: 'Component, API,Component',
+    SYNC_EXCLUDE_NAMESPACES: 'sandbox',
+    SYNC_CATALOG_FILTER: '{"$any":[{"spec.lifecycle":"production"},{"metadata.annotations.backstage.io/techdocs-ref":{"$exists":true}}]}',
+  });
+  expect(config.sync.scope).toEqual({
+    includeKinds: ['Component', 'API'],
+    excludeKinds: [],
+    includeNamespaces: [],
+    excludeNamespaces: ['sandbox'],
+    catalogFilter: { $any: [{ 'spec.lifecycle': 'production' }, { 'metadata.annotations.backstage.io/techdocs-ref': { $exists: true } }] },
+  });
+  expect(loadConfig(production).sync.scope).toEqual({ includeKinds: [], excludeKinds: [], includeNamespaces: [], excludeNamespaces: [] });
+
+  const issues = issuesOf({
+    ...production,
+    SYNC_INCLUDE_KINDS: 'Component,API',
+    SYNC_EXCLUDE_KINDS: 'api, User',
+    SYNC_INCLUDE_NAMESPACES: 'not a namespace',
+    SYNC_CATALOG_FILTER: '{"spec.type":{"$regex":"x"}}',
+  });
+  expect(issues.SYNC_EXCLUDE_KINDS).toBe('api is also in SYNC_INCLUDE_KINDS: a name may be included or excluded, not both');
+  expect(issues.SYNC_INCLUDE_NAMESPACES).toBe('must be comma-separated namespaces, e.g. default,payments');
+  expect(issues.SYNC_CATALOG_FILTER).toMatch(/^is not a filter predicate: /);
+  expect(issuesOf({ ...production, SYNC_CATALOG_FILTER: '{"relations.ownedBy":"group:default/a"}' }).SYNC_CATALOG_FILTER).toMatch(/^cannot filter on relations\.ownedBy/);
+  expect(issuesOf({ ...production, SYNC_CATALOG_FILTER: 'kind=component' }).SYNC_CATALOG_FILTER).toMatch(/^must be JSON, e\.g\. /);
+});
