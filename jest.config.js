@@ -17,6 +17,10 @@ const shared = {
 /** @type {import('jest').Config} */
 module.exports = {
   testTimeout: 30000,
+  // Two workers, also on a two-core machine: the integration tests mostly wait on the stand-ins (the Cosmos emulator and
+  // the broker run in Jest's own process, Backstage in children), so two files at a time halve the wall time. Every test
+  // waits for conditions, never for time, so a busy machine slows them down without failing them.
+  maxWorkers: 2,
   projects: [
     {
       ...shared,

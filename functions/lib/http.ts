@@ -11,7 +11,7 @@ import { inSpan, parentContext, SpanKind } from '../../shared/platform/telemetry
 import { getRuntime, type Runtime } from '../../shared/runtime';
 import { contextLogger, withInvocation } from './invocation';
 
-function toApiRequest(request: HttpRequest): ApiRequest {
+export function toApiRequest(request: HttpRequest): ApiRequest {
   return {
     method: request.method,
     url: request.url,
@@ -24,7 +24,7 @@ function toApiRequest(request: HttpRequest): ApiRequest {
   };
 }
 
-function toHttpResponse(response: ApiResponse): HttpResponseInit {
+export function toHttpResponse(response: ApiResponse): HttpResponseInit {
   return { status: response.status, headers: response.headers, ...(response.body !== undefined && { body: response.body }) };
 }
 

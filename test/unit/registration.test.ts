@@ -3,6 +3,8 @@
  * `@azure/functions` hands registrations to `@azure/functions-core`, which only exists inside the host;
  * a virtual module captures them here.
  */
+import { OPERATIONS } from '../support/contract';
+
 const registered: Array<{ name: string; bindings: Record<string, Record<string, unknown>>; retryOptions?: unknown }> = [];
 const hooks: string[] = [];
 
@@ -42,6 +44,7 @@ beforeAll(() => {
     require('../../functions/listProjectionFailures');
     require('../../functions/replayProjectionFailures');
     require('../../functions/selfCheck');
+    require('../../functions/openapi');
   });
 });
 afterAll(() => {
@@ -64,6 +67,15 @@ test('the HTTP functions and their routes', () => {
   expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });
   expect(trigger('replayDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters/replay', methods: ['POST'] });
   expect(trigger('selfCheck')).toMatchObject({ type: 'httpTrigger', route: 'admin/self-check', methods: ['GET'], authLevel: 'anonymous' });
+  expect(trigger('openapi')).toMatchObject({ type: 'httpTrigger', route: 'openapi.json', methods: ['GET'], authLevel: 'anonymous' });
+});
+
+test('every HTTP function is an operation of the OpenAPI contract, and every operation is a function', () => {
+  const functions = registered
+    .map((f) => Object.values(f.bindings).find((b) => b.type === 'httpTrigger'))
+    .filter((b): b is Record<string, unknown> => b !== undefined)
+    .flatMap((b) => (b.methods as string[]).map((method) => `${method} /api/${String(b.route)}`));
+  expect(functions.sort()).toEqual(OPERATIONS.map((o) => `${o.method} ${o.template}`).sort());
 });
 
 test('the sync trigger: a session queue from the setting, identity connection, SDK binding with manual settlement', () => {
