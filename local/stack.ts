@@ -19,6 +19,7 @@ import { CosmosClient } from '@azure/cosmos';
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
 import { BACKSTAGE_AUDIENCE, deepMerge, startBackstage, type BackstageStandIn, type BackstageStandInOptions } from './backstage';
+import { startCatalogFileServer, type CatalogFileServer } from './catalog-files';
 import { startCosmosEmulator, type CosmosEmulator } from './cosmos';
 import { ensureCosmosResources, provisionerCredential } from './cosmos-setup';
 import type { FunctionsHost } from './functions-host';
@@ -49,6 +50,11 @@ export interface LocalBackstageOptions extends Omit<BackstageStandInOptions, 'po
   trust?: { jwksUri: string; issuer: string };
   /** `file` locations registered once Backstage is up; their ids are in `stack.locations`, by path. */
   fileLocations?: string[];
+  /**
+   * Register this repository's own catalog-info.yaml, served over HTTP as a `url` location (local/catalog-files.ts), so
+   * the service appears in its own catalog with its API definition resolved; its id is `stack.locations['catalog-info.yaml']`.
+   */
+  repositoryCatalog?: boolean;
   /** Run this repository's change-events module, posting to the stack's Functions host every `intervalInSeconds`. */
   changeEvents?: { intervalInSeconds: number };
 }
@@ -191,9 +197,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stack.functionsUrl = `http://127.0.0.1:${functionsPort}`;
     }
     if (options.backstage) {
-      const { trust: given, fileLocations, changeEvents, staticToken, extraConfig, ...standIn } = options.backstage;
+      const { trust: given, fileLocations, repositoryCatalog, changeEvents, staticToken, extraConfig, ...standIn } = options.backstage;
       const trust = given ?? (stack.identity && { jwksUri: stack.identity.jwksUri, issuer: stack.identity.issuer });
-      const config = deepMerge(extraConfig ?? {}, changeEvents ? changeEventsModuleConfig(stack, functionsPort, changeEvents.intervalInSeconds) : {});
+      let files: CatalogFileServer | undefined;
+      if (repositoryCatalog) {
+        const server = (files = await startCatalogFileServer());
+        steps.push({ name: 'Catalog files', pids: () => [], run: () => server.stop() });
+      }
+      const config = deepMerge(
+        deepMerge(extraConfig ?? {}, changeEvents ? changeEventsModuleConfig(stack, functionsPort, changeEvents.intervalInSeconds) : {}),
+        files ? { backend: { reading: { allow: [{ host: files.host }] } } } : {},
+      );
       const backstage = (stack.backstage = await startBackstage({
         ...standIn,
         port: await ports.next(DEFAULT_PORTS.backstage),
@@ -210,6 +224,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       for (const target of fileLocations ?? []) {
         const { location } = await admin.addLocation({ type: 'file', target: resolve(target) }, { token: staticToken });
         stack.locations[resolve(target)] = location.id;
+      }
+      if (files) {
+        const { location } = await admin.addLocation({ type: 'url', target: files.url('catalog-info.yaml') }, { token: staticToken });
+        stack.locations['catalog-info.yaml'] = location.id;
       }
       checkAborted();
     }

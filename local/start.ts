@@ -17,6 +17,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } f
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { REPOSITORY_ROOT } from './catalog-files';
 import type { FunctionsHost } from './functions-host';
 import { killLocalProcesses, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog, type LocalStack } from './stack';
 import { DEFAULT_STATE_PATH, writeStackState, type StackState } from './stack-state';
@@ -106,6 +107,8 @@ async function main(): Promise<void> {
           staticToken: HARNESS_TOKEN,
           processingIntervalSeconds: Number(values['processing-interval']),
           fileLocations: catalogFiles,
+          // This service itself, from the repository's catalog-info.yaml (a url location, so its API definition resolves).
+          repositoryCatalog: true,
           changeEvents: { intervalInSeconds: Number(values['module-interval']) },
           ...(values['backstage-logs'] && { output: 'inherit' as const }),
         },
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
     if (stack.backstage) {
       // Wait until Backstage has ingested the example catalog, so the first reconcile mirrors all of it (the
       // change-events module records what exists when it first runs as its baseline and publishes changes after).
-      await waitForCatalog(stack.backstage, { refs: expectedRefs(catalogFiles) }, { timeoutInMs: 120_000, what: 'the example catalog', abortSignal: starting.signal });
+      await waitForCatalog(stack.backstage, { refs: expectedRefs([...catalogFiles, join(REPOSITORY_ROOT, 'catalog-info.yaml')]) }, { timeoutInMs: 120_000, what: 'the example catalog', abortSignal: starting.signal });
     }
 
     // The app's settings: what a deployment sets, pointed at whatever runs locally.

@@ -4,12 +4,13 @@
  * dev host — driven only from the outside: catalog files, the graph API, Cosmos DB and signals (sent to its process
  * group, as a terminal's Ctrl+C is).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CosmosClient, type Container } from '@azure/cosmos';
+import { CatalogClient } from '@backstage/catalog-client';
 import { parseAllDocuments } from 'yaml';
 import { IdentityAdminClient } from '../../local/identity';
 import { LOCAL_API_AUDIENCE } from '../../local/stack';
@@ -92,8 +93,17 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The refs a catalog file describes. */
+function refsIn(path: string): string[] {
+  return parseAllDocuments(readFileSync(path, 'utf8')).map((doc) => {
+    const entity = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } };
+    return `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`.toLowerCase();
+  });
+}
+
+/** The example catalog and this repository's own catalog-info.yaml, both of which npm start registers. */
 function exampleRefs(): string[] {
-  const refs: string[] = [];
+  const refs: string[] = refsIn(join(ROOT, 'catalog-info.yaml'));
   for (const file of ['org', 'systems', 'shop', 'billing', 'platform']) {
     for (const doc of parseAllDocuments(readFileSync(join(ROOT, 'local', 'example-catalog', `${file}.yaml`), 'utf8'))) {
       const entity = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } };
@@ -140,7 +150,7 @@ test('the initial reconcile mirrors the example catalog, and the change feed pro
   const expected = exampleRefs();
   expect(expected.length).toBeGreaterThanOrEqual(30);
   expect(live).toEqual(expect.arrayContaining(expected));
-  // Only the example catalog and its Location entities: nothing else slipped in.
+  // Only the example catalog, the service itself and their Location entities: nothing else slipped in.
   expect(live.filter((ref) => !ref.startsWith('location:')).sort()).toEqual([...expected].sort());
 
   // The projection writes each document's edges on its own, so wait for the ones this test looks at.
@@ -155,6 +165,37 @@ test('the initial reconcile mirrors the example catalog, and the change feed pro
     expect.objectContaining({ source: 'Component:default/invoicing', type: 'dependsOn', target: 'Component:default/ledger' }),
   ]));
   expect(ledger.nodes).toContainEqual(expect.objectContaining({ ref: 'resource:default/legacy-settlement-queue', missing: true }));
+});
+
+test('the service is in its own catalog: accepted without processing errors, its API definition resolved, mirrored and in the graph', async () => {
+  const admin = new CatalogClient({ discoveryApi: { getBaseUrl: async () => `${state.backstageUrl}/api/catalog` } });
+  const token = { token: state.backstageAdminToken! };
+  const own = refsIn(join(ROOT, 'catalog-info.yaml'));
+  expect(own).toContain('component:default/backstage-cosmos-sync');
+  const { items } = await admin.getEntitiesByRefs({ entityRefs: own }, token);
+  expect(items.map((e) => e && `${e.kind}:${e.metadata.namespace}/${e.metadata.name}`.toLowerCase())).toEqual(own);
+  // Processing errors would be on the entities (status items) or on the location that failed to read.
+  const errors = (e: (typeof items)[number]) => (e as { status?: { items?: unknown[] } } | undefined)?.status?.items ?? [];
+  for (const entity of items) expect({ ref: entity!.metadata.name, status: errors(entity) }).toEqual({ ref: entity!.metadata.name, status: [] });
+  const api = items.find((e) => e!.kind === 'API')!;
+  expect(api.spec!.definition).toBe(readFileSync(join(ROOT, 'docs', 'openapi.yaml'), 'utf8'));
+
+  const graphed = await eventually(async () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'graph.ts'), 'component:default/backstage-cosmos-sync', '--format', 'json', '--state', statePath], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    if (run.status !== 0) return undefined;
+    const g = JSON.parse(run.stdout) as { edges: Array<{ source: string; type: string; target: string }> };
+    return g.edges.some((e) => e.target === 'Resource:default/backstage-cosmos-sync-queue') && g;
+  }, 'npm run graph to show the service and its dependencies', 60_000);
+  expect(graphed.edges).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ source: 'Component:default/backstage-cosmos-sync', type: 'dependsOn', target: 'Resource:default/backstage-cosmos-sync-entities' }),
+      expect.objectContaining({ source: 'Component:default/backstage-cosmos-sync', type: 'dependsOn', target: 'Resource:default/backstage-cosmos-sync-queue' }),
+    ]),
+  );
 });
 
 test('a dependency added in a catalog file reaches the mirror, the edges and the graph API through the module events', async () => {
