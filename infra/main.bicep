@@ -224,3 +224,11 @@ output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+// Read by the postprovision hook (scripts/catalog-deployment.ts) to describe the deployment in the catalog.
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output COSMOS_ACCOUNT_ID string = cosmos.outputs.id
+output COSMOS_DATABASE_NAME string = cosmos.outputs.databaseName
+output SERVICEBUS_NAMESPACE_ID string = serviceBus.outputs.id
+output SERVICEBUS_QUEUE_NAME string = serviceBus.outputs.queueName
+output PUBLIC_NETWORK_ACCESS string = enableVnet ? 'Disabled' : 'Enabled'
+output MIRROR_READER_PRINCIPAL_IDS array = mirrorReaderPrincipalIds
