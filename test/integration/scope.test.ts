@@ -99,6 +99,23 @@ test('the intake acknowledges events for excluded kinds and namespaces, and queu
   expect(broker.stats(QUEUE).enqueued - before).toBe(1);
 });
 
+test('a catalog filter: the catalog evaluates it on the reconcile, the sync evaluates the same predicate on the entity it read', async () => {
+  const runtime = await runtimeWith({ SYNC_CATALOG_FILTER: '{"spec.type":"service","spec.lifecycle":{"$in":["production"]}}' });
+  const catalog = await fixture.entities();
+  const matching = catalog.filter((e) => e.spec?.type === 'service' && e.spec?.lifecycle === 'production');
+  expect(matching.map((e) => e.metadata.name).sort()).toEqual(['auth-service', 'ledger-service', 'payments-service']);
+
+  const result = await runtime.reconciler.reconcile();
+  expect(result).toMatchObject({ seen: 3, created: 3, failed: 0, backstageRequests: 3 });
+  expect(result.scope.excludedBySetting).toBe(catalog.length - 3);
+  expect((await documents(runtime)).map((d) => d.id).sort()).toEqual(matching.map(idOf).sort());
+
+  expect(await runtime.engine.syncEntity('component:default/checkout-web')).toMatchObject({ outcome: 'out-of-scope', scope: 'setting', readBackstage: true });
+  expect(await runtime.engine.syncEntity('component:default/legacy-batch')).toMatchObject({ outcome: 'out-of-scope', scope: 'setting' });
+  expect(await runtime.engine.syncEntity('component:default/ledger-service')).toMatchObject({ outcome: 'unchanged' });
+  expect(await runtime.entityStore.read('component:default:checkout-web')).toBeUndefined();
+});
+
 describe('owners decide with annotations', () => {
   let runtime: Runtime;
   let database: string;
