@@ -25,7 +25,7 @@ export function provisionerCredential(mint: (options: { audience: string; subjec
 
 export async function ensureCosmosResources(
   client: CosmosClient,
-  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer' | 'deliveriesContainer'>,
+  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer' | 'deliveriesContainer' | 'authoredContainer'>,
 ): Promise<void> {
   const { database } = await client.databases.createIfNotExists({ id: config.databaseName });
   await database.containers.createIfNotExists({
@@ -41,4 +41,5 @@ export async function ensureCosmosResources(
   await database.containers.createIfNotExists({ id: config.edgesContainer, partitionKey: { paths: ['/source'] } });
   await database.containers.createIfNotExists({ id: config.leasesContainer, partitionKey: { paths: ['/id'] } });
   await database.containers.createIfNotExists({ id: config.deliveriesContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
+  await database.containers.createIfNotExists({ id: config.authoredContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
 }

@@ -325,6 +325,7 @@ async function provision(cosmos: CosmosEmulator, identity: IdentityServer, datab
       edgesContainer: String(names.COSMOS_EDGES_CONTAINER),
       leasesContainer: String(names.COSMOS_LEASES_CONTAINER),
       deliveriesContainer: String(names.COSMOS_DELIVERIES_CONTAINER),
+      authoredContainer: String(names.COSMOS_AUTHORED_CONTAINER),
     });
   } finally {
     client.dispose();

@@ -6,6 +6,8 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { CosmosClient } from '@azure/cosmos';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { AdminApi } from './api/admin';
+import { AuthoredApi, authoredLocation } from './api/authored';
+import { AuthoredStore } from './authored/authored-store';
 import { EntitiesApi } from './api/entities';
 import { GraphApi } from './api/graph';
 import { HealthApi } from './api/health';
@@ -62,7 +64,8 @@ export interface Runtime {
   graph: GraphService;
   maintenance: Maintenance;
   selfCheck: SelfCheck;
-  api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi };
+  api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi };
+  authoredStore: AuthoredStore;
   dispose(): Promise<void>;
 }
 
@@ -99,6 +102,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const edgeStore = new EdgeStore(database.container(config.cosmos.edgesContainer), storeOptions);
   const projectionFailures = new ProjectionFailureStore(database.container(config.cosmos.edgesContainer), storeOptions);
   const deliveries = new WebhookDeliveryStore(database.container(config.cosmos.deliveriesContainer), storeOptions);
+  const authoredStore = new AuthoredStore(database.container(config.cosmos.authoredContainer), storeOptions);
 
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
@@ -129,6 +133,15 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     entities: new EntitiesApi({ endpoints, store: entityStore, roles }),
     graph: new GraphApi({ endpoints, graph, roles }),
     admin: new AdminApi({ endpoints, maintenance, deadLetters, projector, projectionFailures, selfCheck, roles }),
+    authored: new AuthoredApi({
+      endpoints,
+      store: authoredStore,
+      catalog,
+      policy: config.authoring,
+      roles: { write: config.auth.writeRole },
+      location: authoredLocation(config.cosmos.endpoint, config.cosmos.databaseName, config.cosmos.authoredContainer),
+      tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds,
+    }),
   };
 
   /** Every dependency, through the part of the app that owns it, with the scope of the token its client uses. */
@@ -146,6 +159,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
       cosmos(config.cosmos.entitiesContainer, 'read an item no document has', entityStore),
       cosmos(config.cosmos.edgesContainer, 'read an item no document has', edgeStore),
       cosmos(config.cosmos.deliveriesContainer, 'delete an item no document has', deliveries),
+      cosmos(config.cosmos.authoredContainer, 'read an item no document has', authoredStore),
       { dependency: 'servicebus:send', call: `open a sender on ${config.serviceBus.queueName} (an empty batch)`, ...serviceBusScope, run: (o) => queue.probe(o) },
       { dependency: 'servicebus:receive', call: `peek one dead letter of ${config.serviceBus.queueName}`, ...serviceBusScope, run: (o) => deadLetters.probe(o) },
       { dependency: 'backstage', call: 'read the name of one catalog entity', ...backstageScope, run: (o) => catalog.probe(o) },
@@ -178,6 +192,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     maintenance,
     selfCheck,
     api,
+    authoredStore,
     dispose: async () => {
       cosmosClient.dispose();
       await serviceBusClient.close();

@@ -95,7 +95,8 @@ resource deliveries 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
 resource authored 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
   name: 'authored'
-  properties: { resource: { id: 'authored', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 } } }
+  // TTL on, no default: a soft-deleted document (deleted + ttl) expires, a live one stays.
+  properties: { resource: { id: 'authored', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
 }
 
 // One custom role per principal and container, with exactly the data actions that principal performs there; each

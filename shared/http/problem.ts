@@ -6,9 +6,14 @@
 import {
   AuthenticationError,
   AuthorizationError,
+  AuthoringPolicyError,
   AuthUnavailableError,
+  EntityOwnedElsewhereError,
+  InvalidEntityError,
   InvalidEntityRefError,
   InvalidRequestError,
+  NotFoundError,
+  PreconditionFailedError,
   SyncServiceError,
 } from '../platform/errors';
 import type { Logger } from '../platform/logger';
@@ -77,6 +82,10 @@ export const ProblemType = {
   unavailable: 'urn:backstage-cosmos-sync:problem:unavailable',
   misconfigured: 'urn:backstage-cosmos-sync:problem:misconfigured',
   selfCheckFailed: 'urn:backstage-cosmos-sync:problem:self-check-failed',
+  invalidEntity: 'urn:backstage-cosmos-sync:problem:invalid-entity',
+  authoringNotAllowed: 'urn:backstage-cosmos-sync:problem:authoring-not-allowed',
+  ownedElsewhere: 'urn:backstage-cosmos-sync:problem:owned-elsewhere',
+  preconditionFailed: 'urn:backstage-cosmos-sync:problem:precondition-failed',
   internal: 'urn:backstage-cosmos-sync:problem:internal',
 } as const;
 
@@ -133,6 +142,21 @@ export function toProblem(error: unknown, logger: Logger): ApiResponse {
   }
   if (error instanceof InvalidRequestError) {
     return problem(400, ProblemType.invalidRequest, 'Invalid request', error.message);
+  }
+  if (error instanceof InvalidEntityError) {
+    return problem(400, ProblemType.invalidEntity, 'Invalid entity', `${error.problems.length} problem(s) with the entity; nothing was written`, { errors: error.problems.slice(0, 50) });
+  }
+  if (error instanceof AuthoringPolicyError) {
+    return problem(403, ProblemType.authoringNotAllowed, 'Authoring not allowed', error.message);
+  }
+  if (error instanceof EntityOwnedElsewhereError) {
+    return problem(409, ProblemType.ownedElsewhere, 'Entity owned elsewhere', error.message, { entityRef: error.entityRef, ownerLocation: error.ownerLocation });
+  }
+  if (error instanceof NotFoundError) {
+    return problem(404, ProblemType.notFound, 'Not found', error.message);
+  }
+  if (error instanceof PreconditionFailedError) {
+    return problem(412, ProblemType.preconditionFailed, 'Precondition failed', error.message);
   }
   if (error instanceof AuthUnavailableError || (error instanceof SyncServiceError && error.transient)) {
     logger.warn('Request failed on a dependency', { error });

@@ -144,6 +144,26 @@ export function withoutSystemProperties<T extends object>(doc: T & SystemPropert
 }
 
 /**
+ * An entity authored in Cosmos DB (container `authored`, partition key `/id`, ids as in `entities`): what the
+ * Backstage entity provider turns into a catalog entity. See docs/authoring.md.
+ */
+export interface AuthoredDocument {
+  id: string;
+  entityRef: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The entity as its author wrote it: `apiVersion`, `kind`, `metadata`, `spec` — never `relations` or `status`. */
+  entity?: Entity;
+  /** Who wrote this version: the token's subject and client (or the Cosmos principal, for direct writes). */
+  authoredBy: { subject: string; clientId?: string; issuer?: string };
+  updatedAt: string;
+  /** Soft deletion, so that a delete is on the change feed; Cosmos removes the document after `ttl` seconds. */
+  deleted?: true;
+  ttl?: number;
+}
+
+/**
  * One relation of a source entity, in the `edges` container (partition key `/source`): derived from the mirror's
  * `entities` documents by the change-feed projection.
  */

@@ -12,6 +12,7 @@
  * read the same settings, so one value configures both. See docs/configuration.md for the full list.
  */
 import type { z } from 'zod';
+import type { AuthoringPolicy } from '../authored/validate';
 import type { SyncScopeSettings } from '../sync/scope';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
 import { fields, parseCosmosConnectionString, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
@@ -29,6 +30,8 @@ export interface CosmosConfig {
   leasesContainer: string;
   /** The webhook replay guard's records (one per accepted webhook-id, with a TTL). */
   deliveriesContainer: string;
+  /** Entities authored in Cosmos DB, for the Backstage entity provider (docs/authoring.md). */
+  authoredContainer: string;
   /** PEM file of a CA to trust for the local emulator's certificate; local mode only. */
   caCertPath?: string;
   /** The SDK's own retries of 429 per request, and their cumulative wait. */
@@ -76,6 +79,8 @@ export interface AuthConfig {
   readRole: string;
   adminRole: string;
   senderRole: string;
+  /** Writes entities through the authoring API. */
+  writeRole: string;
   clockToleranceInSeconds: number;
 }
 
@@ -129,6 +134,8 @@ export interface AppConfig {
   cosmos: CosmosConfig;
   backstage: BackstageConfig;
   sync: { tombstoneTtlInSeconds: number; maxAttempts: number; scope: SyncScopeSettings };
+  /** What the authoring API accepts (docs/authoring.md). */
+  authoring: AuthoringPolicy;
   reconcile: ReconcileConfig;
   auth: AuthConfig;
   serviceBus: ServiceBusConfig;
@@ -152,6 +159,7 @@ function toAppConfig(s: Settings): AppConfig {
       edgesContainer: s.COSMOS_EDGES_CONTAINER,
       leasesContainer: s.COSMOS_LEASES_CONTAINER,
       deliveriesContainer: s.COSMOS_DELIVERIES_CONTAINER,
+      authoredContainer: s.COSMOS_AUTHORED_CONTAINER,
       ...(s.COSMOS_CA_CERT_PATH && { caCertPath: s.COSMOS_CA_CERT_PATH }),
       maxRetryAttempts: s.COSMOS_MAX_RETRY_ATTEMPTS,
       maxRetryWaitInMs: s.COSMOS_MAX_RETRY_WAIT_MS,
@@ -183,6 +191,7 @@ function toAppConfig(s: Settings): AppConfig {
         ...(s.SYNC_CATALOG_FILTER && { catalogFilter: s.SYNC_CATALOG_FILTER }),
       },
     },
+    authoring: { kinds: s.AUTHORED_KINDS, namespaces: s.AUTHORED_NAMESPACES, maxBytes: s.AUTHORED_MAX_BYTES },
     reconcile: {
       schedule: s.RECONCILE_SCHEDULE,
       maxDeleteRatio: s.RECONCILE_MAX_DELETE_RATIO,
@@ -213,6 +222,7 @@ function toAppConfig(s: Settings): AppConfig {
       readRole: s.AUTH_READ_ROLE,
       adminRole: s.AUTH_ADMIN_ROLE,
       senderRole: s.AUTH_SENDER_ROLE,
+      writeRole: s.AUTH_WRITE_ROLE,
       clockToleranceInSeconds: s.AUTH_CLOCK_TOLERANCE_SECONDS,
     },
     serviceBus: {

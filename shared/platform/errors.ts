@@ -44,6 +44,44 @@ export class InvalidEntityRefError extends SyncServiceError {
   }
 }
 
+/** An authored entity breaks Backstage's rules or this API's (400 `invalid-entity`); `problems` lists each. */
+export class InvalidEntityError extends SyncServiceError {
+  constructor(readonly problems: string[]) {
+    super(`The entity is invalid: ${problems.join('; ')}`, { code: 'InvalidEntity' });
+  }
+}
+
+/** The authoring policy (kinds, namespaces) does not allow this entity here (403 `authoring-not-allowed`). */
+export class AuthoringPolicyError extends SyncServiceError {
+  constructor(message: string) {
+    super(message, { code: 'AuthoringNotAllowed' });
+  }
+}
+
+/** The catalog already has the entity from another source (409 `owned-elsewhere`): never overwritten. */
+export class EntityOwnedElsewhereError extends SyncServiceError {
+  constructor(
+    readonly entityRef: string,
+    readonly ownerLocation: string,
+  ) {
+    super(`${entityRef} is already in the catalog from ${ownerLocation}; the authoring API does not take over entities of another source`, { code: 'OwnedElsewhere' });
+  }
+}
+
+/** The resource a request names does not exist (404 `not-found`). */
+export class NotFoundError extends SyncServiceError {
+  constructor(message: string) {
+    super(message, { code: 'NotFound' });
+  }
+}
+
+/** `If-Match` names a version the document no longer has (412 `precondition-failed`). */
+export class PreconditionFailedError extends SyncServiceError {
+  constructor(message: string) {
+    super(message, { code: 'PreconditionFailed' });
+  }
+}
+
 /** Backstage answered 401/403 even after a fresh token: a trust or permission problem, not a transient one. */
 export class BackstageAuthError extends SyncServiceError {
   readonly status: number;

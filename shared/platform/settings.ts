@@ -85,6 +85,7 @@ export const fields = {
   COSMOS_EDGES_CONTAINER: name('edges'),
   COSMOS_LEASES_CONTAINER: name('leases'),
   COSMOS_DELIVERIES_CONTAINER: name('webhook-deliveries'),
+  COSMOS_AUTHORED_CONTAINER: name('authored'),
   COSMOS_CA_CERT_PATH: optionalString,
   COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
   COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
@@ -108,6 +109,9 @@ export const fields = {
   SYNC_EXCLUDE_KINDS: nameList(KIND_PATTERN, 'entity kinds, e.g. User,Group').default([]),
   SYNC_INCLUDE_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. default,payments').default([]),
   SYNC_EXCLUDE_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. sandbox').default([]),
+  AUTHORED_KINDS: nameList(KIND_PATTERN, 'entity kinds, e.g. Component,API,Resource').default(['Component', 'API', 'Resource', 'System']),
+  AUTHORED_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. default,provisioned').default([]),
+  AUTHORED_MAX_BYTES: int(1024, 1024 * 1024).default(64 * 1024),
   SYNC_CATALOG_FILTER: json(filterPredicate, '{"spec.lifecycle":{"$in":["production","experimental"]}}').optional(),
 
   RECONCILE_SCHEDULE: z
@@ -125,6 +129,7 @@ export const fields = {
   AUTH_READ_ROLE: z.string().trim().min(1).default('Catalog.Read'),
   AUTH_ADMIN_ROLE: z.string().trim().min(1).default('Catalog.Admin'),
   AUTH_SENDER_ROLE: z.string().trim().min(1).default('Events.Send'),
+  AUTH_WRITE_ROLE: z.string().trim().min(1).default('Catalog.Write'),
   AUTH_CLOCK_TOLERANCE_SECONDS: int(0, 600).default(60),
   AUTH_FEDERATED_ISSUERS: json(
     z.array(federatedIssuer, { error: 'must be a JSON array of issuers' }),

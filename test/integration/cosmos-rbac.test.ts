@@ -12,7 +12,7 @@ import { loadCosmosRoles } from '../../local/cosmos-rbac';
 import { identityAdmin, uniqueName } from '../support/stack';
 
 const DATABASE = 'catalog';
-const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries' };
+const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries', authoredContainer: 'authored' };
 let emulator: CosmosEmulator;
 const clients: CosmosClient[] = [];
 
@@ -89,10 +89,12 @@ test('app: creates and replaces mirror documents but never deletes one; cannot c
   expect(await outcome(() => app.container('edges').item('e1', 'component:default:new').delete())).toBe('ok');
   expect(await outcome(() => app.container('webhook-deliveries').items.create({ id: 'msg_1', ttl: 60 }))).toBe('ok');
   expect(await outcome(() => app.container('webhook-deliveries').item('msg_1', 'msg_1').read())).toEqual(refused(app.principal, items('read'), 'webhook-deliveries'));
-  // Nothing at all on the authored container; no container management.
-  expect(await outcome(() => app.container('authored').item('component:default:authored-one', 'component:default:authored-one').read())).toEqual(
-    refused(app.principal, items('read'), 'authored'),
-  );
+  // The authored container: read, create and replace (the authoring API); never a delete, no container management.
+  const authored = app.container('authored');
+  expect(await outcome(() => authored.item('component:default:authored-one', 'component:default:authored-one').read())).toBe('ok');
+  expect(await outcome(() => authored.items.create({ id: 'component:default:authored-two' }))).toBe('ok');
+  expect(await outcome(() => authored.item('component:default:authored-two', 'component:default:authored-two').replace({ id: 'component:default:authored-two', deleted: true }))).toBe('ok');
+  expect(await outcome(() => authored.item('component:default:authored-two', 'component:default:authored-two').delete())).toEqual(refused(app.principal, items('delete'), 'authored'));
   expect(await outcome(() => clientAs(mint, app.principal).database(DATABASE).containers.create({ id: 'sneaky', partitionKey: { paths: ['/id'] } }))).toMatchObject({ status: 403 });
 });
 

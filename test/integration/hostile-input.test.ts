@@ -4,7 +4,7 @@
  *
  * Each case is one row: a name, a request, the documented status and problem type. For every row the suite checks
  * the RFC 9457 problem, that nothing reached the queue (broker counters unchanged) and nothing changed in Cosmos DB
- * (every document's `_etag` in `entities` and `edges` unchanged), that no global prototype was polluted, and that
+ * (every document's `_etag` in `entities`, `edges` and `authored` unchanged), that no global prototype was polluted, and that
  * the process is still healthy afterwards (a valid request is still accepted, `GET /api/health` answers 200).
  *
  * Header duplicates are sent the way a fetch `Headers` object presents repeated header lines: joined with ", ".
@@ -25,6 +25,9 @@ import { replayDeadLetters } from '../../functions/replayDeadLetters';
 import { replayProjectionFailures } from '../../functions/replayProjectionFailures';
 import { selfCheck } from '../../functions/selfCheck';
 import { openapi } from '../../functions/openapi';
+import { getAuthored } from '../../functions/getAuthored';
+import { putAuthored } from '../../functions/putAuthored';
+import { deleteAuthored } from '../../functions/deleteAuthored';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import { loadConfig, type Environment } from '../../shared/platform/config';
 import { toEntityDocument } from '../../shared/model/documents';
@@ -76,14 +79,14 @@ interface Case {
 let broker: LocalServiceBus;
 let cosmos: CosmosClient;
 let env: Environment;
-let cosmosNames: { databaseName: string; entitiesContainer: string; edgesContainer: string };
+let cosmosNames: { databaseName: string; entitiesContainer: string; edgesContainer: string; authoredContainer: string };
 /** The issuer's RSA modulus (base64url), used as an HMAC secret by the key-confusion case. */
 let jwksModulus = '';
 const fingerprint = prototypeFingerprint();
 
 /** Tokens minted once (they last an hour); forged ones derive from them. */
 const tokens = {} as Record<
-  'sender' | 'reader' | 'admin' | 'none' | 'expired' | 'wrongAudience' | 'wrongIssuer' | 'foreignKey' | 'rolesAsString' | 'lowerCaseRole',
+  'sender' | 'reader' | 'admin' | 'writer' | 'none' | 'expired' | 'wrongAudience' | 'wrongIssuer' | 'foreignKey' | 'rolesAsString' | 'lowerCaseRole',
   string
 >;
 
@@ -119,6 +122,7 @@ beforeAll(async () => {
     sender: await mint(['Events.Send']),
     reader: await mint(['Catalog.Read']),
     admin: await mint(['Catalog.Admin']),
+    writer: await mint(['Catalog.Write']),
     none: await mint(undefined),
     expired: await mint(['Events.Send', 'Catalog.Read', 'Catalog.Admin'], { lifetimeInSeconds: -300 }),
     wrongAudience: await mint(['Events.Send', 'Catalog.Read', 'Catalog.Admin'], { audience: 'api://someone-else' }),
@@ -251,7 +255,7 @@ async function observe(): Promise<Observation> {
   const { enqueued, duplicatesDropped, deadLettered, active, scheduled } = broker.stats(QUEUE);
   const config = cosmosNames;
   const documents: Record<string, string> = {};
-  for (const name of [config.entitiesContainer, config.edgesContainer]) {
+  for (const name of [config.entitiesContainer, config.edgesContainer, config.authoredContainer]) {
     const { resources } = await cosmos
       .database(config.databaseName)
       .container(name)
@@ -286,7 +290,7 @@ async function expectRejected(handler: Handler, functionName: string, defaults: 
   expect(headerOf(response, 'content-type')).toBe('application/problem+json');
   expect(body).toMatchObject({ status: c.status, title: expect.any(String) });
   if (c.status === 401) expect(headerOf(response, 'www-authenticate')).toMatch(/^Bearer/);
-  if (c.status === 403) expect(body.requiredRoles).toEqual(expect.any(Array));
+  if (c.type === 'forbidden') expect(body.requiredRoles).toEqual(expect.any(Array));
   c.check?.(body);
   expect(after).toEqual(before);
   expect(prototypeFingerprint()).toBe(fingerprint);
@@ -676,6 +680,9 @@ const ENDPOINTS = {
   replayDeadLetters: { handler: replayDeadLetters, functionName: 'replayDeadLetters', method: 'POST', path: 'admin/deadletters/replay', token: () => tokens.admin },
   listProjectionFailures: { handler: listProjectionFailures, functionName: 'listProjectionFailures', method: 'GET', path: 'admin/projection-failures', token: () => tokens.admin },
   selfCheck: { handler: selfCheck, functionName: 'selfCheck', method: 'GET', path: 'admin/self-check', token: () => tokens.admin },
+  getAuthored: { handler: getAuthored, functionName: 'getAuthored', method: 'GET', path: 'authored/component/default/provisioned-service', token: () => tokens.writer },
+  putAuthored: { handler: putAuthored, functionName: 'putAuthored', method: 'PUT', path: 'authored/component/default/provisioned-service', token: () => tokens.writer },
+  deleteAuthored: { handler: deleteAuthored, functionName: 'deleteAuthored', method: 'DELETE', path: 'authored/component/default/provisioned-service', token: () => tokens.writer },
   replayProjectionFailures: {
     handler: replayProjectionFailures,
     functionName: 'replayProjectionFailures',
@@ -692,6 +699,15 @@ interface EndpointCase extends Case {
 }
 
 const WEB = { kind: 'component', namespace: 'default', name: 'web' };
+const AUTHORED = { kind: 'component', namespace: 'default', name: 'provisioned-service' };
+/** A valid entity for the authoring API, at the path of {@link AUTHORED}. */
+const authoredEntity = (spec: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'Component',
+    metadata: { name: 'provisioned-service', description: 'Created by a provisioning pipeline' },
+    spec: { type: 'service', lifecycle: 'experimental', owner: 'group:default/platform-team', ...spec },
+  });
 
 /** A request to `endpoint` with its role's token (unless `token` says otherwise) and the entity route params. */
 function to(
@@ -700,7 +716,7 @@ function to(
 ): () => Req {
   return () => {
     const token = o.token === undefined ? ENDPOINTS[endpoint].token() : o.token;
-    const params = o.params ?? (endpoint === 'getEntity' || endpoint === 'graph' ? WEB : {});
+    const params = o.params ?? (endpoint === 'getEntity' || endpoint === 'graph' ? WEB : endpoint.endsWith('Authored') ? AUTHORED : {});
     return {
       headers: { ...(token !== null && bearer(token)), ...(o.body !== undefined && { 'content-type': 'application/json' }), ...o.headers },
       params,
@@ -750,6 +766,33 @@ const BAD_TOKENS: Array<[string, () => string | null, number, string]> = [
 ];
 
 const otherCases: EndpointCase[] = [
+  e('putAuthored', 'no token', to('putAuthored', { token: null, body: authoredEntity() }), 401, 'unauthorized'),
+  e('putAuthored', 'only the read role', () => to('putAuthored', { token: tokens.reader, body: authoredEntity() })(), 403, 'forbidden'),
+  e('putAuthored', 'the admin role is not the write role', () => to('putAuthored', { token: tokens.admin, body: authoredEntity() })(), 403, 'forbidden'),
+  e('putAuthored', 'text/plain', () => to('putAuthored', { body: authoredEntity(), headers: { 'content-type': 'text/plain' } })(), 415, 'unsupported-media-type'),
+  e('putAuthored', 'over AUTHORED_MAX_BYTES', to('putAuthored', { body: authoredEntity({ padding: 'x'.repeat(70_000) }) }), 413, 'payload-too-large'),
+  e('putAuthored', 'not JSON', to('putAuthored', { body: '{kind: Component' }), 400, 'invalid-json'),
+  e('putAuthored', 'not UTF-8', to('putAuthored', { body: withBytes(authoredEntity(), 'experimental', [...INVALID_UTF8.ff]) }), 400, 'invalid-json'),
+  e('putAuthored', 'an array', to('putAuthored', { body: `[${authoredEntity()}]` }), 400, 'invalid-entity'),
+  e('putAuthored', 'relations and status', to('putAuthored', { body: JSON.stringify({ ...JSON.parse(authoredEntity()), relations: [], status: {} }) }), 400, 'invalid-entity', (p) =>
+    expect(p.errors).toEqual(['relations: computed by Backstage; leave it out', 'status: computed by Backstage; leave it out'])),
+  e('putAuthored', 'a Component without an owner', to('putAuthored', { body: JSON.stringify({ ...JSON.parse(authoredEntity()), spec: { type: 'service', lifecycle: 'x' } }) }), 400, 'invalid-entity'),
+  e('putAuthored', 'a name that is not the path', to('putAuthored', { body: authoredEntity().replace('"name":"provisioned-service"', '"name":"someone-else"') }), 400, 'invalid-entity'),
+  e('putAuthored', '__proto__ in metadata', to('putAuthored', { body: authoredEntity().replace('"metadata":{', '"metadata":{"__proto__":{"polluted":true},') }), 400, 'invalid-entity'),
+  e('putAuthored', 'a kind the policy does not allow', to('putAuthored', {
+    params: { kind: 'group', namespace: 'default', name: 'provisioned-team' },
+    body: JSON.stringify({ apiVersion: 'backstage.io/v1alpha1', kind: 'Group', metadata: { name: 'provisioned-team' }, spec: { type: 'team', children: [] } }),
+  }), 403, 'authoring-not-allowed'),
+  e('putAuthored', 'If-Match on an entity that does not exist', to('putAuthored', { body: authoredEntity(), headers: { 'if-match': '"0000"' } }), 412, 'precondition-failed'),
+  e('putAuthored', 'an invalid path', to('putAuthored', { params: { ...AUTHORED, name: '..' }, body: authoredEntity() }), 400, 'invalid-entity-ref'),
+  e('getAuthored', 'no such authored entity', to('getAuthored'), 404, 'not-found'),
+  e('getAuthored', 'only the read role', () => to('getAuthored', { token: tokens.reader })(), 403, 'forbidden'),
+  e('getAuthored', 'no token', to('getAuthored', { token: null }), 401, 'unauthorized'),
+  e('getAuthored', 'an invalid path', to('getAuthored', { params: { ...AUTHORED, kind: '' } }), 400, 'invalid-entity-ref'),
+  e('deleteAuthored', 'no such authored entity', to('deleteAuthored'), 404, 'not-found'),
+  e('deleteAuthored', 'no token', to('deleteAuthored', { token: null }), 401, 'unauthorized'),
+  e('deleteAuthored', 'only the read role', () => to('deleteAuthored', { token: tokens.reader })(), 403, 'forbidden'),
+  e('deleteAuthored', 'an invalid path', to('deleteAuthored', { params: { ...AUTHORED, namespace: 'Not Valid' } }), 400, 'invalid-entity-ref'),
   // Route parameters
   ...BAD_PARAMS.flatMap(([name, params]) => [
     e('getEntity', name, to('getEntity', { params }), 400, 'invalid-entity-ref'),
@@ -973,6 +1016,10 @@ describe('the OpenAPI contract', () => {
     expect(headerOf(reconcile, 'retry-after')).toBeDefined();
     const check = await call('selfCheck');
     expect({ status: check.status, type: bodyJson(check).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:self-check-failed' });
+    // Authoring asks the catalog whether another source owns the entity: without an answer, nothing is written.
+    const put = await call('putAuthored', { body: authoredEntity() });
+    expect({ status: put.status, type: bodyJson(put).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:unavailable' });
+    expect((await call('getAuthored')).status).toBe(404);
   });
 
   test('with a catalog: the self-check passes; the guard refuses a reconcile that would empty the seeded mirror, force runs it', async () => {
@@ -984,6 +1031,35 @@ describe('the OpenAPI contract', () => {
     expect({ status: refused.status, type: bodyJson(refused).type }).toEqual({ status: 409, type: 'urn:backstage-cosmos-sync:problem:deletion-guard' });
     const forced = await call('adminReconcile', { query: 'force=true' });
     expect(forced.status).toBe(200);
+  });
+
+  test('authoring: created, read back, replaced under If-Match, deleted; an entity a catalog file owns is refused', async () => {
+    const owned = await call('putAuthored', {
+      params: { kind: 'component', namespace: 'default', name: 'payments-service' },
+      body: authoredEntity().replace('"name":"provisioned-service"', '"name":"payments-service"'),
+    });
+    expect({ status: owned.status, body: bodyJson(owned) }).toMatchObject({
+      status: 409,
+      body: { type: 'urn:backstage-cosmos-sync:problem:owned-elsewhere', entityRef: 'Component:default/payments-service', ownerLocation: expect.stringMatching(/^file:/) },
+    });
+    expect((await call('getAuthored', { params: { kind: 'component', namespace: 'default', name: 'payments-service' } })).status).toBe(404);
+
+    const created = await call('putAuthored', { body: authoredEntity(), headers: { 'if-none-match': '*' } });
+    expect(created.status).toBe(201);
+    expect(bodyJson(created)).toMatchObject({ entityRef: 'Component:default/provisioned-service', authoredBy: { subject: expect.any(String) } });
+    const etag = headerOf(created, 'etag')!;
+    expect((await call('putAuthored', { body: authoredEntity(), headers: { 'if-none-match': '*' } })).status).toBe(412);
+    const read = await call('getAuthored');
+    expect({ status: read.status, etag: headerOf(read, 'etag') }).toEqual({ status: 200, etag });
+    expect((await call('getAuthored', { headers: { 'if-none-match': etag } })).status).toBe(304);
+    const replaced = await call('putAuthored', { body: authoredEntity({ lifecycle: 'production' }), headers: { 'if-match': etag } });
+    expect(replaced.status).toBe(200);
+    expect((await call('putAuthored', { body: authoredEntity(), headers: { 'if-match': etag } })).status).toBe(412);
+    expect((await call('deleteAuthored', { headers: { 'if-match': etag } })).status).toBe(412);
+    expect((await call('deleteAuthored', { headers: { 'if-match': headerOf(replaced, 'etag')! } })).status).toBe(204);
+    expect((await call('getAuthored')).status).toBe(404);
+    const again = await call('putAuthored', { body: authoredEntity() });
+    expect(again.status).toBe(201);
   });
 
   test('the replays answer what they replayed', async () => {

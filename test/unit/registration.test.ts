@@ -45,6 +45,9 @@ beforeAll(() => {
     require('../../functions/replayProjectionFailures');
     require('../../functions/selfCheck');
     require('../../functions/openapi');
+    require('../../functions/getAuthored');
+    require('../../functions/putAuthored');
+    require('../../functions/deleteAuthored');
   });
 });
 afterAll(() => {

@@ -1,0 +1,15 @@
+import './lib/bootstrap';
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { handleHttp } from './lib/http';
+
+/** DELETE /api/authored/{kind}/{namespace}/{name} — the authoring API (role Catalog.Write); see docs/authoring.md. */
+export async function deleteAuthored(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  return handleHttp(request, context, (runtime, req, options) => runtime.api.authored.delete(req, options));
+}
+
+app.http('deleteAuthored', {
+  route: 'authored/{kind}/{namespace}/{name}',
+  methods: ['DELETE'],
+  authLevel: 'anonymous', // Entra bearer tokens are validated in the core (shared/http/auth.ts)
+  handler: deleteAuthored,
+});
