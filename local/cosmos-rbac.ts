@@ -63,10 +63,21 @@ export function requiredAction(method: string, url: string, headers: http.Incomi
   return item(method.toLowerCase());
 }
 
+/** Principals of recent `authorization` headers: a client sends the same token for an hour, so decode it once. */
+const principals = new Map<string, string | undefined>();
+
 /** The `oid` of the bearer token in a Cosmos `authorization` header, if any. */
 export function principalOf(headers: http.IncomingHttpHeaders): string | undefined {
   const raw = headers.authorization;
   if (typeof raw !== 'string') return undefined;
+  if (principals.has(raw)) return principals.get(raw);
+  const principal = decodePrincipal(raw);
+  if (principals.size >= 256) principals.delete(principals.keys().next().value!);
+  principals.set(raw, principal);
+  return principal;
+}
+
+function decodePrincipal(raw: string): string | undefined {
   const signature = new URLSearchParams(decodeURIComponent(raw)).get('sig');
   const payload = signature?.split('.')[1];
   if (!payload) return undefined;

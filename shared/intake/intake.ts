@@ -154,10 +154,11 @@ export class EventIntake {
     }
 
     // 8. A signed delivery claims its webhook-id, shared by every instance: exactly one copy gets past this.
-    const deliveries = this.options.deliveries;
-    if (webhookId !== undefined && deliveries) {
+    const { deliveries } = this.options;
+    const verifier = this.verifier;
+    if (webhookId !== undefined && deliveries && verifier) {
       try {
-        await deliveries.claim(webhookId, { ttlInSeconds: this.verifier!.replayWindowInSeconds, ...abortOnly(call) });
+        await deliveries.claim(webhookId, { ttlInSeconds: verifier.replayWindowInSeconds, ...abortOnly(call) });
       } catch (error) {
         if (error instanceof WebhookReplayError) return reject(this.authProblem(error, logger), 'replay');
         return reject(toProblem(error, logger), 'replay-guard');
