@@ -230,8 +230,23 @@ export async function startIdentityServer(options: { port?: number; host?: strin
 export class IdentityAdminClient {
   constructor(readonly baseUrl: string) {}
 
+  /**
+   * One admin request, sent again (twice at most) when the connection fails before an answer: a pooled keep-alive
+   * connection the server closed just as it was reused ("other side closed") is a race of two processes' clocks on
+   * a busy machine, not an answer. Every admin request is safe to repeat (a new token, the same behaviour, a read).
+   */
+  private async send(path: string, init?: RequestInit): Promise<Response> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await fetch(`${this.baseUrl}${path}`, init);
+      } catch (error) {
+        if (attempt >= 3 || !(error instanceof TypeError)) throw error;
+      }
+    }
+  }
+
   async mint(options: MintOptions): Promise<string> {
-    const response = await fetch(`${this.baseUrl}/admin/tokens`, {
+    const response = await this.send('/admin/tokens', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(options),
@@ -241,7 +256,7 @@ export class IdentityAdminClient {
   }
 
   async setClientBehaviour(clientId: string, behaviour: ClientBehaviour): Promise<void> {
-    const response = await fetch(`${this.baseUrl}/admin/clients/${encodeURIComponent(clientId)}`, {
+    const response = await this.send(`/admin/clients/${encodeURIComponent(clientId)}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(behaviour),
@@ -250,7 +265,7 @@ export class IdentityAdminClient {
   }
 
   async tokenRequests(clientId: string): Promise<number> {
-    const response = await fetch(`${this.baseUrl}/admin/stats`);
+    const response = await this.send('/admin/stats');
     const stats = (await response.json()) as { tokenRequests: Record<string, number> };
     return stats.tokenRequests[clientId] ?? 0;
   }
