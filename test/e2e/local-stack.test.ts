@@ -157,7 +157,8 @@ test('the initial reconcile mirrors the example catalog, and the change feed pro
   const ledger = await eventually(async () => {
     const g = await graph('component/default/ledger?direction=downstream&depth=3');
     const has = (source: string, target: string) => g.edges.some((e) => e.source === source && e.type === 'dependsOn' && e.target === target);
-    return has('Component:default/ledger', 'Component:default/invoicing') && has('Component:default/invoicing', 'Component:default/ledger') && g;
+    const dangling = g.nodes.some((n) => n.ref === 'resource:default/legacy-settlement-queue' && n.missing);
+    return has('Component:default/ledger', 'Component:default/invoicing') && has('Component:default/invoicing', 'Component:default/ledger') && dangling && g;
   }, 'the edges of the example catalog', 30_000);
   // The cycle ledger → invoicing → ledger and the dangling ref are both there.
   expect(ledger.edges).toEqual(expect.arrayContaining([
