@@ -202,6 +202,9 @@ export async function startIdentityServer(options: { port?: number; host?: strin
     });
   }
 
+  // Idle keep-alive connections stay open for a minute (clients reuse them; the default 5 s races a busy client's pool).
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 61_000;
   await listen(server, options.port ?? 0, host);
   const { port } = server.address() as AddressInfo;
   baseUrl = `http://${host}:${port}`;
@@ -231,42 +234,51 @@ export class IdentityAdminClient {
   constructor(readonly baseUrl: string) {}
 
   /**
-   * One admin request, sent again (twice at most) when the connection fails before an answer: a pooled keep-alive
-   * connection the server closed just as it was reused ("other side closed") is a race of two processes' clocks on
-   * a busy machine, not an answer. Every admin request is safe to repeat (a new token, the same behaviour, a read).
+   * One admin request on a connection of its own (no keep-alive pool): a pooled connection the server closed as idle
+   * just as it was reused fails with "other side closed", and on a busy machine every idle connection of the pool can
+   * be in that state at once. Returns the status and the parsed JSON body.
    */
-  private async send(path: string, init?: RequestInit): Promise<Response> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await fetch(`${this.baseUrl}${path}`, init);
-      } catch (error) {
-        if (attempt >= 3 || !(error instanceof TypeError)) throw error;
-      }
-    }
+  private send(path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; ok: boolean; json: unknown }> {
+    const url = new URL(path, this.baseUrl);
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    return new Promise((resolve, reject) => {
+      const request = http.request(
+        url,
+        { method: init.method ?? 'GET', agent: false, headers: { connection: 'close', ...(body !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) } },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', reject);
+          response.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = response.statusCode ?? 0;
+            try {
+              resolve({ status, ok: status >= 200 && status < 300, json: text ? (JSON.parse(text) as unknown) : undefined });
+            } catch (error) {
+              reject(error instanceof Error ? error : new Error(String(error)));
+            }
+          });
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
   }
 
   async mint(options: MintOptions): Promise<string> {
-    const response = await this.send('/admin/tokens', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(options),
-    });
+    const response = await this.send('/admin/tokens', { method: 'POST', body: options });
     if (!response.ok) throw new Error(`identity stand-in refused to mint a token: ${response.status}`);
-    return ((await response.json()) as { access_token: string }).access_token;
+    return (response.json as { access_token: string }).access_token;
   }
 
   async setClientBehaviour(clientId: string, behaviour: ClientBehaviour): Promise<void> {
-    const response = await this.send(`/admin/clients/${encodeURIComponent(clientId)}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(behaviour),
-    });
+    const response = await this.send(`/admin/clients/${encodeURIComponent(clientId)}`, { method: 'PUT', body: behaviour });
     if (!response.ok) throw new Error(`identity stand-in refused the behaviour: ${response.status}`);
   }
 
   async tokenRequests(clientId: string): Promise<number> {
     const response = await this.send('/admin/stats');
-    const stats = (await response.json()) as { tokenRequests: Record<string, number> };
+    const stats = response.json as { tokenRequests: Record<string, number> };
     return stats.tokenRequests[clientId] ?? 0;
   }
 }
