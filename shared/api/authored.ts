@@ -9,7 +9,7 @@ import { formatEntityRef, toDocumentId } from '../model/refs';
 import type { AuthoredDocument } from '../model/documents';
 import { withoutSystemProperties } from '../model/documents';
 import type { EndpointCall, Endpoints } from '../http/endpoint';
-import { json, problem, ProblemType, readBodyUpTo, type ApiRequest, type ApiResponse } from '../http/problem';
+import { json, problem, ProblemType, readBodyUpTo, strongEtag, type ApiRequest, type ApiResponse } from '../http/problem';
 import { entityParams } from '../http/request';
 import { CosmosOperationError, EntityOwnedElsewhereError, NotFoundError, PreconditionFailedError } from '../platform/errors';
 import { abortOnly, type OperationOptions } from '../platform/options';
@@ -87,7 +87,7 @@ export class AuthoredApi {
       };
       const etag = await this.write(doc, current, call);
       call.logger.info('Authored entity written', { entityRef, created: !live, subject: doc.authoredBy.subject });
-      return json(live ? 200 : 201, doc, { etag: quote(etag) });
+      return json(live ? 200 : 201, doc, { etag: strongEtag(etag) });
     });
   }
 
@@ -108,14 +108,14 @@ export class AuthoredApi {
     const name = entityParams(request);
     const doc = await this.options.store.read(toDocumentId(name), call);
     if (!doc || doc.deleted) throw new NotFoundError(`No authored entity ${formatEntityRef(name)}`);
-    return { doc, etag: quote(doc._etag!) };
+    return { doc, etag: strongEtag(doc._etag!) };
   }
 
   /** `If-Match` (a version, or `*` for "exists") and `If-None-Match: *` ("does not exist yet"). */
   private checkPreconditions(request: ApiRequest, live: StoredAuthoredDocument | undefined): void {
     const ifMatch = request.headers.get('if-match');
     if (ifMatch !== null) {
-      const current = live ? quote(live._etag!) : undefined;
+      const current = live ? strongEtag(live._etag!) : undefined;
       const ok = current !== undefined && ifMatch.split(',').some((tag) => tag.trim() === '*' || tag.trim() === current);
       if (!ok) throw new PreconditionFailedError(live ? 'If-Match names a version this entity no longer has; read it again' : 'If-Match was given but there is no such authored entity');
     }
@@ -142,8 +142,4 @@ export class AuthoredApi {
 function authoredBy(call: EndpointCall): AuthoredDocument['authoredBy'] {
   const { subject, appId, issuer } = call.principal;
   return { subject, ...(appId && { clientId: appId }), issuer };
-}
-
-function quote(etag: string): string {
-  return `"${etag.replace(/"/g, '')}"`;
 }

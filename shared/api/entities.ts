@@ -3,7 +3,7 @@
  * matching `If-None-Match`; `404` when the mirror has no such entity or only its tombstone.
  */
 import type { Endpoints } from '../http/endpoint';
-import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from '../http/problem';
+import { json, problem, ProblemType, strongEtag, type ApiRequest, type ApiResponse } from '../http/problem';
 import { entityParams } from '../http/request';
 import { isTombstone, withoutSystemProperties } from '../model/documents';
 import { formatEntityRef, toDocumentId } from '../model/refs';
@@ -27,7 +27,7 @@ export class EntitiesApi {
       if (!doc || isTombstone(doc)) {
         return problem(404, ProblemType.notFound, 'Entity not found', `The mirror has no entity ${formatEntityRef(name)}`);
       }
-      const etag = doc._etag ? `"${doc._etag.replace(/"/g, '')}"` : undefined;
+      const etag = doc._etag ? strongEtag(doc._etag) : undefined;
       if (etag && request.headers.get('if-none-match') === etag) return { status: 304, headers: { etag } };
       return json(200, withoutSystemProperties(doc), etag ? { etag } : {});
     });

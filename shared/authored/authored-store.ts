@@ -3,7 +3,7 @@
  * The Backstage entity provider reads it with its own read-only identity; nothing here reads `entities` or writes
  * back, so there is no echo between the two directions.
  */
-import type { Container, JSONObject } from '@azure/cosmos';
+import type { Container } from '@azure/cosmos';
 import type { AuthoredDocument, SystemProperties } from '../model/documents';
 import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions } from '../platform/cosmos';
 
@@ -21,15 +21,11 @@ export class AuthoredStore extends CosmosStore {
 
   /** Creates the document; {@link CosmosOperationError} 409 when it exists. Returns the new `_etag`. */
   async create(doc: AuthoredDocument, options: StoreCallOptions = {}): Promise<string> {
-    const response = await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as unknown as JSONObject, o));
-    return response.etag;
+    return this.createDocument(doc, options);
   }
 
   /** Replaces the document if its `_etag` is still `ifMatch`; {@link CosmosOperationError} 412 otherwise. */
   async replace(doc: AuthoredDocument, ifMatch: string, options: StoreCallOptions = {}): Promise<string> {
-    const response = await this.request('replace', `replace ${doc.id}`, options, (o) =>
-      this.container.item(doc.id, doc.id).replace(doc as unknown as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
-    );
-    return response.etag;
+    return this.replaceDocument(doc, ifMatch, options);
   }
 }

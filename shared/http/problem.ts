@@ -114,6 +114,11 @@ export function problem(
   };
 }
 
+/** A Cosmos `_etag` as an HTTP strong entity tag: its inner quotes removed, wrapped in quotes. */
+export function strongEtag(etag: string): string {
+  return `"${etag.replace(/"/g, '')}"`;
+}
+
 export function json(status: number, value: unknown, headers: Record<string, string> = {}): ApiResponse {
   return {
     status,

@@ -14,7 +14,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TokenCredential } from '@azure/core-auth';
-import { CosmosClient, type Container, type ErrorResponse, type SqlQuerySpec } from '@azure/cosmos';
+import { CosmosClient, type Container, type ErrorResponse, type JSONObject, type SqlQuerySpec } from '@azure/cosmos';
 import pLimit from 'p-limit';
 import type { SystemProperties } from '../model/documents';
 import { withRetries } from './backoff';
@@ -142,6 +142,20 @@ export abstract class CosmosStore {
       this.charge(operation, chargeOf(error), options);
       throw toCosmosError(what, error, options);
     }
+  }
+
+  /** Creates `doc` in a container partitioned by `/id`; {@link CosmosOperationError} 409 when it exists. Returns the new `_etag`. */
+  protected async createDocument(doc: { id: string }, options: StoreCallOptions): Promise<string> {
+    const response = await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as JSONObject, o));
+    return response.etag;
+  }
+
+  /** Replaces `doc` (partition key `/id`) if its `_etag` is still `ifMatch`; {@link CosmosOperationError} 412 otherwise. */
+  protected async replaceDocument(doc: { id: string }, ifMatch: string, options: StoreCallOptions): Promise<string> {
+    const response = await this.request('replace', `replace ${doc.id}`, options, (o) =>
+      this.container.item(doc.id, doc.id).replace(doc as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
+    );
+    return response.etag;
   }
 
   /** The item with its system properties, or undefined when there is none (404). */

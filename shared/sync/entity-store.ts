@@ -2,7 +2,6 @@
  * The `entities` container (the mirror), owned by the sync: every read and write of it goes through this store.
  * Documents are written with optimistic concurrency (`IfMatch` on the `_etag` that was read, create when absent).
  */
-import type { JSONObject } from '@azure/cosmos';
 import type { EntityDocument, EntityIdentity, SystemProperties } from '../model/documents';
 import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
 import type { Container } from '@azure/cosmos';
@@ -37,16 +36,12 @@ export class EntityStore extends CosmosStore {
 
   /** Creates the document; throws {@link CosmosOperationError} 409 when it already exists. Returns the new `_etag`. */
   async create(doc: EntityDocument, options: StoreCallOptions = {}): Promise<string> {
-    const response = await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as unknown as JSONObject, o));
-    return response.etag;
+    return this.createDocument(doc, options);
   }
 
   /** Replaces the document if its `_etag` is still `ifMatch`; throws {@link CosmosOperationError} 412 otherwise. */
   async replace(doc: EntityDocument, ifMatch: string, options: StoreCallOptions = {}): Promise<string> {
-    const response = await this.request('replace', `replace ${doc.id}`, options, (o) =>
-      this.container.item(doc.id, doc.id).replace(doc as unknown as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
-    );
-    return response.etag;
+    return this.replaceDocument(doc, ifMatch, options);
   }
 
   /** Runs creates and conditional replaces as concurrent point writes; one outcome per operation, in order. */
