@@ -3,9 +3,40 @@ import type { HumanDuration } from '@backstage/types';
 
 export interface Config {
   catalog?: {
+    providers?: {
+      /**
+       * Bring entities authored in Cosmos DB (the `authored` container of backstage-cosmos-sync) into the catalog.
+       * Read with the Backstage backend's own identity — AKS workload identity, then managed identity; no key — which
+       * needs the read-only `backstage-authored` data-plane role on that container. Off unless configured.
+       */
+      cosmosAuthored?: {
+        /** The account endpoint, e.g. https://<account>.documents.azure.com:443/ (https only). */
+        endpoint: string;
+        /** The database, e.g. catalog. */
+        database: string;
+        /** The container. Default: authored. */
+        container?: string;
+        /** Client id of the user-assigned managed identity (or the workload identity's app) to use. */
+        clientId?: string;
+        /**
+         * `workload-or-managed` (default): only those two. `default`: DefaultAzureCredential, which also tries
+         * environment secrets and a developer's sign-in (for running Backstage on a workstation).
+         */
+        credential?: 'workload-or-managed' | 'default';
+        /** How often the change feed is read (each run applies everything new). Default: every 2 seconds. */
+        schedule?: SchedulerServiceTaskScheduleDefinitionConfig;
+        /**
+         * How often a full mutation replaces everything the provider gave the catalog (it also runs once after every
+         * start). Catches documents removed without a trace on the change feed. Default 30 minutes, at least 1 minute.
+         */
+        fullMutationInterval?: HumanDuration | string;
+        /** Documents per change-feed page and per query page. Default 100, at most 1000. */
+        pageSize?: number;
+      };
+    };
     /**
      * Publish catalog entity changes (created, updated, deleted) as CloudEvents to webhook endpoints.
-     * Configured by `@backstage-cosmos-sync/plugin-catalog-backend-module-change-events`.
+     * Configured by `@backstage-cosmos-sync/plugin-catalog-backend-module-cosmos-sync`.
      */
     changeEvents?: {
       /** How often the catalog is diffed against the last snapshot. Default: every 30 seconds. */

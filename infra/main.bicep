@@ -36,6 +36,9 @@ param backstagePrincipalId string = ''
 @description('Object ids of other consumers of the mirror: read access to entities and edges.')
 param mirrorReaderPrincipalIds array = []
 
+@description('Object ids of producers that write authored entities with the Cosmos DB SDK: read, create, replace and upsert on the authored container only (no delete: removals are soft).')
+param authoredWriterPrincipalIds array = []
+
 @description('Sync scope (docs/sync-semantics.md): entity kinds to mirror, comma-separated; empty = every kind.')
 param syncIncludeKinds string = ''
 @description('Sync scope: entity kinds never mirrored, comma-separated.')
@@ -118,6 +121,7 @@ module cosmos 'app/cosmos.bicep' = {
     principalId: identity.outputs.principalId
     backstagePrincipalId: backstagePrincipalId
     readerPrincipalIds: mirrorReaderPrincipalIds
+    authorPrincipalIds: authoredWriterPrincipalIds
     enableVnet: enableVnet
     privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
     privateDnsZoneId: enableVnet ? network!.outputs.cosmosDnsZoneId : ''
@@ -232,3 +236,4 @@ output SERVICEBUS_NAMESPACE_ID string = serviceBus.outputs.id
 output SERVICEBUS_QUEUE_NAME string = serviceBus.outputs.queueName
 output PUBLIC_NETWORK_ACCESS string = enableVnet ? 'Disabled' : 'Enabled'
 output MIRROR_READER_PRINCIPAL_IDS array = mirrorReaderPrincipalIds
+output AUTHORED_WRITER_PRINCIPAL_IDS array = authoredWriterPrincipalIds

@@ -14,10 +14,15 @@ export const PROVISIONER_OBJECT_ID = 'local-provisioner';
 
 /** A credential whose tokens name the provisioner, minted by the local issuer. */
 export function provisionerCredential(mint: (options: { audience: string; subject: string }) => Promise<string>): TokenCredential {
+  return principalCredential(mint, PROVISIONER_OBJECT_ID);
+}
+
+/** A credential whose tokens name `objectId` (e.g. a producer held to its roles by the Cosmos stand-in). */
+export function principalCredential(mint: (options: { audience: string; subject: string }) => Promise<string>, objectId: string): TokenCredential {
   return {
     async getToken(scopes: string | string[]): Promise<AccessToken> {
       const scope = Array.isArray(scopes) ? scopes[0]! : scopes;
-      const token = await mint({ audience: scope.replace(/\/\.default$/, ''), subject: PROVISIONER_OBJECT_ID });
+      const token = await mint({ audience: scope.replace(/\/\.default$/, ''), subject: objectId });
       return { token, expiresOnTimestamp: Date.now() + 3600_000 };
     },
   };

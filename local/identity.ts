@@ -34,6 +34,11 @@ export interface ClientBehaviour {
   failCount?: number;
   /** Delay before answering. */
   delayInMs?: number;
+  /**
+   * The identity's object id (`oid`/`sub`) — another principal than the app's managed identity, e.g. Backstage's own,
+   * which the Cosmos DB stand-in holds to its own roles. Default: {@link IdentityServer.managedIdentityObjectId}.
+   */
+  objectId?: string;
 }
 
 /**
@@ -187,7 +192,7 @@ export async function startIdentityServer(options: { port?: number; host?: strin
     const reported = behaviour.reportedLifetimeInSeconds ?? lifetime;
     const accessToken = await mint({
       audience: behaviour.audience ?? resource,
-      subject: managedIdentityObjectId,
+      subject: behaviour.objectId ?? managedIdentityObjectId,
       lifetimeInSeconds: lifetime,
       ...(behaviour.roles && { roles: behaviour.roles }),
       clientId: clientId || managedIdentityObjectId,

@@ -24,7 +24,7 @@ export interface StackState {
   /** The managed-identity endpoint variables a local process needs to get tokens like the app does. */
   identityEnv?: Record<string, string>;
   /** Local API tokens (12 h), minted by the local issuer. */
-  tokens?: { read: string; admin: string };
+  tokens?: { read: string; admin: string; write: string };
   /** The stack's own process and its child processes. */
   pids: number[];
 }

@@ -13,6 +13,7 @@
  *
  * A stand-in left out is not started; its settings then come from `external` (settings for real services).
  */
+import { randomUUID } from 'node:crypto';
 import * as https from 'node:https';
 import { join, resolve } from 'node:path';
 import { CosmosClient } from '@azure/cosmos';
@@ -57,6 +58,11 @@ export interface LocalBackstageOptions extends Omit<BackstageStandInOptions, 'po
   repositoryCatalog?: boolean;
   /** Run this repository's change-events module, posting to the stack's Functions host every `intervalInSeconds`. */
   changeEvents?: { intervalInSeconds: number };
+  /**
+   * Run this repository's authored-entities provider against the emulator's `authored` container (needs `cosmos` with
+   * `provision`): Backstage reads it with its own identity, held to the `backstage` roles of infra/app/cosmos-roles.json.
+   */
+  authoredEntities?: { intervalInSeconds?: number; fullMutationInterval?: string };
 }
 
 export interface LocalStackOptions {
@@ -91,6 +97,8 @@ export interface LocalStack {
   locations: Record<string, string>;
   /** The Functions host's URL (with `functions`). */
   functionsUrl: string | undefined;
+  /** The object id of Backstage's own identity (tokens its modules get from the local identity), with `identity`. */
+  backstagePrincipalId: string | undefined;
   /**
    * The app settings a deployment would have, pointed at this stack — `APP_MODE=local`, the Cosmos endpoint and CA,
    * the Service Bus connection, Backstage's URL and token scope, issuer and audience, the managed-identity endpoint —
@@ -132,6 +140,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     backstage: undefined,
     locations: {},
     functionsUrl: undefined,
+    backstagePrincipalId: undefined,
     settings: (overrides = {}) => ({ ...localAppSettings(parts, external), ...overrides }),
     startFunctions: async ({ log, overrides, drainTimeoutInMs }) => {
       if (functionsPort === undefined) throw new Error('start the stack with `functions: true` to run the Functions host');
@@ -197,24 +206,39 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stack.functionsUrl = `http://127.0.0.1:${functionsPort}`;
     }
     if (options.backstage) {
-      const { trust: given, fileLocations, repositoryCatalog, changeEvents, staticToken, extraConfig, ...standIn } = options.backstage;
+      const { trust: given, fileLocations, repositoryCatalog, changeEvents, authoredEntities, staticToken, extraConfig, ...standIn } = options.backstage;
       const trust = given ?? (stack.identity && { jwksUri: stack.identity.jwksUri, issuer: stack.identity.issuer });
       let files: CatalogFileServer | undefined;
       if (repositoryCatalog) {
         const server = (files = await startCatalogFileServer());
         steps.push({ name: 'Catalog files', pids: () => [], run: () => server.stop() });
       }
-      const config = deepMerge(
-        deepMerge(extraConfig ?? {}, changeEvents ? changeEventsModuleConfig(stack, functionsPort, changeEvents.intervalInSeconds) : {}),
+      // Backstage has its own identity: another principal than the app's, with roles of its own.
+      if (stack.identity) {
+        const principal = (stack.backstagePrincipalId = randomUUID());
+        stack.identity.setClientBehaviour(LOCAL_BACKSTAGE_CLIENT_ID, { objectId: principal, ...(changeEvents && { roles: ['Events.Send'] }) });
+        stack.cosmos?.rbac.assign(principal, 'backstage');
+      }
+      const authoredDatabase = typeof options.cosmos === 'object' ? options.cosmos.provision : undefined;
+      const config = [
+        changeEvents ? changeEventsModuleConfig(stack, functionsPort, changeEvents.intervalInSeconds) : {},
+        authoredEntities ? authoredProviderConfig(stack, authoredDatabase, authoredEntities) : {},
         files ? { backend: { reading: { allow: [{ host: files.host }] } } } : {},
-      );
+      ].reduce(deepMerge, extraConfig ?? {});
       const backstage = (stack.backstage = await startBackstage({
         ...standIn,
         port: await ports.next(DEFAULT_PORTS.backstage),
         staticToken,
         ...(trust && { jwks: { url: trust.jwksUri, issuer: trust.issuer, audience: BACKSTAGE_AUDIENCE } }),
-        // Backstage has its own identity: the module gets its tokens from the local identity, whatever the app uses.
-        ...(stack.identity && { env: { IDENTITY_ENDPOINT: stack.identity.identityEndpoint, IDENTITY_HEADER: stack.identity.identityHeader } }),
+        // Backstage has its own identity: its modules get their tokens from the local identity, whatever the app uses;
+        // it trusts the emulator's certificate as a real Backstage trusts Azure's.
+        ...(stack.identity && {
+          env: {
+            IDENTITY_ENDPOINT: stack.identity.identityEndpoint,
+            IDENTITY_HEADER: stack.identity.identityHeader,
+            ...(stack.cosmos && { NODE_EXTRA_CA_CERTS: stack.cosmos.certificatePath }),
+          },
+        }),
         extraConfig: config,
         ...(abortSignal && { abortSignal }),
       }));
@@ -291,7 +315,6 @@ export function localAppSettings(parts: LocalParts, external: Settings = {}): Se
 /** The change-events module's config: poll every `intervalInSeconds`, post to the stack's Functions host with Entra-style tokens. */
 function changeEventsModuleConfig(stack: LocalStack, functionsPort: number | undefined, intervalInSeconds: number): Record<string, unknown> {
   if (!stack.identity || functionsPort === undefined) throw new Error('the change-events module needs the identity stand-in and `functions`');
-  stack.identity.setClientBehaviour(LOCAL_BACKSTAGE_CLIENT_ID, { roles: ['Events.Send'] });
   return {
     catalog: {
       changeEvents: {
@@ -304,6 +327,30 @@ function changeEventsModuleConfig(stack: LocalStack, functionsPort: number | und
             auth: { type: 'entra', scope: `${LOCAL_API_AUDIENCE}/.default`, clientId: LOCAL_BACKSTAGE_CLIENT_ID },
           },
         ],
+      },
+    },
+  };
+}
+
+/** The authored-entities provider's config: the emulator's `authored` container, read with Backstage's identity. */
+function authoredProviderConfig(
+  stack: LocalStack,
+  database: string | undefined,
+  options: NonNullable<LocalBackstageOptions['authoredEntities']>,
+): Record<string, unknown> {
+  if (!stack.identity || !stack.cosmos || !database) throw new Error('the authored-entities provider needs the identity stand-in and `cosmos` with `provision`');
+  return {
+    catalog: {
+      providers: {
+        cosmosAuthored: {
+          endpoint: stack.cosmos.endpoint,
+          database,
+          container: String(settingDefaults().COSMOS_AUTHORED_CONTAINER),
+          clientId: LOCAL_BACKSTAGE_CLIENT_ID,
+          // The module's default schedule unless told otherwise (the benchmark measures the defaults).
+          ...(options.intervalInSeconds && { schedule: { frequency: { seconds: options.intervalInSeconds }, timeout: { minutes: 2 } } }),
+          ...(options.fullMutationInterval && { fullMutationInterval: options.fullMutationInterval }),
+        },
       },
     },
   };

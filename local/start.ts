@@ -110,6 +110,8 @@ async function main(): Promise<void> {
           // This service itself, from the repository's catalog-info.yaml (a url location, so its API definition resolves).
           repositoryCatalog: true,
           changeEvents: { intervalInSeconds: Number(values['module-interval']) },
+          // Entities authored in the emulator's `authored` container, read with Backstage's own identity.
+          ...(!realCosmos && { authoredEntities: {} }),
           ...(values['backstage-logs'] && { output: 'inherit' as const }),
         },
       }),
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
       ? {
           read: await identity.mint({ audience: LOCAL_API_AUDIENCE, subject: 'local-reader', roles: ['Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
           admin: await identity.mint({ audience: LOCAL_API_AUDIENCE, subject: 'local-admin', roles: ['Catalog.Admin', 'Catalog.Read'], lifetimeInSeconds: 12 * 3600 }),
+          write: await identity.mint({ audience: LOCAL_API_AUDIENCE, subject: 'local-producer', roles: ['Catalog.Write'], lifetimeInSeconds: 12 * 3600 }),
         }
       : undefined;
     const state: StackState = {

@@ -32,11 +32,11 @@ export const REQUIRED = [
   'PUBLIC_NETWORK_ACCESS',
 ] as const;
 
-type Values = Record<(typeof REQUIRED)[number], string> & { BACKSTAGE_PRINCIPAL_ID?: string; MIRROR_READER_PRINCIPAL_IDS?: string };
+type Values = Record<(typeof REQUIRED)[number], string> & { BACKSTAGE_PRINCIPAL_ID?: string; MIRROR_READER_PRINCIPAL_IDS?: string; AUTHORED_WRITER_PRINCIPAL_IDS?: string };
 
 interface CosmosRole {
   name: string;
-  principal: 'app' | 'backstage' | 'readers';
+  principal: 'app' | 'backstage' | 'readers' | 'authors';
   container: string;
   dataActions: string[];
 }
@@ -61,6 +61,7 @@ export function roleAssignments(values: Values, cosmosRoles: CosmosRole[]): Role
     app: [{ name: 'the app (user-assigned managed identity)', id: values.MANAGED_IDENTITY_PRINCIPAL_ID }],
     backstage: values.BACKSTAGE_PRINCIPAL_ID ? [{ name: "the Backstage backend's identity", id: values.BACKSTAGE_PRINCIPAL_ID }] : [],
     readers: parseIds(values.MIRROR_READER_PRINCIPAL_IDS).map((id) => ({ name: 'a mirror reader', id })),
+    authors: parseIds(values.AUTHORED_WRITER_PRINCIPAL_IDS).map((id) => ({ name: 'a producer of authored entities', id })),
   };
   const facts: RoleAssignmentFact[] = [];
   for (const role of cosmosRoles) {

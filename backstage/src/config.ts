@@ -159,7 +159,7 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
 }
 
 /** ISO 8601 durations (`PT30S`) or the short human forms `500ms`, `30s`, `5m`, `24h`, `7d`. */
-function parseDurationString(value: string): number {
+export function parseDurationString(value: string): number {
   const human = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(value.trim());
   if (human) {
     const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[human[2] as 'ms' | 's' | 'm' | 'h' | 'd'];

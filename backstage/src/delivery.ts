@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { TokenCredential } from '@azure/core-auth';
 import { ChainedTokenCredential, DefaultAzureCredential, ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity';
 import { Webhook } from 'standardwebhooks';
-import type { EndpointAuth, EndpointSettings } from './config';
+import type { EndpointSettings } from './config';
 import type { CatalogEvent } from './ChangeEventsEngine';
 
 export type SendOutcome = { ok: true; status: number } | { ok: false; status?: number; error: string; retryAfterInMs?: number };
@@ -72,23 +72,36 @@ export class EndpointClient {
   }
 }
 
-/** One credential for every Entra endpoint with the same client id and credential choice. */
+/** One client per endpoint; Entra endpoints share the backend's credential ({@link backendCredential}). */
 export function createEndpointClients(endpoints: readonly EndpointSettings[], fetchImpl?: typeof fetch): Map<string, EndpointClient> {
-  const credentials = new Map<string, TokenCredential>();
   const clients = new Map<string, EndpointClient>();
   for (const endpoint of endpoints) {
-    let credential: TokenCredential | undefined;
-    if (endpoint.auth.type === 'entra') {
-      const key = `${endpoint.auth.credential}\u0000${endpoint.auth.clientId ?? ''}`;
-      credential = credentials.get(key);
-      if (!credential) {
-        credential = createEntraCredential(endpoint.auth);
-        credentials.set(key, credential);
-      }
-    }
+    const credential = endpoint.auth.type === 'entra' ? backendCredential(endpoint.auth) : undefined;
     clients.set(endpoint.name, new EndpointClient(endpoint, credential, fetchImpl));
   }
   return clients;
+}
+
+/** How the backend's own identity is reached (see {@link createEntraCredential}). */
+export interface CredentialChoice {
+  credential: 'workload-or-managed' | 'default';
+  clientId?: string;
+}
+
+const credentials = new Map<string, TokenCredential>();
+
+/**
+ * One credential per identity for the whole process — the change-events endpoints and the authored-entities provider
+ * share it, and with it its token cache.
+ */
+export function backendCredential(choice: CredentialChoice): TokenCredential {
+  const key = `${choice.credential}\u0000${choice.clientId ?? ''}`;
+  let credential = credentials.get(key);
+  if (!credential) {
+    credential = createEntraCredential(choice);
+    credentials.set(key, credential);
+  }
+  return credential;
 }
 
 /**
@@ -96,7 +109,7 @@ export function createEndpointClients(endpoints: readonly EndpointSettings[], fe
  * (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`) are present, then managed identity. Never a
  * client secret from the environment, never a developer's sign-in — those need `credential: 'default'`.
  */
-export function createEntraCredential(auth: Extract<EndpointAuth, { type: 'entra' }>, env: NodeJS.ProcessEnv = process.env): TokenCredential {
+export function createEntraCredential(auth: CredentialChoice, env: NodeJS.ProcessEnv = process.env): TokenCredential {
   const clientId = auth.clientId;
   if (auth.credential === 'default') return new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {});
   const managed = new ManagedIdentityCredential(clientId ? { clientId } : {});

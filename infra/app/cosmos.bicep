@@ -10,6 +10,8 @@ param principalId string
 param backstagePrincipalId string = ''
 @description('Object ids of other consumers of the mirror, which read entities and edges.')
 param readerPrincipalIds array = []
+@description('Object ids of producers that write authored entities with the Cosmos DB SDK (the authored container only).')
+param authorPrincipalIds array = []
 param enableVnet bool
 param privateEndpointSubnetId string
 param privateDnsZoneId string
@@ -107,6 +109,7 @@ var principalsByKind = {
   app: [principalId]
   backstage: empty(backstagePrincipalId) ? [] : [backstagePrincipalId]
   readers: readerPrincipalIds
+  authors: authorPrincipalIds
 }
 var containerScope = '${account.id}/dbs/${databaseName}/colls'
 

@@ -41,6 +41,11 @@ export interface BackstageStandInOptions {
   entry?: string;
   /** Gives up starting (the process is killed) when aborted. */
   abortSignal?: AbortSignal;
+  /**
+   * Keep the databases (one SQLite file per plugin) in this directory, so that a restart (`stop()`, then `start()`)
+   * finds the catalog and the modules' tables as they were. Default: in memory, gone with the process.
+   */
+  databaseDirectory?: string;
 }
 
 export interface BackstageStandIn {
@@ -61,6 +66,8 @@ export interface BackstageStandIn {
   pids(): number[];
   /** SIGTERM, then SIGKILL after `killAfterInMs` (default 10 s); resolves when the process has exited. */
   stop(options?: { killAfterInMs?: number }): Promise<void>;
+  /** Starts the backend again after `stop()`, same port and config (see `databaseDirectory`); resolves when it is ready. */
+  start(options?: { abortSignal?: AbortSignal }): Promise<void>;
 }
 
 export const BACKSTAGE_AUDIENCE = 'api://backstage-local';
@@ -93,7 +100,7 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
     backend: {
       baseUrl,
       listen: { port, host: '127.0.0.1' },
-      database: { client: 'better-sqlite3', connection: ':memory:' },
+      database: { client: 'better-sqlite3', connection: options.databaseDirectory ? { directory: resolve(options.databaseDirectory) } : ':memory:' },
       auth: { externalAccess },
     },
     catalog: {
@@ -108,13 +115,6 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
   writeFileSync(configPath, stringify(config));
 
   const entry = options.entry ?? join(__dirname, 'server.ts');
-  const child = track(
-    spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
-      cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
-      env: { ...process.env, ...options.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
   const logs: string[] = [];
   const onLine = (line: string) => {
     logs.push(line);
@@ -122,15 +122,38 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
     if (options.output === 'inherit') process.stdout.write(`[backstage] ${line}\n`);
     else if (typeof options.output === 'function') options.output(line);
   };
-  pipeLines(child, onLine);
-
-  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  let child: ChildProcess | undefined;
+  let exited: Promise<number | null> = Promise.resolve(null);
+  const spawnBackend = () => {
+    const current = (child = track(
+      spawn(process.execPath, ['--import', 'tsx', entry, '--config', configPath], {
+        cwd: join(__dirname, '..', '..'), // so `--import tsx` resolves from the project's node_modules
+        // Its own log level (info: the tests read its log lines), whatever the caller's LOG_LEVEL says about the app.
+        env: { ...process.env, LOG_LEVEL: 'info', ...options.env, NODE_ENV: 'development', NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    ));
+    pipeLines(current, onLine);
+    exited = new Promise<number | null>((resolveExit) => current.once('exit', (code) => resolveExit(code)));
+  };
+  const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
   const stop = async (stopOptions: { killAfterInMs?: number } = {}) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), stopOptions.killAfterInMs ?? 10_000);
+    const current = child;
+    if (!current || !running()) return;
+    current.kill('SIGTERM');
+    const timer = setTimeout(() => current.kill('SIGKILL'), stopOptions.killAfterInMs ?? 10_000);
     await exited;
     clearTimeout(timer);
+  };
+  const start = async (startOptions: { abortSignal?: AbortSignal } = {}) => {
+    if (running()) return;
+    spawnBackend();
+    try {
+      await waitForReady(baseUrl, exited, options.startupTimeoutInMs ?? 90_000, startOptions.abortSignal);
+    } catch (error) {
+      await stop({ killAfterInMs: 1_000 });
+      throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`, { cause: error });
+    }
   };
   const loadCatalog = async (entities: readonly object[], loadOptions: { abortSignal?: AbortSignal } = {}) => {
     if (!options.staticToken) throw new Error('loadCatalog needs the stand-in to be started with a staticToken');
@@ -145,20 +168,16 @@ export async function startBackstage(options: BackstageStandInOptions = {}): Pro
     return (JSON.parse(body) as { entities: number }).entities;
   };
 
-  try {
-    await waitForReady(baseUrl, exited, options.startupTimeoutInMs ?? 90_000, options.abortSignal);
-  } catch (error) {
-    await stop({ killAfterInMs: 1_000 });
-    throw new Error(`Backstage stand-in did not start: ${(error as Error).message}\n${logs.slice(-30).join('\n')}`, { cause: error });
-  }
+  await start(options.abortSignal ? { abortSignal: options.abortSignal } : {});
   return {
     baseUrl,
     staticToken: options.staticToken,
     catalogFile,
     loadCatalog,
     recentLogs: () => [...logs],
-    pids: () => (child.pid && child.exitCode === null && child.signalCode === null ? [child.pid] : []),
+    pids: () => (child?.pid && running() ? [child.pid] : []),
     stop,
+    start,
   };
 }
 

@@ -73,7 +73,7 @@ afterAll(async () => {
 });
 
 test('the roles file names only containers and kinds the stand-in can enforce', () => {
-  expect(new Set(loadCosmosRoles().map((r) => r.principal))).toEqual(new Set(['app', 'backstage', 'readers']));
+  expect(new Set(loadCosmosRoles().map((r) => r.principal))).toEqual(new Set(['app', 'backstage', 'readers', 'authors']));
 });
 
 test('app: creates and replaces mirror documents but never deletes one; cannot create a container', async () => {

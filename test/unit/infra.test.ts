@@ -74,7 +74,7 @@ const matrix = (() => {
   const section = text.slice(text.indexOf('## Role matrix'), text.indexOf('\n## ', text.indexOf('## Role matrix') + 1));
   return section
     .split('\n')
-    .filter((line) => /^\| (app|backstage|readers) \|/.test(line))
+    .filter((line) => /^\| (app|backstage|readers|authors) \|/.test(line))
     .map((line) => {
       const [principal, resource, access, why] = line.split(' | ').map((cell) => cell.replace(/^\| |\s*\|$/g, '').trim());
       return { principal: principal!, resource: resource!, access: access!, why: why! };
