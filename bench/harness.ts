@@ -10,6 +10,15 @@ import { join } from 'node:path';
 import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+
+/** Count, p50, p95, p99 and max of `values` (nearest rank). */
+export function summarize(values: number[]): { count: number; p50: number; p95: number; p99: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+export type Summary = ReturnType<typeof summarize>;
+
 /** Requests the emulator served: all of them by kind, and per container. */
 export interface CosmosCounts {
   all: CosmosRequestCounts;

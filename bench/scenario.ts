@@ -19,14 +19,9 @@ import type { CosmosRequestCounts } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
 import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
 import { getRuntime, resetRuntime } from '../shared/runtime';
-import { measured, serveScenarios, type CosmosCounts } from './harness';
+import { measured, serveScenarios, summarize, type CosmosCounts, type Summary } from './harness';
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
-const summarize = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
-};
-export type Summary = ReturnType<typeof summarize>;
+export type { Summary };
 
 /** Cosmos requests to one container; only `total` (0) when the container saw none. */
 export type ContainerCounts = Partial<CosmosRequestCounts> & { total: number };

@@ -233,6 +233,9 @@ function banner(
       `      "${state.functionsUrl}/api/graph/component/default/web-shop?depth=3&format=mermaid"`,
       '    npm run graph -- component:default/checkout-service',
       '    npm run reconcile',
+      // An entity authored through the API: it appears in Backstage, then in the mirror and the graph.
+      `    curl -X PUT -H "Authorization: Bearer $(node -p "require('${shellPath(statePath)}').tokens.write")" -H 'Content-Type: application/json' \\`,
+      `      "${state.functionsUrl}/api/authored/component/default/provisioned-service" -d @local/example-authored/provisioned-service.json`,
       '',
     );
   }
@@ -281,6 +284,8 @@ function printer(say: (line: string) => void) {
       return say(`${time}  reconcile seen ${String(p.seen)}: +${String(p.created)} ~${String(p.updated)} −${String(p.tombstoned)}, ${String(p.unchanged)} unchanged, ${String(p.failed)} failed (${String(p.durationInMs)} ms)`);
     }
     if (text === 'Catalog events accepted') return say(`${time}  events   ${String(p.accepted)} accepted, ${String(p.enqueued)} queued`);
+    if (text === 'Authored entity written') return say(`${time}  authored ${String(p.entityRef)} ${p.created ? 'created' : 'replaced'} by ${String(p.subject)}`);
+    if (text === 'Authored entity deleted') return say(`${time}  authored ${String(p.entityRef)} deleted by ${String(p.subject)}`);
     if (level === 'warning' || level === 'error' || level === 'critical') say(`${time}  ${level.padEnd(8)} ${fn}: ${message.slice(0, 500)}`);
   };
 }

@@ -244,6 +244,32 @@ test('an entity removed from a catalog file is tombstoned and its edges removed'
   expect(web.nodes).toContainEqual(expect.objectContaining({ ref: 'component:default/cdn-edge', missing: true }));
 });
 
+test('the README round trip: an entity PUT through the authoring API reaches Backstage, the mirror and the graph; DELETE removes it', async () => {
+  const mark = output.length;
+  const url = `${state.functionsUrl}/api/authored/component/default/provisioned-service`;
+  const auth = { authorization: `Bearer ${state.tokens!.write}` };
+  const created = await fetch(url, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: readFileSync(join(ROOT, 'local', 'example-authored', 'provisioned-service.json')) });
+  expect(created.status).toBe(201);
+  const backstage = new CatalogClient({ discoveryApi: { getBaseUrl: (pluginId) => Promise.resolve(`${state.backstageUrl}/api/${pluginId}`) } });
+  const entity = await eventually(() => backstage.getEntityByRef('component:default/provisioned-service', { token: state.backstageAdminToken! }), 'the authored entity in Backstage', 60_000);
+  expect(entity.metadata.annotations?.['backstage.io/managed-by-location']).toBe(`cosmosdb:${new URL(state.cosmos.endpoint).host}/${state.cosmos.databaseName}/authored`);
+  const g = await eventually(async () => {
+    const result = await graph('component/default/provisioned-service?depth=1');
+    return result.edges.length === 2 && result;
+  }, 'the authored entity in the graph API', 60_000);
+  expect(g.edges.map((e) => e.target).sort()).toEqual(['Resource:default/cart-cache', 'Resource:default/orders-db']);
+  expect(linesSince(mark).some((l) => /authored\s+Component:default\/provisioned-service created by local-producer/.test(l))).toBe(true);
+
+  const removed = await fetch(url, { method: 'DELETE', headers: auth });
+  expect(removed.status).toBe(204);
+  await eventually(async () => (await backstage.getEntityByRef('component:default/provisioned-service', { token: state.backstageAdminToken! })) === undefined, 'the entity to leave Backstage', 60_000);
+  await eventually(async () => {
+    const { resource } = await entities.item('component:default:provisioned-service', 'component:default:provisioned-service').read<EntityDocument>();
+    return resource?.deleted === true;
+  }, 'the mirror document to be tombstoned', 60_000);
+  await eventually(async () => (await edgesFrom('component:default:provisioned-service')).length === 0, 'its edges to go', 30_000);
+});
+
 test('the reconcile timer reaches the sync: a document lost from the mirror comes back without any event', async () => {
   const id = 'group:default:storefront';
   await entities.item(id, id).delete();

@@ -38,6 +38,12 @@ export interface RunResult {
   full?: { entities: number; skipped: number };
 }
 
+/** A change-feed iterator and the continuation it has reached (and that is stored). */
+interface FeedCursor {
+  iterator: ChangeFeedPullModelIterator<AuthoredDocument>;
+  token: string;
+}
+
 interface Instruments {
   changes: Counter;
   lag: Histogram;
@@ -46,7 +52,7 @@ interface Instruments {
 export class CosmosAuthoredEntityProvider implements EntityProvider {
   private connection: EntityProviderConnection | undefined;
   /** The feed iterator of the last run, reused while the stored continuation is the one it reached. */
-  private cursor: { iterator: ChangeFeedPullModelIterator<AuthoredDocument>; token: string } | undefined;
+  private cursor: FeedCursor | undefined;
   /** A full mutation is due on the first run of every process: it may have been down while documents vanished. */
   private fullDueOnStart = true;
   private readonly instruments: Instruments;
@@ -95,6 +101,26 @@ export class CosmosAuthoredEntityProvider implements EntityProvider {
       // Another instance (or an earlier process) moved the feed on: resume where the table says.
       cursor = this.cursor = { iterator: this.feed(ChangeFeedStartFrom.Continuation(stored.continuation)), token: stored.continuation };
     }
+    try {
+      await this.applyDeltas(connection, cursor, result, abortSignal);
+    } catch (error) {
+      // The iterator may have moved past the page that failed: the next run starts again from the stored continuation.
+      this.cursor = undefined;
+      throw error;
+    }
+
+    const fullDue = this.fullDueOnStart || stored.lastFullAt === undefined || this.now() - stored.lastFullAt >= this.options.fullMutationIntervalInMs;
+    if (!result.full && fullDue && !abortSignal?.aborted) {
+      result.full = await this.applyFull(connection, abortSignal);
+      await state.write({ lastFullAt: this.now() });
+      this.fullDueOnStart = false;
+    }
+    return result;
+  }
+
+  /** Each page of the feed from `cursor` on as one delta mutation, its continuation stored once the catalog took it. */
+  private async applyDeltas(connection: EntityProviderConnection, cursor: FeedCursor, result: RunResult, abortSignal?: AbortSignal): Promise<void> {
+    const { state } = this.options;
     while (!abortSignal?.aborted) {
       const page = await cursor.iterator.readNext();
       if (page.statusCode === StatusCodes.NotModified || page.result.length === 0) {
@@ -127,14 +153,6 @@ export class CosmosAuthoredEntityProvider implements EntityProvider {
         { added: sample(added), removed: sample(removed) },
       );
     }
-
-    const fullDue = this.fullDueOnStart || stored.lastFullAt === undefined || this.now() - stored.lastFullAt >= this.options.fullMutationIntervalInMs;
-    if (!result.full && fullDue && !abortSignal?.aborted) {
-      result.full = await this.applyFull(connection, abortSignal);
-      await state.write({ lastFullAt: this.now() });
-      this.fullDueOnStart = false;
-    }
-    return result;
   }
 
   private feed(changeFeedStartFrom: ChangeFeedStartFrom): ChangeFeedPullModelIterator<AuthoredDocument> {

@@ -69,7 +69,7 @@ test('settings are read, and every bad one is named', () => {
 const component = (name: string, extra: Record<string, unknown> = {}) => ({
   apiVersion: 'backstage.io/v1alpha1',
   kind: 'Component',
-  metadata: { name, annotations: { 'example.com/team': 'platform' } },
+  metadata: { name, annotations: { 'example.com/team': 'platform' } as Record<string, string> },
   spec: { type: 'service', lifecycle: 'production', owner: 'group:default/platform' },
   ...extra,
 });
