@@ -373,6 +373,7 @@ async function provision(cosmos: CosmosEmulator, identity: IdentityServer, datab
       leasesContainer: String(names.COSMOS_LEASES_CONTAINER),
       deliveriesContainer: String(names.COSMOS_DELIVERIES_CONTAINER),
       authoredContainer: String(names.COSMOS_AUTHORED_CONTAINER),
+      historyContainer: String(names.COSMOS_HISTORY_CONTAINER),
     });
   } finally {
     client.dispose();

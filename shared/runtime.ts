@@ -8,6 +8,8 @@ import type { ServiceBusClient } from '@azure/service-bus';
 import { AdminApi } from './api/admin';
 import { AuthoredApi, authoredLocation } from './api/authored';
 import { AuthoredStore } from './authored/authored-store';
+import { HistoryRecorder } from './history/history-recorder';
+import { HistoryStore } from './history/history-store';
 import { EntitiesApi } from './api/entities';
 import { GraphApi } from './api/graph';
 import { HealthApi } from './api/health';
@@ -66,6 +68,8 @@ export interface Runtime {
   selfCheck: SelfCheck;
   api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi };
   authoredStore: AuthoredStore;
+  historyStore: HistoryStore;
+  history: HistoryRecorder;
   dispose(): Promise<void>;
 }
 
@@ -103,6 +107,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const projectionFailures = new ProjectionFailureStore(database.container(config.cosmos.edgesContainer), storeOptions);
   const deliveries = new WebhookDeliveryStore(database.container(config.cosmos.deliveriesContainer), storeOptions);
   const authoredStore = new AuthoredStore(database.container(config.cosmos.authoredContainer), storeOptions);
+  const historyStore = new HistoryStore(database.container(config.cosmos.historyContainer), storeOptions);
 
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
@@ -123,6 +128,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     metrics,
   });
   const graph = new GraphService(edgeStore, entityStore);
+  const history = new HistoryRecorder({ store: historyStore, logger: component('history'), metrics, retentionInSeconds: config.history.retentionInSeconds });
   const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
   const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
 
@@ -160,6 +166,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
       cosmos(config.cosmos.edgesContainer, 'read an item no document has', edgeStore),
       cosmos(config.cosmos.deliveriesContainer, 'delete an item no document has', deliveries),
       cosmos(config.cosmos.authoredContainer, 'read an item no document has', authoredStore),
+      cosmos(config.cosmos.historyContainer, 'read an item no document has', historyStore),
       { dependency: 'servicebus:send', call: `open a sender on ${config.serviceBus.queueName} (an empty batch)`, ...serviceBusScope, run: (o) => queue.probe(o) },
       { dependency: 'servicebus:receive', call: `peek one dead letter of ${config.serviceBus.queueName}`, ...serviceBusScope, run: (o) => deadLetters.probe(o) },
       { dependency: 'backstage', call: 'read the name of one catalog entity', ...backstageScope, run: (o) => catalog.probe(o) },
@@ -193,6 +200,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     selfCheck,
     api,
     authoredStore,
+    historyStore,
+    history,
     dispose: async () => {
       cosmosClient.dispose();
       await serviceBusClient.close();

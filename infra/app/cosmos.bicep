@@ -93,6 +93,14 @@ resource deliveries 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   properties: { resource: { id: 'webhook-deliveries', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
 }
 
+// One record per version of every mirrored entity, one partition per entity; each record carries its ttl
+// (HISTORY_RETENTION_DAYS), which needs TTL on for the container.
+resource history 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: 'history'
+  properties: { resource: { id: 'history', partitionKey: { paths: ['/entityId'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
+}
+
 // Entities authored in Cosmos DB, read by the Backstage entity provider.
 resource authored 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
@@ -141,7 +149,7 @@ resource roleAssignments 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignmen
       principalId: assignment.principalId
       scope: '${containerScope}/${cosmosRoles[assignment.role].container}'
     }
-    dependsOn: [entities, edges, leases, deliveries, authored]
+    dependsOn: [entities, edges, leases, deliveries, authored, history]
   }
 ]
 

@@ -32,6 +32,8 @@ export interface CosmosConfig {
   deliveriesContainer: string;
   /** Entities authored in Cosmos DB, for the Backstage entity provider (docs/authoring.md). */
   authoredContainer: string;
+  /** One record per version of every mirrored entity (docs/history.md). */
+  historyContainer: string;
   /** PEM file of a CA to trust for the local emulator's certificate; local mode only. */
   caCertPath?: string;
   /** The SDK's own retries of 429 per request, and their cumulative wait. */
@@ -136,6 +138,8 @@ export interface AppConfig {
   sync: { tombstoneTtlInSeconds: number; maxAttempts: number; scope: SyncScopeSettings };
   /** What the authoring API accepts (docs/authoring.md). */
   authoring: AuthoringPolicy;
+  /** The entity history (docs/history.md): how long its records are kept. */
+  history: { retentionInSeconds: number };
   reconcile: ReconcileConfig;
   auth: AuthConfig;
   serviceBus: ServiceBusConfig;
@@ -160,6 +164,7 @@ function toAppConfig(s: Settings): AppConfig {
       leasesContainer: s.COSMOS_LEASES_CONTAINER,
       deliveriesContainer: s.COSMOS_DELIVERIES_CONTAINER,
       authoredContainer: s.COSMOS_AUTHORED_CONTAINER,
+      historyContainer: s.COSMOS_HISTORY_CONTAINER,
       ...(s.COSMOS_CA_CERT_PATH && { caCertPath: s.COSMOS_CA_CERT_PATH }),
       maxRetryAttempts: s.COSMOS_MAX_RETRY_ATTEMPTS,
       maxRetryWaitInMs: s.COSMOS_MAX_RETRY_WAIT_MS,
@@ -192,6 +197,7 @@ function toAppConfig(s: Settings): AppConfig {
       },
     },
     authoring: { kinds: s.AUTHORED_KINDS, namespaces: s.AUTHORED_NAMESPACES, maxBytes: s.AUTHORED_MAX_BYTES },
+    history: { retentionInSeconds: s.HISTORY_RETENTION_DAYS * 86_400 },
     reconcile: {
       schedule: s.RECONCILE_SCHEDULE,
       maxDeleteRatio: s.RECONCILE_MAX_DELETE_RATIO,

@@ -86,6 +86,7 @@ export const fields = {
   COSMOS_LEASES_CONTAINER: name('leases'),
   COSMOS_DELIVERIES_CONTAINER: name('webhook-deliveries'),
   COSMOS_AUTHORED_CONTAINER: name('authored'),
+  COSMOS_HISTORY_CONTAINER: name('history'),
   COSMOS_CA_CERT_PATH: optionalString,
   COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
   COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),
@@ -112,6 +113,7 @@ export const fields = {
   AUTHORED_KINDS: nameList(KIND_PATTERN, 'entity kinds, e.g. Component,API,Resource').default(['Component', 'API', 'Resource', 'System']),
   AUTHORED_NAMESPACES: nameList(NAMESPACE_PATTERN, 'namespaces, e.g. default,provisioned').default([]),
   AUTHORED_MAX_BYTES: int(1024, 1024 * 1024).default(64 * 1024),
+  HISTORY_RETENTION_DAYS: int(1, 3650).default(90),
   SYNC_CATALOG_FILTER: json(filterPredicate, '{"spec.lifecycle":{"$in":["production","experimental"]}}').optional(),
 
   RECONCILE_SCHEDULE: z

@@ -218,6 +218,18 @@ test('a dependency added in a catalog file reaches the mirror, the edges and the
   // The reverse edge is the target's own relation, written when Backstage restitched it.
   expect(await edgesFrom('resource:default:search-index')).toContainEqual(expect.objectContaining({ type: 'dependencyOf', target: 'component:default:checkout-service' }));
 
+  // The new version is in the entity's history, with the dependency in its diff.
+  const history = cosmos.database(state.cosmos.databaseName).container('history');
+  const updated = await eventually(async () => {
+    const { resources } = await history.items
+      .query<{ operation: string; diff?: Array<{ op: string; path: string; value?: unknown }> }>({
+        query: "SELECT * FROM c WHERE c.entityId = 'component:default:checkout-service' AND c.operation = 'updated'",
+      })
+      .fetchAll();
+    return resources.find((r) => JSON.stringify(r.diff ?? []).includes('resource:search-index'));
+  }, 'a history record of the new dependency', 30_000);
+  expect(updated.diff).toContainEqual(expect.objectContaining({ op: 'add', path: expect.stringMatching(/^\/spec\/dependsOn\/(\d+|-)$/), value: 'resource:search-index' }));
+
   // It came through the module: a batch of catalog events accepted, then a queued sync of the entity.
   const after = linesSince(mark);
   expect(after.some((l) => /events\s+\d+ accepted/.test(l))).toBe(true);

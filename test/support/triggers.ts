@@ -3,6 +3,7 @@
  * `projectEdges` on the change-feed trigger — with test-friendly timings that each test may override.
  */
 import { projectEdges } from '../../functions/projectEdges';
+import { recordHistory } from '../../functions/recordHistory';
 import { syncEntity } from '../../functions/syncEntity';
 import { startChangeFeedTrigger, type ChangeFeedTrigger, type ChangeFeedTriggerOptions } from '../../local/functions-host/cosmos';
 import { startSessionTrigger, type SessionTrigger, type SessionTriggerOptions } from '../../local/functions-host/service-bus';
@@ -20,20 +21,32 @@ export function startSyncTrigger(connection: string, options: Partial<Omit<Sessi
   });
 }
 
-/** `projectEdges` on the change feed of the process runtime's `entities` container, from the beginning. */
-export function startProjectionTrigger(options: Partial<Omit<ChangeFeedTriggerOptions, 'monitored' | 'leases' | 'handler'>> = {}): ChangeFeedTrigger {
+type FeedTriggerOptions = Partial<Omit<ChangeFeedTriggerOptions, 'monitored' | 'leases' | 'handler'>>;
+
+/** A function on the change feed of the process runtime's `entities` container, with the runtime's `leases`. */
+function startEntitiesFeedTrigger(functionName: string, handler: ChangeFeedTriggerOptions['handler'], options: FeedTriggerOptions): ChangeFeedTrigger {
   const { cosmosClient, config } = getRuntime();
   const database = cosmosClient.database(config.cosmos.databaseName);
   return startChangeFeedTrigger({
-    functionName: 'projectEdges',
+    functionName,
     monitored: database.container(config.cosmos.entitiesContainer),
     leases: database.container(config.cosmos.leasesContainer),
-    leaseContainerPrefix: 'projectEdges-',
+    leaseContainerPrefix: `${functionName}-`,
     startFromBeginning: true,
     maxItemsPerInvocation: 100,
     feedPollDelayInMs: 100,
     retry: { maxRetryCount: 3, minimumIntervalInMs: 100, maximumIntervalInMs: 1_000 },
     ...options,
-    handler: (documents, context) => projectEdges(documents, context),
+    handler,
   });
+}
+
+/** `recordHistory` on the change feed of the process runtime's `entities` container, from the beginning. */
+export function startHistoryTrigger(options: FeedTriggerOptions = {}): ChangeFeedTrigger {
+  return startEntitiesFeedTrigger('recordHistory', (documents, context) => recordHistory(documents, context), options);
+}
+
+/** `projectEdges` on the change feed of the process runtime's `entities` container, from the beginning. */
+export function startProjectionTrigger(options: FeedTriggerOptions = {}): ChangeFeedTrigger {
+  return startEntitiesFeedTrigger('projectEdges', (documents, context) => projectEdges(documents, context), options);
 }

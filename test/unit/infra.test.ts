@@ -171,6 +171,10 @@ test('the database declares the containers the code uses, leases included', () =
   expect(entities).toMatch(/defaultTtl:\s*defaultTtl/);
   expect(sources.get('app/cosmos.bicep')).toMatch(/param defaultTtl int = -1/);
   expect(entities).toMatch(/excludedPaths:[^\]]*'\/entity\/\*'/);
+  // One entity's history is one partition; its records carry their own ttl.
+  const historyName = String(defaults.COSMOS_HISTORY_CONTAINER);
+  expect(partitionOf(historyName)).toBe('/entityId');
+  expect(containers.find((b) => b.includes(`id: '${historyName}'`))).toMatch(/defaultTtl: -1/);
 });
 
 test('the queue is what the code and the local broker expect', () => {

@@ -40,6 +40,7 @@ beforeAll(() => {
     require('../../functions/replayDeadLetters');
     require('../../functions/syncEntity');
     require('../../functions/projectEdges');
+    require('../../functions/recordHistory');
     require('../../functions/graph');
     require('../../functions/listProjectionFailures');
     require('../../functions/replayProjectionFailures');
@@ -108,6 +109,21 @@ test('the change-feed trigger: identity connection, never creates the leases con
   expect(trigger('graph')).toMatchObject({ type: 'httpTrigger', route: 'graph/{kind}/{namespace}/{name}', methods: ['GET'] });
   expect(trigger('listProjectionFailures')).toMatchObject({ route: 'admin/projection-failures', methods: ['GET'] });
   expect(trigger('replayProjectionFailures')).toMatchObject({ route: 'admin/projection-failures/replay', methods: ['POST'] });
+});
+
+test('the history trigger reads the same feed under its own lease prefix, from the beginning, and retries with backoff', () => {
+  expect(trigger('recordHistory')).toMatchObject({
+    type: 'cosmosDBTrigger',
+    connection: 'CosmosDBConnection',
+    databaseName: 'catalog-test',
+    containerName: 'entities',
+    leaseContainerName: 'leases',
+    leaseContainerPrefix: 'recordHistory-',
+    createLeaseContainerIfNotExists: false,
+    startFromBeginning: true,
+  });
+  expect(trigger('projectEdges')).toMatchObject({ leaseContainerPrefix: 'projectEdges-' });
+  expect(registered.find((f) => f.name === 'recordHistory')!.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 5 });
 });
 
 test('the reconcile timer uses RECONCILE_SCHEDULE and retries with backoff', () => {

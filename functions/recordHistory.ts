@@ -1,0 +1,31 @@
+import './lib/bootstrap';
+import { app, type InvocationContext } from '@azure/functions';
+import { registrationSettings } from '../shared/platform/config';
+import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
+import { getRuntime } from '../shared/runtime';
+import { withInvocation } from './lib/invocation';
+
+/**
+ * Cosmos DB change feed of `entities` → `history`: one record per version (docs/history.md). Its own lease prefix, so
+ * it reads the feed independently of the edge projection. Throws when a batch could not be recorded, so the host
+ * retries it without moving the checkpoint (a retried batch records nothing twice).
+ */
+export async function recordHistory(documents: unknown[], context: InvocationContext): Promise<void> {
+  await withInvocation(context, (options) => getRuntime().history.recordBatch(documents, options));
+}
+
+const names = registrationSettings();
+app.cosmosDB('recordHistory', {
+  connection: 'CosmosDBConnection',
+  databaseName: names.databaseName,
+  containerName: names.entitiesContainer,
+  leaseContainerName: names.leasesContainer,
+  createLeaseContainerIfNotExists: false,
+  leaseContainerPrefix: 'recordHistory-',
+  maxItemsPerInvocation: 100,
+  // A new deployment records the mirror as it is: every entity's current version becomes its first record.
+  startFromBeginning: true,
+  feedPollDelay: PROJECTION_FEED_POLL_DELAY_IN_MS,
+  retry: { strategy: 'exponentialBackoff', maxRetryCount: 5, minimumInterval: { seconds: 5 }, maximumInterval: { minutes: 5 } },
+  handler: recordHistory,
+});
