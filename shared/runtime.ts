@@ -7,6 +7,7 @@ import type { CosmosClient } from '@azure/cosmos';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { AdminApi } from './api/admin';
 import { AuthoredApi, authoredLocation } from './api/authored';
+import { HistoryApi } from './api/history';
 import { AuthoredStore } from './authored/authored-store';
 import { HistoryRecorder } from './history/history-recorder';
 import { HistoryStore } from './history/history-store';
@@ -66,7 +67,7 @@ export interface Runtime {
   graph: GraphService;
   maintenance: Maintenance;
   selfCheck: SelfCheck;
-  api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi };
+  api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi; history: HistoryApi };
   authoredStore: AuthoredStore;
   historyStore: HistoryStore;
   history: HistoryRecorder;
@@ -137,6 +138,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const api = {
     health: new HealthApi({ store: entityStore, logger, version: VERSION, mode: config.mode }),
     entities: new EntitiesApi({ endpoints, store: entityStore, roles }),
+    history: new HistoryApi({ endpoints, store: historyStore, roles }),
     graph: new GraphApi({ endpoints, graph, roles }),
     admin: new AdminApi({ endpoints, maintenance, deadLetters, projector, projectionFailures, selfCheck, roles }),
     authored: new AuthoredApi({

@@ -4,6 +4,7 @@
  */
 import type { Container } from '@azure/cosmos';
 import { CosmosOperationError } from '../platform/errors';
+import { abortOnly } from '../platform/options';
 import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions } from '../platform/cosmos';
 import type { HistoryRecord, PreviousRecord } from './record';
 
@@ -37,6 +38,30 @@ export class HistoryStore extends CosmosStore {
       if (error instanceof CosmosOperationError && error.statusCode === 409) return false;
       throw error;
     }
+  }
+
+  /**
+   * One page of `entityId`'s records, newest first, from `since` on (inclusive) when given; `continuation` is the
+   * previous page's (Cosmos DB's own token, opaque to callers). {@link CosmosOperationError} 400 for a token Cosmos
+   * does not accept.
+   */
+  async page(
+    entityId: string,
+    query: { since?: string; pageSize: number; continuation?: string },
+    options: StoreCallOptions = {},
+  ): Promise<{ records: HistoryRecord[]; continuation?: string }> {
+    const iterator = this.container.items.query<HistoryRecord>(
+      {
+        query: `SELECT * FROM c WHERE c.entityId = @entityId${query.since ? ' AND c.syncedAt >= @since' : ''} ORDER BY c.syncedAt DESC`,
+        parameters: [
+          { name: '@entityId', value: entityId },
+          ...(query.since ? [{ name: '@since', value: query.since }] : []),
+        ],
+      },
+      { partitionKey: entityId, maxItemCount: query.pageSize, ...abortOnly(options), ...(query.continuation && { continuationToken: query.continuation }) },
+    );
+    const page = await this.request('query', `a page of the history of ${entityId}`, options, () => iterator.fetchNext());
+    return { records: page.resources, ...(page.continuationToken && { continuation: page.continuationToken }) };
   }
 
   /** Every record of `entityId`, oldest first (tests, the CLI). */

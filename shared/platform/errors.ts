@@ -207,8 +207,8 @@ export class WebhookReplayError extends SyncServiceError {
 
 /** A request's query or body breaks the endpoint's schema (400 `invalid-request`); `detail` says what is wrong. */
 export class InvalidRequestError extends SyncServiceError {
-  constructor(message: string) {
-    super(message, { code: 'InvalidRequest' });
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { code: 'InvalidRequest', ...options });
   }
 }
 

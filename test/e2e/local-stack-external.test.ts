@@ -74,10 +74,11 @@ test('with settings for existing Cosmos DB and Service Bus, npm start uses them 
   expect(docs.length).toBeGreaterThanOrEqual(35);
   expect(docs.map((d) => d.id)).toContain('component:default:checkout-service');
 
-  // …and a catalog change travels through the given broker.
-  expect(broker.stats('entity-sync').enqueued).toBe(0);
+  // …and a catalog change travels through the given broker. (Events may already have gone through it: the module
+  // takes its baseline at its first run, which can come before Backstage has ingested every entity.)
+  const enqueuedBefore = broker.stats('entity-sync').enqueued;
   const file = join(state.catalogDir!, 'platform.yaml');
   writeFileSync(file, `${readFileSync(file, 'utf8')}\n---\napiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata: { name: external-check }\nspec: { type: queue, owner: platform }\n`);
   await eventually(async () => (await entities.item('resource:default:external-check', 'resource:default:external-check').read()).resource, 'the new entity in the given database', 60_000);
-  expect(broker.stats('entity-sync').enqueued).toBeGreaterThan(0);
+  expect(broker.stats('entity-sync').enqueued).toBeGreaterThan(enqueuedBefore);
 });

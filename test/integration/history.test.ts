@@ -10,7 +10,10 @@ import { toEntityDocument, toTombstone, type EntityDocument } from '../../shared
 import type { InMemoryMetrics } from '../../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { rawContainers } from '../support/containers';
-import { eventually, provisionCosmos, testEnvironment } from '../support/stack';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { getEntityHistory } from '../../functions/getEntityHistory';
+import { bodyJson } from '../support/http';
+import { eventually, provisionCosmos, testEnvironment, userToken } from '../support/stack';
 import { startHistoryTrigger } from '../support/triggers';
 
 /** The lease prefix of the function (functions/recordHistory.ts), which the test trigger uses too. */
@@ -137,4 +140,35 @@ test('a version that arrives after a later one is built against the record befor
   expect(records.map((r) => r.entity?.metadata.description)).toEqual(['one', 'two', 'three']);
   expect(records[1]).toMatchObject({ operation: 'updated', previous: records[0]!.id });
   expect(records[1]!.diff).toContainEqual({ op: 'replace', path: '/metadata/description', value: 'two' });
+});
+
+test('the history API pages through an entity newest first, with what `include` asks for', async () => {
+  const token = await userToken({ roles: ['Catalog.Read'] });
+  const get = async (query: string) => {
+    const response = await getEntityHistory(
+      new HttpRequest({
+        method: 'GET',
+        url: `http://localhost:7071/api/entities/component/default/lives/history?${query}`,
+        headers: { authorization: `Bearer ${token}` },
+        params: { kind: 'component', namespace: 'default', name: 'lives' },
+      }),
+      new InvocationContext({ functionName: 'getEntityHistory' }),
+    );
+    expect(response.status).toBe(200);
+    return bodyJson<{ entityRef: string; items: Array<Record<string, unknown>>; continuation?: string }>(response);
+  };
+  const first = await get('pageSize=3&include=entity');
+  expect(first.items.map((i) => i.operation)).toEqual(['recreated', 'deleted', 'updated']);
+  expect(first.items[0]).toHaveProperty('entity');
+  expect(first.items[2]).not.toHaveProperty('diff');
+  expect(first.items[0]).not.toHaveProperty('entityId');
+  expect(first.items[0]).not.toHaveProperty('_etag');
+  const second = await get(`pageSize=3&include=entity&continuation=${first.continuation!}`);
+  expect(second.items.map((i) => i.operation)).toEqual(['created']);
+  expect(second.continuation).toBeUndefined();
+  // The default carries the diffs; `since` keeps the later versions only.
+  const all = await get('');
+  expect(all.items.find((i) => i.operation === 'updated')).toHaveProperty('diff');
+  const since = all.items[1]!.syncedAt as string;
+  expect((await get(`since=${encodeURIComponent(since)}`)).items.map((i) => i.operation)).toEqual(['recreated', 'deleted']);
 });

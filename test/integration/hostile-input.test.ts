@@ -17,6 +17,7 @@ import { Webhook } from 'standardwebhooks';
 import { adminReconcile } from '../../functions/adminReconcile';
 import { catalogEvents } from '../../functions/catalogEvents';
 import { getEntity } from '../../functions/getEntity';
+import { getEntityHistory } from '../../functions/getEntityHistory';
 import { graph } from '../../functions/graph';
 import { health } from '../../functions/health';
 import { listDeadLetters } from '../../functions/listDeadLetters';
@@ -674,6 +675,7 @@ interface Endpoint {
 
 const ENDPOINTS = {
   getEntity: { handler: getEntity, functionName: 'getEntity', method: 'GET', path: 'entities/component/default/web', token: () => tokens.reader },
+  getEntityHistory: { handler: getEntityHistory, functionName: 'getEntityHistory', method: 'GET', path: 'entities/component/default/web/history', token: () => tokens.reader },
   graph: { handler: graph, functionName: 'graph', method: 'GET', path: 'graph/component/default/web', token: () => tokens.reader },
   adminReconcile: { handler: adminReconcile, functionName: 'adminReconcile', method: 'POST', path: 'admin/reconcile', token: () => tokens.admin },
   listDeadLetters: { handler: listDeadLetters, functionName: 'listDeadLetters', method: 'GET', path: 'admin/deadletters', token: () => tokens.admin },
@@ -716,7 +718,7 @@ function to(
 ): () => Req {
   return () => {
     const token = o.token === undefined ? ENDPOINTS[endpoint].token() : o.token;
-    const params = o.params ?? (endpoint === 'getEntity' || endpoint === 'graph' ? WEB : endpoint.endsWith('Authored') ? AUTHORED : {});
+    const params = o.params ?? (endpoint === 'getEntity' || endpoint === 'graph' || endpoint === 'getEntityHistory' ? WEB : endpoint.endsWith('Authored') ? AUTHORED : {});
     return {
       headers: { ...(token !== null && bearer(token)), ...(o.body !== undefined && { 'content-type': 'application/json' }), ...o.headers },
       params,
@@ -797,6 +799,7 @@ const otherCases: EndpointCase[] = [
   ...BAD_PARAMS.flatMap(([name, params]) => [
     e('getEntity', name, to('getEntity', { params }), 400, 'invalid-entity-ref'),
     e('graph', name, to('graph', { params }), 400, 'invalid-entity-ref'),
+    e('getEntityHistory', name, to('getEntityHistory', { params }), 400, 'invalid-entity-ref'),
   ]),
   e('getEntity', '"constructor" as kind (valid, absent)', to('getEntity', { params: { ...WEB, kind: 'constructor' } }), 404, 'not-found'),
   e('graph', '"constructor" as name (valid, absent)', to('graph', { params: { ...WEB, name: 'constructor' } }), 404, 'not-found'),
@@ -847,6 +850,27 @@ const otherCases: EndpointCase[] = [
     ] as const
   ).map(([name, query]) => e('graph', name, to('graph', { query }), 400, 'invalid-request')),
   e('graph', 'unknown root', to('graph', { params: { ...WEB, name: 'does-not-exist' } }), 404, 'not-found'),
+
+  // History query parameters
+  ...(
+    [
+      ['since a date without a time', 'since=2026-12-01'],
+      ['since without a zone', 'since=2026-12-01T10:00:00'],
+      ['since not a real time', 'since=2026-13-45T10:00:00Z'],
+      ['since yesterday', 'since=yesterday'],
+      ['since repeated', 'since=2026-12-01T00:00:00Z&since=2026-12-02T00:00:00Z'],
+      ['include everything', 'include=everything'],
+      ['include empty', 'include='],
+      ['include with an unknown part', 'include=diff,secrets'],
+      ['include repeated', 'include=diff&include=entity'],
+      ['pageSize=0', 'pageSize=0'],
+      ['pageSize=101', 'pageSize=101'],
+      ['pageSize not a number', 'pageSize=ten'],
+      ['continuation not base64url', `continuation=${encodeURIComponent('{"token":"x"}')}`],
+      ['continuation not a token we gave out', `continuation=${Buffer.from('hello').toString('base64url')}`],
+      ['continuation of 5000 characters', `continuation=${'a'.repeat(5000)}`],
+    ] as const
+  ).map(([name, query]) => e('getEntityHistory', name, to('getEntityHistory', { query }), 400, 'invalid-request')),
 
   // Reconcile
   e('adminReconcile', 'force=yes', to('adminReconcile', { query: 'force=yes' }), 400, 'invalid-request'),
@@ -955,6 +979,12 @@ describe('the other endpoints', () => {
     expect(read.status).toBe(200);
     const traversal = await send(graph, 'graph', to('graph', { query: 'depth=1' })(), { method: 'GET', path: 'graph/component/default/web' });
     expect(traversal.status).toBe(200);
+    const history = await send(getEntityHistory, 'getEntityHistory', to('getEntityHistory', { query: 'include=diff,entity&pageSize=5&since=2026-01-01T00:00:00Z' })(), {
+      method: 'GET',
+      path: 'entities/component/default/web/history',
+    });
+    expect(history.status).toBe(200);
+    expect(parse(history)).toMatchObject({ entityRef: 'component:default/web', items: expect.any(Array) });
     const failures = await send(listProjectionFailures, 'listProjectionFailures', to('listProjectionFailures')(), { method: 'GET', path: 'admin/projection-failures' });
     expect(parse(failures)).toMatchObject({ count: 1, items: [{ id: 'component:default:web' }] });
     const deadLetters = await send(listDeadLetters, 'listDeadLetters', to('listDeadLetters')(), { method: 'GET', path: 'admin/deadletters' });

@@ -33,6 +33,7 @@ beforeAll(() => {
   jest.isolateModules(() => {
     require('../../functions/health');
     require('../../functions/getEntity');
+    require('../../functions/getEntityHistory');
     require('../../functions/adminReconcile');
     require('../../functions/reconcileCatalog');
     require('../../functions/catalogEvents');
@@ -66,6 +67,7 @@ function trigger(name: string) {
 test('the HTTP functions and their routes', () => {
   expect(trigger('health')).toMatchObject({ type: 'httpTrigger', route: 'health', methods: ['GET'], authLevel: 'anonymous' });
   expect(trigger('getEntity')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}', methods: ['GET'] });
+  expect(trigger('getEntityHistory')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}/history', methods: ['GET'] });
   expect(trigger('adminReconcile')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile', methods: ['POST'] });
   expect(trigger('catalogEvents')).toMatchObject({ type: 'httpTrigger', route: 'catalog/events', methods: ['POST'], authLevel: 'anonymous' });
   expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });

@@ -1,0 +1,101 @@
+/**
+ * `GET /api/entities/{kind}/{namespace}/{name}/history` — read role: the entity's versions, newest first, a page at a
+ * time (docs/history.md). `?since=` an ISO 8601 time (versions synced at or after it), `?include=` what each record
+ * carries besides its facts (`diff` by default; `entity`, `diff,entity`, or `none`), `?pageSize=` 1–100 (default 20),
+ * `?continuation=` the previous page's token. An entity without history answers an empty page (it may be outside the
+ * sync scope, or older than the retention).
+ */
+import { z } from 'zod';
+import type { Endpoints } from '../http/endpoint';
+import { json, type ApiRequest, type ApiResponse } from '../http/problem';
+import { entityParams, parseQuery, queryInteger } from '../http/request';
+import type { HistoryStore } from '../history/history-store';
+import type { HistoryRecord } from '../history/record';
+import { formatEntityRef, toDocumentId } from '../model/refs';
+import { CosmosOperationError, InvalidRequestError } from '../platform/errors';
+import type { OperationOptions } from '../platform/options';
+
+export interface HistoryApiOptions {
+  endpoints: Endpoints;
+  store: HistoryStore;
+  roles: { read: string; admin: string };
+}
+
+const INCLUDE = ['diff', 'entity'] as const;
+type Include = (typeof INCLUDE)[number];
+
+const historyQuery = z.object({
+  since: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T00:00:00Z')
+    .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a real time')
+    .transform((value) => new Date(value).toISOString())
+    .optional(),
+  include: z
+    .string()
+    .transform((value, ctx) => {
+      if (value === 'none') return [] as Include[];
+      const parts = value.split(',').map((p) => p.trim());
+      const unknown = parts.filter((p) => !(INCLUDE as readonly string[]).includes(p));
+      if (unknown.length > 0 || parts.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `must be diff, entity, diff,entity or none` });
+        return z.NEVER;
+      }
+      return [...new Set(parts)] as Include[];
+    })
+    .optional(),
+  pageSize: queryInteger(1, 100).optional(),
+  continuation: z.string().min(1).max(4096).optional(),
+});
+
+/** A record as the API answers it: its facts, and its diff and entity when asked for. */
+type HistoryItem = Omit<HistoryRecord, 'entityId' | 'entityRef' | 'kind' | 'namespace' | 'name' | 'ttl' | 'diff' | 'entity'> & Partial<Pick<HistoryRecord, 'diff' | 'entity'>>;
+
+export class HistoryApi {
+  constructor(private readonly options: HistoryApiOptions) {}
+
+  async get(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    const { endpoints, store, roles } = this.options;
+    return endpoints.authorized(request, options, [roles.read, roles.admin], async (call) => {
+      const name = entityParams(request);
+      const query = parseQuery(request, historyQuery);
+      const include = new Set<Include>(query.include ?? ['diff']);
+      const continuation = query.continuation === undefined ? undefined : decodeContinuation(query.continuation);
+      let page: Awaited<ReturnType<HistoryStore['page']>>;
+      try {
+        page = await store.page(toDocumentId(name), { pageSize: query.pageSize ?? 20, ...(query.since && { since: query.since }), ...(continuation && { continuation }) }, call);
+      } catch (error) {
+        // A token Cosmos DB does not accept came from the caller, not from us.
+        if (continuation && error instanceof CosmosOperationError && error.statusCode === 400) throw new InvalidRequestError("'continuation' is not a token this endpoint gave out", { cause: error });
+        throw error;
+      }
+      const items = page.records.map((record) => item(record, include));
+      return json(200, {
+        entityRef: formatEntityRef(name),
+        items,
+        ...(page.continuation && { continuation: Buffer.from(page.continuation, 'utf8').toString('base64url') }),
+      });
+    });
+  }
+}
+
+function item(record: HistoryRecord, include: ReadonlySet<Include>): HistoryItem {
+  const { entityId: _e, entityRef: _r, kind: _k, namespace: _n, name: _m, ttl: _t, diff, entity, ...facts } = withoutSystem(record);
+  return { ...facts, ...(include.has('diff') && diff && { diff }), ...(include.has('entity') && entity && { entity }) };
+}
+
+function withoutSystem(record: HistoryRecord): HistoryRecord {
+  return Object.fromEntries(Object.entries(record).filter(([key]) => !key.startsWith('_'))) as unknown as HistoryRecord;
+}
+
+/** The page token we gave out (base64url of Cosmos DB's JSON token); anything else is a 400. */
+function decodeContinuation(value: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new InvalidRequestError("'continuation' is not a token this endpoint gave out");
+  const token = Buffer.from(value, 'base64url').toString('utf8');
+  try {
+    JSON.parse(token);
+  } catch {
+    throw new InvalidRequestError("'continuation' is not a token this endpoint gave out");
+  }
+  return token;
+}
