@@ -6,9 +6,8 @@
  * SYNC_API_SCOPE are set (the token then comes from your Azure sign-in, e.g. `az login`).
  */
 import { parseArgs } from 'node:util';
-import { createCredential } from '../shared/platform/identity';
 import { parseEntityRef } from '../shared/model/refs';
-import { readStackState } from '../local/stack-state';
+import { apiTarget, describeProblem, runCli } from './api-client';
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -26,7 +25,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const ref = parseEntityRef(positionals[0]);
-  const { baseUrl, token } = await target(values.state);
+  const { baseUrl, token } = await apiTarget(values.state);
   const url = new URL(`${baseUrl}/api/graph/${encodeURIComponent(ref.kind)}/${encodeURIComponent(ref.namespace)}/${encodeURIComponent(ref.name)}`);
   url.searchParams.set('direction', values.direction);
   url.searchParams.set('depth', values.depth);
@@ -42,33 +41,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-async function target(statePath: string | undefined): Promise<{ baseUrl: string; token: string }> {
-  const deployed = process.env.SYNC_API_URL;
-  if (deployed) {
-    const scope = process.env.SYNC_API_SCOPE;
-    if (!scope) throw new Error('SYNC_API_SCOPE must be set with SYNC_API_URL (the API app ID URI + /.default, e.g. api://backstage-cosmos-sync/.default)');
-    const token = await createCredential({ mode: 'local' }).getToken(scope);
-    if (!token) throw new Error(`No token for ${scope}; sign in with \`az login\` first`);
-    return { baseUrl: deployed.replace(/\/$/, ''), token: token.token };
-  }
-  const state = readStackState(statePath);
-  if (!state.functionsUrl || !state.tokens) throw new Error('The local stack runs without the Functions dev host (--no-functions); set SYNC_API_URL instead');
-  return { baseUrl: state.functionsUrl, token: state.tokens.read };
-}
-
-function describeProblem(body: string): string {
-  try {
-    const problem = JSON.parse(body) as { title?: string; detail?: string };
-    return [problem.title, problem.detail].filter(Boolean).join(': ');
-  } catch {
-    return body.slice(0, 500);
-  }
-}
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runCli(main);

@@ -229,6 +229,15 @@ test('a dependency added in a catalog file reaches the mirror, the edges and the
     return resources.find((r) => JSON.stringify(r.diff ?? []).includes('resource:search-index'));
   }, 'a history record of the new dependency', 30_000);
   expect(updated.diff).toContainEqual(expect.objectContaining({ op: 'add', path: expect.stringMatching(/^\/spec\/dependsOn\/(\d+|-)$/), value: 'resource:search-index' }));
+  // …and `npm run history` shows it to a person.
+  const timeline = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'history.ts'), 'component:default/checkout-service', '--state', statePath], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  expect(timeline.status).toBe(0);
+  expect(timeline.stdout).toMatch(/^component:default\/checkout-service — \d+ versions, newest first\n/);
+  expect(timeline.stdout).toMatch(/ updated +uid [0-9a-f-]+\n(.*\n)*? {4}\+ \/spec\/dependsOn\/(\d+|-) "resource:search-index"/);
 
   // It came through the module: a batch of catalog events accepted, then a queued sync of the entity.
   const after = linesSince(mark);

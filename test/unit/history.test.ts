@@ -3,6 +3,7 @@
  */
 import type { Entity } from '@backstage/catalog-model';
 import { buildHistoryRecord, historyRecordId, traceIdOf, type HistoryRecord } from '../../shared/history/record';
+import { formatTimeline } from '../../shared/history/timeline';
 import { toEntityDocument, toTombstone } from '../../shared/model/documents';
 
 const NOW = new Date('2026-12-02T10:00:00.000Z');
@@ -91,4 +92,33 @@ test('ids and trace ids', () => {
   expect(traceIdOf(TRACEPARENT)).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
   expect(traceIdOf('not a traceparent')).toBeUndefined();
   expect(traceIdOf(undefined)).toBeUndefined();
+});
+
+test('the timeline a person reads: newest first, one line per change, without Backstage bookkeeping', () => {
+  const text = formatTimeline('component:default/checkout', [
+    {
+      operation: 'updated',
+      syncedAt: '2026-12-02T01:05:38.412Z',
+      uid: 'uid-1',
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      diff: [
+        { op: 'replace', path: '/metadata/etag', value: 'e2' },
+        { op: 'add', path: '/spec/dependsOn/-', value: 'resource:search-index' },
+        { op: 'remove', path: '/metadata/tags' },
+        { op: 'replace', path: '/metadata/description', value: 'x'.repeat(200) },
+      ],
+    },
+    { operation: 'created', syncedAt: '2026-12-02T01:05:25.101Z', uid: 'uid-1' },
+  ]);
+  expect(text.split('\n')).toEqual([
+    'component:default/checkout — 2 versions, newest first',
+    '',
+    '2026-12-02 01:05:38Z  updated    uid uid-1  trace 4bf92f3577b34da6a3ce929d0e0e4736',
+    '    + /spec/dependsOn/- "resource:search-index"',
+    '    - /metadata/tags',
+    `    ~ /metadata/description "${'x'.repeat(98)}…`,
+    '2026-12-02 01:05:25Z  created    uid uid-1',
+    '',
+  ]);
+  expect(formatTimeline('component:default/gone', [])).toContain('no history');
 });
