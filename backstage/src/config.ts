@@ -49,37 +49,7 @@ const KEY = 'catalog.changeEvents';
 export function readChangeEventsSettings(config: RootConfigService): ChangeEventsSettings | undefined {
   const section = config.getOptionalConfig(KEY);
   if (!section) return undefined;
-  const problems: string[] = [];
-  const attempt = <T>(key: string, read: () => T, fallback: T): T => {
-    try {
-      return read();
-    } catch (error) {
-      problems.push(`${KEY}.${key}: ${(error as Error).message}`);
-      return fallback;
-    }
-  };
-  const duration = (key: string, fallback: HumanDuration) =>
-    attempt(
-      key,
-      () => {
-        if (!section.has(key)) return durationToMilliseconds(fallback);
-        const value = section.get(key);
-        const ms = typeof value === 'string' ? parseDurationString(value) : durationToMilliseconds(value as HumanDuration);
-        if (!Number.isFinite(ms) || ms <= 0) throw new Error('must be a positive duration');
-        return ms;
-      },
-      durationToMilliseconds(fallback),
-    );
-  const integer = (key: string, fallback: number, min: number, max: number) =>
-    attempt(
-      key,
-      () => {
-        const value = section.getOptionalNumber(key) ?? fallback;
-        if (!Number.isInteger(value) || value < min || value > max) throw new Error(`must be a whole number from ${min} to ${max}`);
-        return value;
-      },
-      fallback,
-    );
+  const { problems, attempt, duration, integer } = sectionReader(section, KEY);
 
   const schedule = attempt(
     'schedule',
@@ -110,15 +80,7 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
       const problem = endpointUrlProblem(url);
       if (problem) problems.push(`${KEY}.${at}.url: ${problem}`);
     }
-    const timeoutInMs = attempt(
-      `${at}.timeout`,
-      () => {
-        if (!endpoint.has('timeout')) return 10_000;
-        const value = endpoint.get('timeout');
-        return typeof value === 'string' ? parseDurationString(value) : durationToMilliseconds(value as HumanDuration);
-      },
-      10_000,
-    );
+    const timeoutInMs = attempt(`${at}.timeout`, () => readDurationInMs(endpoint, 'timeout') ?? 10_000, 10_000);
     const type = attempt(`${at}.auth.type`, () => endpoint.getString('auth.type'), '');
     let auth: EndpointAuth | undefined;
     if (type === 'entra') {
@@ -156,6 +118,56 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
   if (filter) settings.filter = filter;
   if (problems.length > 0) throw new ChangeEventsConfigError(problems);
   return settings;
+}
+
+/** A config section (the type `RootConfigService` hands out, from the module's peer dependency). */
+type Config = NonNullable<ReturnType<RootConfigService['getOptionalConfig']>>;
+
+/**
+ * Reads one config section and collects every problem, each named `<prefix>.<key>: …`, so that start-up can report
+ * all of them at once: `attempt` reads a key (a failure is recorded and `fallback` used), `duration` and `integer`
+ * read and range-check the common kinds.
+ */
+export function sectionReader(section: Config, prefix: string) {
+  const problems: string[] = [];
+  const attempt = <T>(key: string, read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (error) {
+      problems.push(`${prefix}.${key}: ${(error as Error).message}`);
+      return fallback;
+    }
+  };
+  /** A duration in milliseconds, at least `minInMs` (default: any positive one); `fallback` when absent. */
+  const duration = (key: string, fallback: HumanDuration, minInMs?: { value: number; message: string }) =>
+    attempt(
+      key,
+      () => {
+        const ms = readDurationInMs(section, key) ?? durationToMilliseconds(fallback);
+        const min = minInMs ?? { value: Number.MIN_VALUE, message: 'must be a positive duration' };
+        if (!Number.isFinite(ms) || ms < min.value) throw new Error(min.message);
+        return ms;
+      },
+      durationToMilliseconds(fallback),
+    );
+  const integer = (key: string, fallback: number, min: number, max: number) =>
+    attempt(
+      key,
+      () => {
+        const value = section.getOptionalNumber(key) ?? fallback;
+        if (!Number.isInteger(value) || value < min || value > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+        return value;
+      },
+      fallback,
+    );
+  return { problems, attempt, duration, integer };
+}
+
+/** A duration key — a HumanDuration object, or a string such as `30s` or `PT30S` — in milliseconds; undefined when absent. */
+export function readDurationInMs(config: Config, key: string): number | undefined {
+  if (!config.has(key)) return undefined;
+  const value = config.get(key);
+  return typeof value === 'string' ? parseDurationString(value) : durationToMilliseconds(value as HumanDuration);
 }
 
 /** ISO 8601 durations (`PT30S`) or the short human forms `500ms`, `30s`, `5m`, `24h`, `7d`. */

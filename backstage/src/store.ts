@@ -14,7 +14,7 @@ export const TABLES = {
 
 const MIGRATIONS_TABLE = 'catalog_change_events_knex_migrations';
 
-const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }> = {
+const migrations: Migrations = {
   '20261128_01_init': {
     async up(knex) {
       await knex.schema.createTable(TABLES.snapshot, (table) => {
@@ -50,8 +50,16 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
 };
 
 export async function applyMigrations(knex: Knex): Promise<void> {
+  await applyKnexMigrations(knex, MIGRATIONS_TABLE, migrations);
+}
+
+/** A module's migrations, by name (applied in name order). */
+export type Migrations = Record<string, { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }>;
+
+/** Applies `migrations` not yet recorded in the module's own `migrationsTable` (never the catalog's). */
+export async function applyKnexMigrations(knex: Knex, migrationsTable: string, migrations: Migrations): Promise<void> {
   await knex.migrate.latest({
-    tableName: MIGRATIONS_TABLE,
+    tableName: migrationsTable,
     migrationSource: {
       getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
       getMigrationName: (name: string) => name,

@@ -1,6 +1,5 @@
 import { readSchedulerServiceTaskScheduleDefinitionFromConfig, type RootConfigService, type SchedulerServiceTaskScheduleDefinition } from '@backstage/backend-plugin-api';
-import { durationToMilliseconds, type HumanDuration } from '@backstage/types';
-import { parseDurationString } from '../config';
+import { sectionReader } from '../config';
 
 /** Where the provider reads authored entities, how often, and as whom. */
 export interface CosmosAuthoredSettings {
@@ -45,15 +44,7 @@ export function authoredLocation(endpoint: string, database: string, container: 
 export function readCosmosAuthoredSettings(config: RootConfigService): CosmosAuthoredSettings | undefined {
   const section = config.getOptionalConfig(KEY);
   if (!section) return undefined;
-  const problems: string[] = [];
-  const attempt = <T>(key: string, read: () => T, fallback: T): T => {
-    try {
-      return read();
-    } catch (error) {
-      problems.push(`${KEY}.${key}: ${(error as Error).message}`);
-      return fallback;
-    }
-  };
+  const { problems, attempt, duration, integer } = sectionReader(section, KEY);
 
   const endpoint = attempt('endpoint', () => section.getString('endpoint'), '');
   if (endpoint) {
@@ -88,26 +79,8 @@ export function readCosmosAuthoredSettings(config: RootConfigService): CosmosAut
     () => (section.has('schedule') ? readSchedulerServiceTaskScheduleDefinitionFromConfig(section.getConfig('schedule')) : DEFAULT_SCHEDULE),
     DEFAULT_SCHEDULE,
   );
-  const fullMutationIntervalInMs = attempt(
-    'fullMutationInterval',
-    () => {
-      if (!section.has('fullMutationInterval')) return durationToMilliseconds({ minutes: 30 });
-      const value = section.get('fullMutationInterval');
-      const ms = typeof value === 'string' ? parseDurationString(value) : durationToMilliseconds(value as HumanDuration);
-      if (!Number.isFinite(ms) || ms < 60_000) throw new Error('must be a duration of at least one minute');
-      return ms;
-    },
-    0,
-  );
-  const pageSize = attempt(
-    'pageSize',
-    () => {
-      const value = section.getOptionalNumber('pageSize') ?? 100;
-      if (!Number.isInteger(value) || value < 1 || value > 1000) throw new Error('must be a whole number from 1 to 1000');
-      return value;
-    },
-    100,
-  );
+  const fullMutationIntervalInMs = duration('fullMutationInterval', { minutes: 30 }, { value: 60_000, message: 'must be a duration of at least one minute' });
+  const pageSize = integer('pageSize', 100, 1, 1000);
   if (problems.length > 0) throw new CosmosAuthoredConfigError(problems);
   return {
     endpoint,

@@ -4,11 +4,12 @@
  * run stopped and loses nothing. Its migrations have their own table (they never touch the catalog's).
  */
 import type { Knex } from 'knex';
+import { applyKnexMigrations, type Migrations } from '../store';
 
 export const STATE_TABLE = 'catalog_cosmos_authored_state';
 const MIGRATIONS_TABLE = 'catalog_cosmos_authored_knex_migrations';
 
-const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> }> = {
+const migrations: Migrations = {
   '20261202_01_init': {
     async up(knex) {
       await knex.schema.createTable(STATE_TABLE, (table) => {
@@ -25,14 +26,7 @@ const migrations: Record<string, { up(knex: Knex): Promise<void>; down(knex: Kne
 };
 
 export async function applyAuthoredMigrations(knex: Knex): Promise<void> {
-  await knex.migrate.latest({
-    tableName: MIGRATIONS_TABLE,
-    migrationSource: {
-      getMigrations: () => Promise.resolve(Object.keys(migrations).sort()),
-      getMigrationName: (name: string) => name,
-      getMigration: (name: string) => Promise.resolve(migrations[name]!),
-    },
-  });
+  await applyKnexMigrations(knex, MIGRATIONS_TABLE, migrations);
 }
 
 export interface ProviderState {
