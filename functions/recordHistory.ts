@@ -6,8 +6,9 @@ import { getRuntime } from '../shared/runtime';
 import { withInvocation } from './lib/invocation';
 
 /**
- * Cosmos DB change feed of `entities` → `history`: one record per version (docs/history.md). Its own lease prefix, so
- * it reads the feed independently of the edge projection. Throws when a batch could not be recorded, so the host
+ * Cosmos DB change feed of `entities` → `history`: records the versions the sync's write path did not (docs/history.md);
+ * one it finds recorded costs a point read. Its own lease prefix, so it reads the feed independently of the edge
+ * projection. Throws when a batch could not be recorded, so the host
  * retries it without moving the checkpoint (a retried batch records nothing twice).
  */
 export async function recordHistory(documents: unknown[], context: InvocationContext): Promise<void> {

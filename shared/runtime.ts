@@ -115,7 +115,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), { sendTimeoutInMs: config.serviceBus.sendTimeoutInMs });
   const scope = new SyncScope(config.sync.scope);
   const intake = new EventIntake({ config: config.intake, scope, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
-  const mirror = { catalog, store: entityStore, metrics, scope, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
+  const history = new HistoryRecorder({ store: historyStore, logger: component('history'), metrics, retentionInSeconds: config.history.retentionInSeconds });
+  const mirror = { catalog, store: entityStore, metrics, scope, history, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
   const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });
   const processor = new SyncMessageProcessor({ engine, queue, logger: component('queue'), metrics, retry: config.queueRetry });
@@ -129,7 +130,6 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     metrics,
   });
   const graph = new GraphService(edgeStore, entityStore);
-  const history = new HistoryRecorder({ store: historyStore, logger: component('history'), metrics, retentionInSeconds: config.history.retentionInSeconds });
   const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
   const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
 

@@ -1,9 +1,13 @@
 /**
- * `GET /api/entities/{kind}/{namespace}/{name}/history` — read role: the entity's versions, newest first, a page at a
- * time (docs/history.md). `?since=` an ISO 8601 time (versions synced at or after it), `?include=` what each record
- * carries besides its facts (`diff` by default; `entity`, `diff,entity`, or `none`), `?pageSize=` 1–100 (default 20),
- * `?continuation=` the previous page's token. An entity without history answers an empty page (it may be outside the
- * sync scope, or older than the retention).
+ * The history, read (docs/history.md), read role:
+ * - `GET /api/entities/{kind}/{namespace}/{name}/history` — the entity's versions, newest first, a page at a time.
+ *   `?since=` an ISO 8601 time (versions synced at or after it), `?include=` what each record carries besides its
+ *   facts (`diff` by default; `entity`, `diff,entity`, or `none`), `?pageSize=` 1–100 (default 20), `?continuation=`
+ *   the previous page's token. An entity without history answers an empty page (it may be outside the sync scope, or
+ *   older than the retention).
+ * - `GET /api/changes` — the change log: every record of every entity as it is recorded, from `?after=` a cursor
+ *   (the previous page's), else `?since=` a time, else the beginning; `?include=` (`entity` by default), `?pageSize=`
+ *   1–1000 (default 100). Every page answers the cursor to go on from, also an empty one (nothing new yet).
  */
 import { z } from 'zod';
 import type { Endpoints } from '../http/endpoint';
@@ -24,14 +28,13 @@ export interface HistoryApiOptions {
 const INCLUDE = ['diff', 'entity'] as const;
 type Include = (typeof INCLUDE)[number];
 
-const historyQuery = z.object({
-  since: z
-    .string()
-    .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T00:00:00Z')
-    .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a real time')
-    .transform((value) => new Date(value).toISOString())
-    .optional(),
-  include: z
+const isoTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, 'must be an ISO 8601 time with a zone, e.g. 2026-12-01T00:00:00Z')
+  .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a real time')
+  .transform((value) => new Date(value).toISOString());
+
+const includeParam = z
     .string()
     .transform((value, ctx) => {
       if (value === 'none') return [] as Include[];
@@ -42,14 +45,29 @@ const historyQuery = z.object({
         return z.NEVER;
       }
       return [...new Set(parts)] as Include[];
-    })
-    .optional(),
+    });
+
+const historyQuery = z.object({
+  since: isoTime.optional(),
+  include: includeParam.optional(),
   pageSize: queryInteger(1, 100).optional(),
   continuation: z.string().min(1).max(4096).optional(),
 });
 
+const changesQuery = z
+  .object({
+    after: z.string().min(1).max(16_384).optional(),
+    since: isoTime.optional(),
+    include: includeParam.optional(),
+    pageSize: queryInteger(1, 1000).optional(),
+  })
+  .refine((q) => !(q.after && q.since), { message: 'give either a cursor or a time to start from, not both', path: ['since'] });
+
 /** A record as the API answers it: its facts, and its diff and entity when asked for. */
 type HistoryItem = Omit<HistoryRecord, 'entityId' | 'entityRef' | 'kind' | 'namespace' | 'name' | 'ttl' | 'diff' | 'entity'> & Partial<Pick<HistoryRecord, 'diff' | 'entity'>>;
+
+/** A record in the change log: also which entity it is of. */
+type ChangeItem = HistoryItem & Pick<HistoryRecord, 'entityRef' | 'kind' | 'namespace' | 'name'>;
 
 export class HistoryApi {
   constructor(private readonly options: HistoryApiOptions) {}
@@ -77,6 +95,49 @@ export class HistoryApi {
       });
     });
   }
+
+  async changes(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    const { endpoints, store, roles } = this.options;
+    return endpoints.authorized(request, options, [roles.read, roles.admin], async (call) => {
+      const query = parseQuery(request, changesQuery);
+      const include = new Set<Include>(query.include ?? ['entity']);
+      const after = query.after === undefined ? undefined : decodeCursor(query.after);
+      let page: Awaited<ReturnType<HistoryStore['changes']>>;
+      try {
+        page = await store.changes({ pageSize: query.pageSize ?? 100, ...(after && { continuation: after }), ...(query.since && { since: query.since }) }, call);
+      } catch (error) {
+        if (after && error instanceof CosmosOperationError && error.statusCode === 400) throw new InvalidRequestError("'after' is not a cursor this endpoint gave out", { cause: error });
+        throw error;
+      }
+      const items: ChangeItem[] = page.records.map((record) => ({
+        entityRef: record.entityRef,
+        kind: record.kind,
+        namespace: record.namespace,
+        name: record.name,
+        ...item(record, include),
+      }));
+      return json(200, { items, cursor: encodeCursor(page.continuation) });
+    });
+  }
+}
+
+/** The change log's cursor: Cosmos DB's change-feed continuation, versioned, base64url (opaque to callers). */
+function encodeCursor(continuation: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, feed: continuation }), 'utf8').toString('base64url');
+}
+
+function decodeCursor(value: string): string {
+  const refused = () => new InvalidRequestError("'after' is not a cursor this endpoint gave out");
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw refused();
+  let cursor: unknown;
+  try {
+    cursor = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+  } catch {
+    throw refused();
+  }
+  const { v, feed } = (cursor ?? {}) as { v?: unknown; feed?: unknown };
+  if (v !== 1 || typeof feed !== 'string' || feed.length === 0) throw refused();
+  return feed;
 }
 
 function item(record: HistoryRecord, include: ReadonlySet<Include>): HistoryItem {

@@ -1,20 +1,25 @@
 /**
- * The `entities` change feed → the `history` container: one record per version the feed delivers (record.ts).
+ * Mirror versions → the `history` container: one record per version (record.ts), from two paths.
  *
- * - Idempotent: a record's id is its version's, so a replayed batch (a retry, a lease reset, a second delivery)
- *   records nothing new.
- * - Each version is built against the record before it in time (one single-partition query), so a version that
- *   arrives late still gets the right operation and diff.
+ * - The write path ({@link HistoryRecorder.recordWritten}): the sync and the reconcile hand over each version they
+ *   have just written, so every version is recorded — also the ones the change feed never shows (it delivers a
+ *   document's latest version only, so two writes between two reads of the feed arrive as one). A writer that read
+ *   the document it replaced hands that over too, and the record is built against it: no query. A record that cannot
+ *   be written is left to the other path (logged, counted as `history.write_failures`); the sync goes on.
+ * - The change feed ({@link HistoryRecorder.recordBatch}, the recordHistory function): the backstop. A version
+ *   already recorded costs one point read; any other is recorded. It records a new deployment's mirror as it is.
+ *
+ * - Idempotent: a record's id is its version's, so a replayed batch (a retry, a lease reset, a second delivery) or
+ *   the second path records nothing new.
+ * - A version without the document it replaced is built against the record before it in time (one single-partition
+ *   query), so a version that arrives late still gets the right operation and diff.
  * - A document whose content does not match its `syncHash` was edited by someone other than the sync (the edge
- *   projection repairs it); it is no version of the entity and is not recorded.
- * - A failure that does not heal within a few retries fails the batch, so the host retries it without moving the
- *   checkpoint (the records already written are not written twice).
- *
- * What it cannot see: the change feed delivers each document's latest version, so two versions of one entity written
- * between two reads of the feed arrive as the later one (whose diff then spans both).
+ *   projection repairs it); it is no version of the entity and is not recorded, nor built against.
+ * - On the feed, a failure that does not heal within a few retries fails the batch, so the host retries it without
+ *   moving the checkpoint (the records already written are not written twice).
  */
 import pLimit from 'p-limit';
-import { computeSyncHash, type EntityDocument } from '../model/documents';
+import { computeSyncHash, isTombstone, type EntityDocument } from '../model/documents';
 import { withRetries } from '../platform/backoff';
 import { RequestChargeTracker, type StoreCallOptions } from '../platform/cosmos';
 import { isTransient } from '../platform/errors';
@@ -22,7 +27,14 @@ import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { HistoryStore } from './history-store';
-import { buildHistoryRecord } from './record';
+import { buildHistoryRecord, historyRecordId, type PreviousRecord } from './record';
+
+/** A version a writer has just put in the mirror, and the document it replaced when the writer read it. */
+export interface WrittenVersion {
+  doc: EntityDocument;
+  /** The mirror document this write replaced (its `_etag` was the write's `IfMatch`); undefined when not read. */
+  replaced?: EntityDocument;
+}
 
 export interface HistoryRecorderOptions {
   store: HistoryStore;
@@ -45,6 +57,8 @@ export interface HistoryBatchResult {
   unchanged: number;
   /** Documents edited outside the sync, or not mirror documents at all. */
   skipped: number;
+  /** Write path only: versions whose record could not be written (left to the change feed). */
+  failed: number;
   requestCharge: number;
 }
 
@@ -55,51 +69,97 @@ export class HistoryRecorder {
     this.now = options.now ?? (() => new Date());
   }
 
+  /**
+   * The feed's batch: each version not yet recorded is recorded. Throws when one could not be (after a few retries),
+   * so the host retries the batch.
+   */
   async recordBatch(documents: readonly unknown[], options: OperationOptions = {}): Promise<HistoryBatchResult> {
+    const skipped = documents.filter((doc) => !isVersion(doc)).length;
+    const versions = documents.filter(isVersion).map((doc) => ({ doc }));
+    const result = await this.record(versions, 'feed', options);
+    result.documents = documents.length;
+    result.skipped += skipped;
+    (options.logger ?? this.options.logger).info('History recorded', { operation: 'recordHistory', ...result });
+    return result;
+  }
+
+  /**
+   * The write path: records versions the caller has just written into the mirror. Never throws: a version whose
+   * record could not be written (after a few retries) is logged and left to the change feed.
+   */
+  async recordWritten(versions: readonly WrittenVersion[], options: OperationOptions = {}): Promise<HistoryBatchResult> {
+    return this.record(versions.filter((v) => isVersion(v.doc)), 'write', options);
+  }
+
+  private async record(versions: readonly WrittenVersion[], path: 'feed' | 'write', options: OperationOptions): Promise<HistoryBatchResult> {
     const logger = options.logger ?? this.options.logger;
     const charge = new RequestChargeTracker();
-    const result: HistoryBatchResult = { documents: documents.length, recorded: 0, duplicates: 0, unchanged: 0, skipped: 0, requestCharge: 0 };
-    // One entity's versions in feed order, one after the other; entities side by side.
-    const byEntity = new Map<string, EntityDocument[]>();
-    for (const doc of documents) {
-      if (!isVersion(doc)) {
-        result.skipped += 1;
-        continue;
-      }
-      byEntity.set(doc.id, [...(byEntity.get(doc.id) ?? []), doc]);
-    }
+    const result: HistoryBatchResult = { documents: versions.length, recorded: 0, duplicates: 0, unchanged: 0, skipped: 0, failed: 0, requestCharge: 0 };
+    // One entity's versions in the order given, one after the other; entities side by side.
+    const byEntity = new Map<string, WrittenVersion[]>();
+    for (const version of versions) byEntity.set(version.doc.id, [...(byEntity.get(version.doc.id) ?? []), version]);
     const limit = pLimit(this.options.concurrency ?? 8);
     const call: StoreCallOptions = { ...abortOnly(options), charge, logger };
     await Promise.all(
-      [...byEntity.values()].map((versions) =>
+      [...byEntity.values()].map((entityVersions) =>
         limit(async () => {
-          for (const doc of versions) {
-            const outcome = await withRetries(() => this.recordVersion(doc, call), {
-              maxRetries: (this.options.attemptsPerDocument ?? 3) - 1,
-              baseDelayInMs: this.options.retryBaseDelayInMs ?? 200,
-              maxDelayInMs: 5_000,
-              ...abortOnly(options),
-              shouldRetry: (error) => isTransient(error),
-            });
+          for (const version of entityVersions) {
+            let outcome: Outcome;
+            try {
+              outcome = await withRetries(() => this.recordVersion(version, path, call), {
+                maxRetries: (this.options.attemptsPerDocument ?? 3) - 1,
+                baseDelayInMs: this.options.retryBaseDelayInMs ?? 200,
+                maxDelayInMs: 5_000,
+                ...abortOnly(options),
+                shouldRetry: (error) => isTransient(error),
+              });
+            } catch (error) {
+              if (path === 'feed') throw error;
+              // The feed records it (unless a later write reaches the feed first: then only this version is missing).
+              logger.warn('History record not written; left to the change feed', { entityRef: version.doc.entityRef, version: historyRecordId(version.doc), error });
+              this.options.metrics?.increment('history.write_failures');
+              outcome = 'failed';
+            }
             result[outcome] += 1;
-            if (outcome === 'recorded') this.options.metrics?.increment('history.records');
+            if (outcome === 'recorded') this.options.metrics?.increment('history.records', 1, { path });
           }
         }),
       ),
     );
     result.requestCharge = Math.round(charge.total * 100) / 100;
-    if (result.duplicates) this.options.metrics?.increment('history.duplicates', result.duplicates);
-    logger.info('History recorded', { operation: 'recordHistory', ...result });
+    if (result.duplicates) this.options.metrics?.increment('history.duplicates', result.duplicates, { path });
     return result;
   }
 
-  private async recordVersion(doc: EntityDocument, options: StoreCallOptions): Promise<'recorded' | 'duplicates' | 'unchanged'> {
+  private async recordVersion({ doc, replaced }: WrittenVersion, path: 'feed' | 'write', options: StoreCallOptions): Promise<Outcome> {
     const { store } = this.options;
-    const previous = await store.previousOf(doc.id, doc.syncedAt, options);
+    // The feed mostly redelivers what the write path recorded: one point read settles it.
+    if (path === 'feed' && (await store.has(doc.id, historyRecordId(doc), options))) return 'duplicates';
+    const previous = (replaced && asPrevious(replaced)) ?? (await store.previousOf(doc.id, doc.syncedAt, options));
     const record = buildHistoryRecord(doc, previous, { now: this.now(), ttlInSeconds: this.options.retentionInSeconds });
     if (!record) return 'unchanged';
     return (await store.add(record, options)) ? 'recorded' : 'duplicates';
   }
+}
+
+type Outcome = 'recorded' | 'duplicates' | 'unchanged' | 'failed';
+
+/**
+ * The document a write replaced, as the record the new one is built against. Its content is the last record's;
+ * its id is the last record's too, unless it rewrote that record's content unchanged (a stale `sourceEtag`), which
+ * leaves no record of its own — then `previous` names that rewrite. Undefined for a document someone edited by hand,
+ * which is no version of the entity.
+ */
+function asPrevious(doc: EntityDocument): PreviousRecord | undefined {
+  if (!isVersion(doc)) return undefined;
+  return {
+    id: historyRecordId(doc),
+    operation: isTombstone(doc) ? 'deleted' : 'updated',
+    uid: doc.uid,
+    syncHash: doc.syncHash,
+    syncedAt: doc.syncedAt,
+    ...(!isTombstone(doc) && { entity: doc.entity, ...(doc.publication && { publication: doc.publication }) }),
+  };
 }
 
 /** A mirror document as the sync wrote it: identified, versioned, and its content matching its `syncHash`. */

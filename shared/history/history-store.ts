@@ -2,7 +2,7 @@
  * The `history` container (partition key `/entityId`), owned by the history recorder and read by the history API:
  * every read and write of it goes through this store. One entity's history is one partition.
  */
-import type { Container } from '@azure/cosmos';
+import { ChangeFeedStartFrom, ErrorResponse, StatusCodes, type Container } from '@azure/cosmos';
 import { CosmosOperationError } from '../platform/errors';
 import { abortOnly } from '../platform/options';
 import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions } from '../platform/cosmos';
@@ -18,7 +18,7 @@ export class HistoryStore extends CosmosStore {
     const [previous] = await this.queryAll<PreviousRecord>(
       `the history of ${entityId} before ${syncedAt}`,
       {
-        query: 'SELECT TOP 1 c.id, c.operation, c.uid, c.syncHash, c.entity, c.syncedAt FROM c WHERE c.entityId = @entityId AND c.syncedAt < @syncedAt ORDER BY c.syncedAt DESC',
+        query: 'SELECT TOP 1 c.id, c.operation, c.uid, c.syncHash, c.entity, c.publication, c.syncedAt FROM c WHERE c.entityId = @entityId AND c.syncedAt < @syncedAt ORDER BY c.syncedAt DESC',
         parameters: [
           { name: '@entityId', value: entityId },
           { name: '@syncedAt', value: syncedAt },
@@ -27,6 +27,11 @@ export class HistoryStore extends CosmosStore {
       { ...options, partitionKey: entityId },
     );
     return previous;
+  }
+
+  /** Whether the record `id` of `entityId` is there (a point read). */
+  async has(entityId: string, id: string, options: StoreCallOptions = {}): Promise<boolean> {
+    return (await this.readItem<HistoryRecord>(id, entityId, options)) !== undefined;
   }
 
   /** Records `record`; `false` when a record of that version is already there (a replay). */
@@ -62,6 +67,39 @@ export class HistoryStore extends CosmosStore {
     );
     const page = await this.request('query', `a page of the history of ${entityId}`, options, () => iterator.fetchNext());
     return { records: page.resources, ...(page.continuationToken && { continuation: page.continuationToken }) };
+  }
+
+  /**
+   * One page of the change log: the container's change feed (every record, as records are created and never
+   * changed), from `continuation` (the previous page's), else from `since`, else from the beginning. Cosmos DB orders
+   * it within a partition key range; the continuation resumes every range after the last record it returned. Always
+   * answers a continuation, also with no records (nothing new yet: ask again with it). {@link CosmosOperationError}
+   * 400 for a token Cosmos DB does not accept.
+   */
+  async changes(
+    query: { continuation?: string; since?: string; pageSize: number },
+    options: StoreCallOptions = {},
+  ): Promise<{ records: HistoryRecord[]; continuation: string }> {
+    const iterator = this.container.items.getChangeFeedIterator<HistoryRecord>({
+      maxItemCount: query.pageSize,
+      changeFeedStartFrom: query.continuation
+        ? ChangeFeedStartFrom.Continuation(query.continuation)
+        : query.since
+          ? ChangeFeedStartFrom.Time(new Date(query.since))
+          : ChangeFeedStartFrom.Beginning(),
+    });
+    const page = await this.request('changeFeed', 'a page of the change log', options, async () => {
+      try {
+        return await iterator.readNext();
+      } catch (error) {
+        // The SDK refuses a token that is not one of its own (or is another container's) before it sends anything.
+        if (query.continuation && error instanceof ErrorResponse && error.code === undefined) {
+          throw new CosmosOperationError(`not a change feed continuation of this container: ${error.message}`, StatusCodes.BadRequest, error);
+        }
+        throw error;
+      }
+    });
+    return { records: page.result, continuation: page.continuationToken };
   }
 
   /** Every record of `entityId`, oldest first (tests, the CLI). */

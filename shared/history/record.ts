@@ -1,14 +1,15 @@
 /**
  * One record per version of a mirrored entity, in the `history` container (partition key `/entityId`): what the
  * mirror held, the operation that made it, when, the trace that carried it, and an RFC 6902 JSON Patch against the
- * version before. Built from the `entities` change feed (history-recorder.ts). Pure.
+ * version before. Built by history-recorder.ts, on the sync's write path and from the `entities` change feed. Pure.
  *
  * A record's id is its version's: `<syncedAt>~<syncHash>` — the same document version delivered twice (a replay, a
  * lease reset) yields the same id, so a create records it once; and ids sort by time within an entity's partition.
  */
 import type { Entity } from '@backstage/catalog-model';
 import { createPatch, type Operation } from 'rfc6902';
-import type { EntityDocument } from '../model/documents';
+import { isDeepStrictEqual } from 'node:util';
+import type { EntityDocument, LiveEntityDocument } from '../model/documents';
 
 export type HistoryOperation = 'created' | 'updated' | 'deleted' | 'recreated';
 
@@ -46,7 +47,16 @@ export interface HistoryRecord {
 }
 
 /** The fields of the previous record that a new one is built against. */
-export type PreviousRecord = Pick<HistoryRecord, 'id' | 'operation' | 'uid' | 'syncHash' | 'entity' | 'syncedAt'>;
+export type PreviousRecord = Pick<HistoryRecord, 'id' | 'operation' | 'uid' | 'syncHash' | 'entity' | 'publication' | 'syncedAt'>;
+
+/**
+ * The version holds what the previous one held: the same life, the same entity, published alike. (The sync writes
+ * such a version when only what it keeps about the entity changed, e.g. a stale `sourceEtag`; `syncHash` covers
+ * `syncedAt` and so never matches between two writes.)
+ */
+function isSameContent(previous: PreviousRecord, doc: LiveEntityDocument): boolean {
+  return previous.uid === doc.uid && previous.publication === doc.publication && isDeepStrictEqual(previous.entity, doc.entity);
+}
 
 /** The id of the record of a mirror document version. */
 export function historyRecordId(doc: Pick<EntityDocument, 'syncedAt' | 'syncHash'>): string {
@@ -82,7 +92,7 @@ export function buildHistoryRecord(doc: EntityDocument, previous: PreviousRecord
     if (previous?.operation === 'deleted') return undefined;
     return { ...identity, uid: previous?.uid ?? doc.uid, operation: 'deleted' };
   }
-  if (previous && previous.operation !== 'deleted' && previous.syncHash === doc.syncHash) return undefined;
+  if (previous && previous.operation !== 'deleted' && isSameContent(previous, doc)) return undefined;
   const operation: HistoryOperation = !previous ? 'created' : previous.operation === 'deleted' || previous.uid !== doc.uid ? 'recreated' : 'updated';
   const before = previous?.operation === 'deleted' ? undefined : previous?.entity;
   const diff = before ? createPatch(before, doc.entity) : undefined;

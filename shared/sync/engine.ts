@@ -12,7 +12,8 @@ import { RequestChargeTracker, type StoreCallOptions } from '../platform/cosmos'
 import { ConcurrencyConflictError, CosmosOperationError } from '../platform/errors';
 import { silentLogger, type Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
-import { abortOnly } from '../platform/options';
+import { abortOnly, type OperationOptions } from '../platform/options';
+import type { WrittenVersion } from '../history/history-recorder';
 import type { CatalogReader } from './catalog-reader';
 import type { EntityStore } from './entity-store';
 import { SyncScope, type ScopeExclusion } from './scope';
@@ -50,6 +51,14 @@ export interface MirrorWriterOptions {
   traceparent?: () => string | undefined;
   /** What is mirrored, and how much of each entity; everything, whole, by default. */
   scope?: SyncScope;
+  /** Where each version written is recorded (the entity history); none by default. */
+  history?: VersionHistory;
+}
+
+/** The entity history's write path (history/history-recorder.ts): told of each version once it is in the mirror. */
+export interface VersionHistory {
+  /** Never throws: a version it could not record is left to the change feed. */
+  recordWritten(versions: readonly WrittenVersion[], options?: OperationOptions): Promise<{ requestCharge: number }>;
 }
 
 export interface SyncEngineOptions extends MirrorWriterOptions {
@@ -104,7 +113,9 @@ export class SyncEngine {
         const reason = decision && !decision.inScope ? decision.reason : undefined;
         if (!current || isTombstone(current)) return reason ? done('out-of-scope', attempt, true, reason) : done('absent', attempt, true);
         try {
-          await store.replace(toTombstone(current, this.options.tombstoneTtlInSeconds, this.now(), trace), current._etag!, call);
+          const tombstone = toTombstone(current, this.options.tombstoneTtlInSeconds, this.now(), trace);
+          await store.replace(tombstone, current._etag!, call);
+          await this.recordHistory({ doc: tombstone, replaced: current }, call, logger);
           return done('tombstoned', attempt, true, reason);
         } catch (error) {
           if (isConflict(error)) continue;
@@ -119,6 +130,7 @@ export class SyncEngine {
       try {
         if (current) await store.replace(doc, current._etag!, call);
         else await store.create(doc, call);
+        await this.recordHistory({ doc, ...(current && { replaced: current }) }, call, logger);
         return done(current && !isTombstone(current) ? 'updated' : 'created', attempt, true);
       } catch (error) {
         if (isConflict(error)) {
@@ -130,6 +142,13 @@ export class SyncEngine {
     }
     this.options.metrics?.increment('sync.conflicts_exhausted', 1);
     throw new ConcurrencyConflictError(entityRef, maxAttempts);
+  }
+
+  /** The version just written goes into the history, built against the document it replaced (no query). */
+  private async recordHistory(version: WrittenVersion, call: StoreCallOptions, logger: Logger): Promise<void> {
+    if (!this.options.history) return;
+    const { requestCharge } = await this.options.history.recordWritten([version], { ...abortOnly(call), logger });
+    call.charge?.add('history', requestCharge);
   }
 }
 

@@ -387,9 +387,16 @@ export class Reconciler {
     await this.runFallbacks(fallbacks, result, call);
   }
 
+  /** Writes the batch, then records the versions that went in (built against the history: the index holds no content). */
   private async write(operations: WriteOperation[], call: Call): Promise<WriteOutcome[]> {
     if (operations.length === 0) return [];
-    return this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16 });
+    const writes = await this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16 });
+    const written = operations.filter((_, index) => writes[index]!.statusCode >= 200 && writes[index]!.statusCode < 300).map(({ doc }) => ({ doc }));
+    if (this.options.history && written.length > 0) {
+      const { requestCharge } = await this.options.history.recordWritten(written, { ...abortOnly(call), logger: call.logger });
+      call.charge?.add('history', requestCharge);
+    }
+    return writes;
   }
 
   /** Entities whose batch write lost a race go through the single-entity path, which re-reads both sides. */

@@ -238,6 +238,19 @@ test('a dependency added in a catalog file reaches the mirror, the edges and the
   expect(timeline.status).toBe(0);
   expect(timeline.stdout).toMatch(/^component:default\/checkout-service — \d+ versions, newest first\n/);
   expect(timeline.stdout).toMatch(/ updated +uid [0-9a-f-]+\n(.*\n)*? {4}\+ \/spec\/dependsOn\/(\d+|-) "resource:search-index"/);
+  // …and the change log carries it to a follower, who pages from the beginning with the README's request.
+  const seen: Array<{ entityRef: string; operation: string; entity?: { spec?: { dependsOn?: string[] } } }> = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const response = await fetch(`${state.functionsUrl}/api/changes?pageSize=100${cursor ? `&after=${cursor}` : ''}`, { headers: { authorization: `Bearer ${state.tokens!.read}` } });
+    expect(response.status).toBe(200);
+    const page = (await response.json()) as { items: typeof seen; cursor: string };
+    if (page.items.length === 0) break;
+    seen.push(...page.items);
+    cursor = page.cursor;
+  }
+  expect(seen.filter((c) => c.entityRef === 'Component:default/checkout-service').map((c) => c.operation)).toEqual(expect.arrayContaining(['created', 'updated']));
+  expect(seen.some((c) => c.entityRef === 'Component:default/checkout-service' && c.entity?.spec?.dependsOn?.includes('resource:search-index'))).toBe(true);
 
   // It came through the module: a batch of catalog events accepted, then a queued sync of the entity.
   const after = linesSince(mark);

@@ -172,3 +172,26 @@ test('the history API pages through an entity newest first, with what `include` 
   const since = all.items[1]!.syncedAt as string;
   expect((await get(`since=${encodeURIComponent(since)}`)).items.map((i) => i.operation)).toEqual(['recreated', 'deleted']);
 });
+
+test('the write path builds a version against the document it replaced, unless someone edited that one by hand', async () => {
+  const history = getRuntime().history;
+  const v1 = toEntityDocument(entity('written', 'one', 'uid-w'), tick());
+  expect(await history.recordWritten([{ doc: v1 }])).toMatchObject({ recorded: 1 });
+  const v2 = toEntityDocument(entity('written', 'two', 'uid-w'), tick());
+  expect(await history.recordWritten([{ doc: v2, replaced: v1 }])).toMatchObject({ recorded: 1 });
+  // The sync replaced a document someone had tagged by hand: the version is built against the history instead.
+  const tampered = { ...v2, entity: { ...v2.entity, metadata: { ...v2.entity.metadata, tags: ['edited-by-hand'] } } };
+  const v3 = toEntityDocument(entity('written', 'three', 'uid-w'), tick());
+  expect(await history.recordWritten([{ doc: v3, replaced: tampered }])).toMatchObject({ recorded: 1 });
+  // The same versions again (a retried sync): nothing new.
+  expect(await history.recordWritten([{ doc: v3, replaced: v2 }])).toMatchObject({ recorded: 0, duplicates: 1 });
+
+  const records = await getRuntime().historyStore.all(v1.id);
+  expect(records.map((r) => [r.operation, r.previous])).toEqual([
+    ['created', undefined],
+    ['updated', records[0]!.id],
+    ['updated', records[1]!.id],
+  ]);
+  expect(records[2]!.diff).toContainEqual({ op: 'replace', path: '/metadata/description', value: 'three' });
+  expect(JSON.stringify(records[2]!.diff)).not.toContain('tags');
+});

@@ -18,6 +18,7 @@ import { adminReconcile } from '../../functions/adminReconcile';
 import { catalogEvents } from '../../functions/catalogEvents';
 import { getEntity } from '../../functions/getEntity';
 import { getEntityHistory } from '../../functions/getEntityHistory';
+import { getChanges } from '../../functions/getChanges';
 import { graph } from '../../functions/graph';
 import { health } from '../../functions/health';
 import { listDeadLetters } from '../../functions/listDeadLetters';
@@ -676,6 +677,7 @@ interface Endpoint {
 const ENDPOINTS = {
   getEntity: { handler: getEntity, functionName: 'getEntity', method: 'GET', path: 'entities/component/default/web', token: () => tokens.reader },
   getEntityHistory: { handler: getEntityHistory, functionName: 'getEntityHistory', method: 'GET', path: 'entities/component/default/web/history', token: () => tokens.reader },
+  getChanges: { handler: getChanges, functionName: 'getChanges', method: 'GET', path: 'changes', token: () => tokens.reader },
   graph: { handler: graph, functionName: 'graph', method: 'GET', path: 'graph/component/default/web', token: () => tokens.reader },
   adminReconcile: { handler: adminReconcile, functionName: 'adminReconcile', method: 'POST', path: 'admin/reconcile', token: () => tokens.admin },
   listDeadLetters: { handler: listDeadLetters, functionName: 'listDeadLetters', method: 'GET', path: 'admin/deadletters', token: () => tokens.admin },
@@ -872,6 +874,29 @@ const otherCases: EndpointCase[] = [
     ] as const
   ).map(([name, query]) => e('getEntityHistory', name, to('getEntityHistory', { query }), 400, 'invalid-request')),
 
+  // The change log
+  e('getChanges', 'no token', to('getChanges', { token: null }), 401, 'unauthorized'),
+  e('getChanges', 'the authoring role only', () => to('getChanges', { token: tokens.writer })(), 403, 'forbidden'),
+  ...(
+    [
+      ['after not base64url', `after=${encodeURIComponent('{"v":1,"feed":"x"}')}`],
+      ['after not JSON', `after=${Buffer.from('hello').toString('base64url')}`],
+      ['after of another version', `after=${Buffer.from('{"v":2,"feed":"x"}').toString('base64url')}`],
+      ['after with an empty feed', `after=${Buffer.from('{"v":1,"feed":""}').toString('base64url')}`],
+      ['after whose feed token Cosmos DB refuses', `after=${Buffer.from('{"v":1,"feed":"not a token"}').toString('base64url')}`],
+      ['after whose feed token is JSON of another shape', `after=${Buffer.from(JSON.stringify({ v: 1, feed: '{"Continuation":[{"token":1}]}' })).toString('base64url')}`],
+      ['after of 20000 characters', `after=${'a'.repeat(20_000)}`],
+      ['after repeated', 'after=a&after=b'],
+      ['after and since together', `after=${Buffer.from('{"v":1,"feed":"x"}').toString('base64url')}&since=2026-12-01T00:00:00Z`],
+      ['since without a zone', 'since=2026-12-01T00:00:00'],
+      ['since not a time', 'since=2026-13-45T99:00:00Z'],
+      ['include everything', 'include=everything'],
+      ['pageSize=0', 'pageSize=0'],
+      ['pageSize=1001', 'pageSize=1001'],
+      ['pageSize negative', 'pageSize=-5'],
+    ] as const
+  ).map(([name, query]) => e('getChanges', name, to('getChanges', { query }), 400, 'invalid-request')),
+
   // Reconcile
   e('adminReconcile', 'force=yes', to('adminReconcile', { query: 'force=yes' }), 400, 'invalid-request'),
   e('selfCheck', 'no token', to('selfCheck', { token: null }), 401, 'unauthorized'),
@@ -985,6 +1010,11 @@ describe('the other endpoints', () => {
     });
     expect(history.status).toBe(200);
     expect(parse(history)).toMatchObject({ entityRef: 'component:default/web', items: expect.any(Array) });
+    const changes = await send(getChanges, 'getChanges', to('getChanges', { query: 'pageSize=2&include=diff,entity' })(), { method: 'GET', path: 'changes' });
+    expect(changes.status).toBe(200);
+    const { cursor } = parse(changes) as { cursor: string };
+    const next = await send(getChanges, 'getChanges', to('getChanges', { query: `after=${cursor}&pageSize=2` })(), { method: 'GET', path: 'changes' });
+    expect({ status: next.status, body: parse(next) }).toMatchObject({ status: 200, body: { items: expect.any(Array), cursor: expect.any(String) } });
     const failures = await send(listProjectionFailures, 'listProjectionFailures', to('listProjectionFailures')(), { method: 'GET', path: 'admin/projection-failures' });
     expect(parse(failures)).toMatchObject({ count: 1, items: [{ id: 'component:default:web' }] });
     const deadLetters = await send(listDeadLetters, 'listDeadLetters', to('listDeadLetters')(), { method: 'GET', path: 'admin/deadletters' });

@@ -41,9 +41,20 @@ function startEntitiesFeedTrigger(functionName: string, handler: ChangeFeedTrigg
   });
 }
 
-/** `recordHistory` on the change feed of the process runtime's `entities` container, from the beginning. */
-export function startHistoryTrigger(options: FeedTriggerOptions = {}): ChangeFeedTrigger {
-  return startEntitiesFeedTrigger('recordHistory', (documents, context) => recordHistory(documents, context), options);
+/**
+ * `recordHistory` on the change feed of the process runtime's `entities` container, from the beginning; `observe`
+ * sees each batch the feed delivers before the function does.
+ */
+export function startHistoryTrigger(options: FeedTriggerOptions & { observe?: (documents: unknown[]) => void } = {}): ChangeFeedTrigger {
+  const { observe, ...rest } = options;
+  return startEntitiesFeedTrigger(
+    'recordHistory',
+    (documents, context) => {
+      observe?.(documents);
+      return recordHistory(documents, context);
+    },
+    rest,
+  );
 }
 
 /** `projectEdges` on the change feed of the process runtime's `entities` container, from the beginning. */

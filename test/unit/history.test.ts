@@ -72,8 +72,13 @@ test('a new uid without a deletion in between is recreated, with the patch from 
 
 test('no record for a version that is no change: a tombstone after a tombstone, the same content written again', () => {
   const created = buildHistoryRecord(toEntityDocument(entity('v1'), at(1)), undefined, options)!;
-  const rewritten = toEntityDocument(entity('v1'), at(1));
+  // Written again later, by another trace (as after a stale sourceEtag): the same entity, so no change.
+  const rewritten = toEntityDocument(entity('v1'), at(5), TRACEPARENT);
+  expect(rewritten.syncHash).not.toBe(created.syncHash);
   expect(buildHistoryRecord(rewritten, created, options)).toBeUndefined();
+  // Published otherwise, or another life with the same content: a change.
+  expect(buildHistoryRecord(toEntityDocument(entity('v1'), at(6), undefined, { form: 'envelope' }), created, options)?.operation).toBe('updated');
+  expect(buildHistoryRecord(toEntityDocument(entity('v1', 'uid-2'), at(7)), created, options)?.operation).toBe('recreated');
   const tombstone = toTombstone(rewritten, 3600, at(2));
   const deleted = buildHistoryRecord(tombstone, created, options) as HistoryRecord;
   expect(buildHistoryRecord(toTombstone(rewritten, 3600, at(3)), deleted, options)).toBeUndefined();

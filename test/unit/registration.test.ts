@@ -34,6 +34,7 @@ beforeAll(() => {
     require('../../functions/health');
     require('../../functions/getEntity');
     require('../../functions/getEntityHistory');
+    require('../../functions/getChanges');
     require('../../functions/adminReconcile');
     require('../../functions/reconcileCatalog');
     require('../../functions/catalogEvents');
@@ -68,6 +69,7 @@ test('the HTTP functions and their routes', () => {
   expect(trigger('health')).toMatchObject({ type: 'httpTrigger', route: 'health', methods: ['GET'], authLevel: 'anonymous' });
   expect(trigger('getEntity')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}', methods: ['GET'] });
   expect(trigger('getEntityHistory')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}/history', methods: ['GET'] });
+  expect(trigger('getChanges')).toMatchObject({ type: 'httpTrigger', route: 'changes', methods: ['GET'] });
   expect(trigger('adminReconcile')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile', methods: ['POST'] });
   expect(trigger('catalogEvents')).toMatchObject({ type: 'httpTrigger', route: 'catalog/events', methods: ['POST'], authLevel: 'anonymous' });
   expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });
