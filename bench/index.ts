@@ -127,6 +127,16 @@ interface SizeReport {
   projection: ScenarioResult<'projectAll'>;
   graph: ScenarioResult<'graph'>;
   incremental: ScenarioResult<'incremental'>;
+  /**
+   * The entity history. Records, requests and charge of each run are in its own part (`reconcile.*.history`,
+   * `incremental.history`, `incremental.perChange.history`); here, the extra request charge per changed entity (the
+   * history recorder's, on the emulator: 1 RU per response) and reading the history.
+   */
+  history: {
+    /** Per mirror write of the initial load, per stale entity of the 1 % reconcile, per change of the event path. */
+    requestChargePerChange: { initialLoad: number; onePercent: number; incremental: number };
+    reads: ScenarioResult<'historyReads'>;
+  };
   targets: Target[];
 }
 
@@ -316,6 +326,20 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
       spacingInMs: 100,
       senderToken: await identity.mint({ audience: LOCAL_API_AUDIENCE, roles: ['Events.Send'] }),
     });
+    // The history as it stands after all of the above (the initial load, the 1 % reconcile, the event path): the
+    // first page of entities spread over the catalog, and the whole change log as a new consumer follows it.
+    const historyEntities = Math.min(50, entities.length);
+    const historyReads = await run('historyReads', {
+      entities: Array.from({ length: historyEntities }, (_, i) => entities[Math.floor((i * entities.length) / historyEntities)]!).map((e) => ({
+        kind: e.kind,
+        namespace: e.metadata.namespace ?? 'default',
+        name: e.metadata.name,
+      })),
+      pageSize: 20,
+      changesPageSize: 1000,
+      include: 'entity',
+      readerToken: await identity.mint({ audience: LOCAL_API_AUDIENCE, roles: ['Catalog.Read'] }),
+    });
 
     // The same initial load and naive sync with a round trip per Cosmos request, as in an Azure region (the local
     // emulator answers in well under a millisecond, which hides what concurrency buys).
@@ -338,11 +362,20 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
     const bareWriteMs = Math.min(bare.result.bulk.ms, bare.result.point.ms);
     const writesOf = (r: Reconcile) => r.result.writes;
     const incrementalLatency = incremental.result.latencyMs;
+    const incrementalWrites = mirrorWrites(incremental.result.perChange.entities);
+    const changeLog = historyReads.result.changes;
     const targets = [
       target('zero-change reconcile ≤ 1.3× the bare catalog stream', zeroMs / streamMs, 1.3),
       target('… against the slower of the two streams it runs side by side (catalog, mirror index)', zeroMs / Math.max(streamMs, indexMs), 1.3),
       target('zero-change reconcile writes = 0', zeros.reduce((n, z) => n + writesOf(z.result), 0), 0, 'equal'),
       target('1 % changed: writes = changed count', writesOf(changed.result), changed.result.stale, 'equal'),
+      // One history record per version the sync writes, none without a write.
+      target('initial load: history records = mirror writes', initial.result.history.records, writesOf(initial.result), 'equal'),
+      target('zero-change reconcile: history records = 0', zeros.reduce((n, z) => n + z.result.history.records, 0), 0, 'equal'),
+      // The 1 % are made stale in the mirror (their sourceEtag), not edited in Backstage: rewrites of the same entity.
+      target('1 % changed (the same entities rewritten): history records = 0', changed.result.history.records, 0, 'equal'),
+      target('event path: history records = mirror writes', incremental.result.history.records, incrementalWrites, 'equal'),
+      target('change log followed from the beginning: records = history records', changeLog.records, changeLog.inContainer, 'equal'),
       target('initial load ≤ 2× the bare write', initial.result.ms / bareWriteMs, 2),
       target('initial load ≥ 5× faster than the naive sync', naive.result.ms / initial.result.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
       target(`… the same with a ${opts.rttInMs} ms Cosmos round trip`, withRtt.naive.ms / withRtt.initial.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
@@ -377,12 +410,25 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
       projection: projection.result,
       graph: graph.result,
       incremental: incremental.result,
+      history: {
+        requestChargePerChange: {
+          initialLoad: round(initial.result.history.requestCharge / Math.max(1, writesOf(initial.result))),
+          onePercent: round(changed.result.history.requestCharge / Math.max(1, changed.result.stale)),
+          incremental: round(incremental.result.history.requestCharge / Math.max(1, incremental.result.changes)),
+        },
+        reads: historyReads.result,
+      },
       targets,
     };
   } finally {
     await backstageStack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Documents a run wrote into one container (creates, replaces, upserts). */
+function mirrorWrites(c: ContainerCounts): number {
+  return (c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0);
 }
 
 function target(name: string, value: number, limit: number, kind: TargetKind = 'at-most', notApplicable?: string): Target {
@@ -417,6 +463,40 @@ function versions(): Versions {
 }
 
 // ------------------------------------------------------------------------------------------------
+
+/** The History section of a size: records and requests per mirror write of each run, then reading the history. */
+function historySection(lines: string[], size: SizeReport): void {
+  const h = size.history;
+  lines.push(
+    '### History',
+    '',
+    'Records each run added to the history container, and its requests there as the emulator counts them (reads / queries / writes; the SDK sends a query-plan request beside each query, counted as a query). RU: the charge the history recorder reported (the emulator charges 1 RU per response, none for a query plan), as the run adds it to its own under `history`; on the event path, the write path + the recordHistory backstop on the change feed.',
+    '',
+    '| run | mirror writes | history records | of which an empty diff | history reads / queries / writes | history RU | RU per mirror write |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  const row = (label: string, writes: number, r: ScenarioResult<'reconcile'>['history']) => {
+    const c = r.requests;
+    const perWrite = writes > 0 ? round(r.requestCharge / writes) : '–';
+    const ru = r.requestChargeByPath.feed > 0 ? `${r.requestCharge} (${r.requestChargeByPath.write} + ${r.requestChargeByPath.feed})` : `${r.requestCharge}`;
+    lines.push(`| ${label} | ${writes} | ${r.records} | ${r.emptyDiffs} | ${c.read ?? 0} / ${c.query ?? 0} / ${mirrorWrites(c)} | ${ru} | ${perWrite} |`);
+  };
+  row('initial load', size.reconcile.initial.result.writes, size.reconcile.initial.history);
+  size.reconcile.zeroChange.forEach((z, i) => row(`zero-change reconcile #${i + 1}`, z.result.writes, z.history));
+  row(`1 % changed (${size.reconcile.onePercent.stale} stale)`, size.reconcile.onePercent.result.writes, size.reconcile.onePercent.history);
+  row(`event path (${size.incremental.changes} changes)`, mirrorWrites(size.incremental.perChange.entities), size.incremental.history);
+  const perChange = h.requestChargePerChange;
+  lines.push('', `Extra request charge for the history per changed entity (emulator RU): ${perChange.initialLoad} per write of the initial load, ${perChange.onePercent} per stale entity of the 1 % reconcile, ${perChange.incremental} per change on the event path.`, '');
+  const e = h.reads.entityHistory;
+  lines.push('| history read | calls | p50 ms | p95 ms | Cosmos requests p50 | p95 | records p50 |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push(`| GET /api/entities/…/history?pageSize=${e.pageSize} | ${e.calls} | ${round(e.ms.p50, 1)} | ${round(e.ms.p95, 1)} | ${e.cosmosRequests.p50} | ${e.cosmosRequests.p95} | ${e.items.p50} |`);
+  const c = h.reads.changes;
+  lines.push(
+    '',
+    `GET /api/changes from the beginning (pageSize=${c.pageSize}, include=${c.include}) until an empty page: ${c.records} records (${c.distinct} distinct; ${c.inContainer} in the container) in ${c.pages} pages, ${(c.ms / 1000).toFixed(2)} s, ${Math.round(c.recordsPerSecond)} records/s; page p50 ${round(c.pageMs.p50, 1)} ms, p95 ${round(c.pageMs.p95, 1)} ms; ${c.cosmos.total} Cosmos requests (${c.cosmos.changefeed} change-feed reads).`,
+    '',
+  );
+}
 
 function markdown(report: BenchReport): string {
   const lines: string[] = [];
@@ -455,7 +535,8 @@ function markdown(report: BenchReport): string {
     for (const k of ['mirror', 'edges'] as const) lines.push(`| event → ${k === 'mirror' ? 'mirror write' : 'edges written'} | ${round(inc.latencyMs[k].p50, 0)} | ${round(inc.latencyMs[k].p95, 0)} | ${round(inc.latencyMs[k].p99, 0)} |`);
     const per = inc.perChange;
     const perContainer = (c: ContainerCounts) => `${round((c.read ?? 0) / inc.changes)} reads, ${round((c.query ?? 0) / inc.changes)} queries, ${round(((c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0) + (c.delete ?? 0)) / inc.changes)} writes`;
-    lines.push('', `Per change: ${round(per.backstageRequests)} Backstage requests; entities: ${perContainer(per.entities)}; edges: ${perContainer(per.edges)}; leases (time-driven checkpoints): ${perContainer(per.leases)}.`, '');
+    lines.push('', `Per change: ${round(per.backstageRequests)} Backstage requests; entities: ${perContainer(per.entities)}; edges: ${perContainer(per.edges)}; history: ${perContainer(per.history)}; leases (time-driven checkpoints): ${perContainer(per.leases)}.`, '');
+    historySection(lines, size);
     lines.push('| target | value | limit | met |', '| --- | ---: | ---: | --- |');
     for (const t of size.targets) lines.push(`| ${t.name} | ${t.value} | ${t.limit} | ${t.met === null ? `n/a (${t.note})` : t.met ? 'yes' : '**no**'} |`);
     lines.push('');

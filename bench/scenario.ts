@@ -11,15 +11,19 @@ import type { Entity } from '@backstage/catalog-model';
 import type { Container, OperationInput } from '@azure/cosmos';
 import pLimit from 'p-limit';
 import { catalogEvents } from '../functions/catalogEvents';
+import { getChanges } from '../functions/getChanges';
+import { getEntityHistory } from '../functions/getEntityHistory';
 import { projectEdges } from '../functions/projectEdges';
+import { recordHistory } from '../functions/recordHistory';
 import { syncEntity } from '../functions/syncEntity';
 import { startChangeFeedTrigger } from '../local/functions-host/cosmos';
 import { startSessionTrigger, timeSpanToMs } from '../local/functions-host/service-bus';
 import type { CosmosRequestCounts } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
 import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
+import type { HistoryRecorder } from '../shared/history/history-recorder';
 import { getRuntime, resetRuntime } from '../shared/runtime';
-import { measured, serveScenarios, summarize, type CosmosCounts, type Summary } from './harness';
+import { measured, serveScenarios, summarize, type CosmosCounts, type Measured, type Summary } from './harness';
 
 export type { Summary };
 
@@ -83,6 +87,91 @@ function fullEntityPager() {
 
 const stats = (counts: CosmosCounts, container: string): ContainerCounts => counts.byContainer[container] ?? { total: 0 };
 
+/**
+ * Records in the history container, or those matching `where` (a cross-partition count, sent outside any measured
+ * section). The difference before and after a run is what the run recorded: records are created, never replaced.
+ */
+async function historyRecords(where = ''): Promise<number> {
+  const { resources } = await database().container(getRuntime().config.cosmos.historyContainer).items.query<number>(`SELECT VALUE COUNT(1) FROM c${where}`).fetchAll();
+  return resources.reduce((sum, n) => sum + n, 0);
+}
+
+/** `updated` records whose diff is empty: a version whose entity is the same as the one before it (a rewrite). */
+const EMPTY_DIFF = " WHERE c.operation = 'updated' AND ARRAY_LENGTH(c.diff) = 0";
+
+/**
+ * The request charge the history recorder reports, summed by path since the recorder was first asked for here: what
+ * the reconcile and the sync add to their charge under 'history' (neither breaks it out in its result), and what the
+ * recordHistory backstop spends. Wraps the methods of the runtime's recorder, the instance they all hold.
+ */
+const historyCharges = new WeakMap<HistoryRecorder, { write: number; feed: number }>();
+function historyChargeOf(recorder: HistoryRecorder): { write: number; feed: number } {
+  let totals = historyCharges.get(recorder);
+  if (!totals) {
+    const sums = (totals = { write: 0, feed: 0 });
+    historyCharges.set(recorder, sums);
+    const recordWritten = recorder.recordWritten.bind(recorder);
+    const recordBatch = recorder.recordBatch.bind(recorder);
+    recorder.recordWritten = async (...args) => {
+      const result = await recordWritten(...args);
+      sums.write += result.requestCharge;
+      return result;
+    };
+    recorder.recordBatch = async (...args) => {
+      const result = await recordBatch(...args);
+      sums.feed += result.requestCharge;
+      return result;
+    };
+  }
+  return totals;
+}
+
+/**
+ * What a run did to the history: the records it added, how many of them changed nothing in the entity, its requests
+ * to the history container (as the emulator counts them: the SDK's query-plan request beside each query counts as a
+ * query), and the request charge the recorder reported for them (the emulator charges 1 RU per response, and the SDK
+ * adds no charge for a query plan, so this is the recorder's requests without the query plans).
+ */
+async function historyOf<T>(work: () => Promise<Measured<T>>): Promise<{
+  run: Measured<T>;
+  history: { records: number; emptyDiffs: number; requests: ContainerCounts; requestCharge: number; requestChargeByPath: { write: number; feed: number } };
+}> {
+  const runtime = getRuntime();
+  const [records, emptyDiffs] = [await historyRecords(), await historyRecords(EMPTY_DIFF)];
+  const charge = historyChargeOf(runtime.history);
+  const before = { ...charge };
+  const run = await work();
+  const byPath = { write: round(charge.write - before.write), feed: round(charge.feed - before.feed) };
+  return {
+    run,
+    history: {
+      records: (await historyRecords()) - records,
+      emptyDiffs: (await historyRecords(EMPTY_DIFF)) - emptyDiffs,
+      requests: stats(run.cosmos, runtime.config.cosmos.historyContainer),
+      requestCharge: round(byPath.write + byPath.feed),
+      requestChargeByPath: byPath,
+    },
+  };
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+/** A GET to one of the app's HTTP functions, as the Functions host would hand it over; the parsed JSON body. */
+async function getJson<T>(
+  handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
+  functionName: string,
+  url: string,
+  bearer: string,
+  params: Record<string, string> = {},
+): Promise<T> {
+  const response = await handler(
+    new HttpRequest({ method: 'GET', url: `http://localhost:7071${url}`, headers: { authorization: `Bearer ${bearer}` }, params }),
+    new InvocationContext({ functionName, logHandler: () => undefined }),
+  );
+  if (response.status !== 200) throw new Error(`${functionName} answered ${response.status}: ${describeBody(response.body)}`);
+  return JSON.parse(response.body as string) as T;
+}
+
 const scenarios = {
   /** Creates the database and containers, as infrastructure does. */
   async provision() {
@@ -107,10 +196,10 @@ const scenarios = {
         stale += 1;
       }
     }
-    const run = await measured(() => runtime.reconciler.reconcile());
+    const { run, history } = await historyOf(() => measured(() => runtime.reconciler.reconcile()));
     const { failures, deletionGuard, ...result } = run.value;
     await resetRuntime();
-    return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard };
+    return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard, history };
   },
 
   /** The lower bound of a zero-change reconcile: streaming the catalog's uid/etag projection, nothing else. */
@@ -230,8 +319,11 @@ const scenarios = {
 
   /**
    * The incremental path as deployed: real catalog edits in Backstage, then one event per changed entity through
-   * the HTTP intake → the broker → the session trigger (host.json settings) → Cosmos → the change-feed trigger
-   * (the function's own feedPollDelay). Latency from the POST to the mirror write and to the edges.
+   * the HTTP intake → the broker → the session trigger (host.json settings) → Cosmos → the change-feed triggers
+   * (the functions' own feedPollDelay): the edge projection, and the history's backstop (recordHistory), whose
+   * lease is caught up as on a running deployment, so each version costs it one point read. Latency from the POST to
+   * the mirror write (its history record included: the sync writes it before it settles the message) and to the
+   * edges.
    */
   async incremental(args: {
     file: string;
@@ -252,6 +344,7 @@ const scenarios = {
     const database = runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
     const synced = new Map<string, number>();
     const projected = new Map<string, number>();
+    const backstopped = new Set<string>(); // doc ids whose expected version the history's feed has seen
     const expected = new Map<string, string>(); // doc id → the etag the change produced
     const sessions = startSessionTrigger({
       connection: args.brokerConnection,
@@ -284,6 +377,21 @@ const scenarios = {
         }
       },
     });
+    const historyFeed = startChangeFeedTrigger({
+      functionName: 'recordHistory',
+      monitored: database.container(runtime.config.cosmos.entitiesContainer),
+      leases: database.container(runtime.config.cosmos.leasesContainer),
+      leaseContainerPrefix: 'recordHistory-',
+      // The deployed function starts from the beginning once, on a new deployment; the mirror here is recorded already.
+      startFromBeginning: false,
+      maxItemsPerInvocation: 100,
+      feedPollDelayInMs: args.feedPollDelayInMs,
+      logHandler: () => undefined,
+      handler: async (documents, context) => {
+        await recordHistory(documents, context);
+        for (const doc of documents as EntityDocument[]) if (expected.get(doc.id) === doc.sourceEtag) backstopped.add(doc.id);
+      },
+    });
     // Let the change feed catch up with what is already there before measuring.
     await new Promise((r) => setTimeout(r, args.feedPollDelayInMs * 2 + 500));
 
@@ -303,7 +411,7 @@ const scenarios = {
     const latencies = { mirror: [] as number[], edges: [] as number[] };
     const sendToken = args.senderToken;
     const backstageBefore = runtime.catalog.requestCount;
-    const run = await measured(async () => {
+    const { run, history } = await historyOf(() => measured(async () => {
       for (let round = 0; round < args.rounds; round += 1) {
         const chosen = entities.slice((round * args.perRound) % entities.length).slice(0, args.perRound);
         for (const e of chosen) {
@@ -328,13 +436,15 @@ const scenarios = {
           const id = `component:default:${chosen[i]!.name}`;
           synced.delete(id);
           projected.delete(id);
+          backstopped.delete(id);
           posted.set(id, performance.now());
           await postEvent(ref, expected.get(id)!, sendToken);
           await new Promise((r) => setTimeout(r, args.spacingInMs));
         }
+        // Also until the history's backstop has seen every version, so its reads fall inside the counted section.
         for (const deadline = Date.now() + 60_000; ; ) {
-          if (refs.every((_, i) => projected.has(`component:default:${chosen[i]!.name}`))) break;
-          if (Date.now() > deadline) throw new Error(`round ${round}: not every change reached the edges`);
+          if (refs.every((_, i) => projected.has(`component:default:${chosen[i]!.name}`) && backstopped.has(`component:default:${chosen[i]!.name}`))) break;
+          if (Date.now() > deadline) throw new Error(`round ${round}: not every change reached the edges and the history's feed`);
           await new Promise((r) => setTimeout(r, 20));
         }
         for (const e of chosen) {
@@ -343,13 +453,15 @@ const scenarios = {
           latencies.edges.push(projected.get(id)! - posted.get(id)!);
         }
       }
-    });
+    }));
     await sessions.stop();
     await feed.stop();
+    await historyFeed.stop();
     const changes = latencies.mirror.length;
     const entitiesCounts = stats(run.cosmos, runtime.config.cosmos.entitiesContainer);
     const edgeCounts = stats(run.cosmos, runtime.config.cosmos.edgesContainer);
     const leaseCounts = stats(run.cosmos, runtime.config.cosmos.leasesContainer);
+    const historyCounts = stats(run.cosmos, runtime.config.cosmos.historyContainer);
     const backstageRequests = runtime.catalog.requestCount - backstageBefore;
     await resetRuntime();
     return {
@@ -361,7 +473,9 @@ const scenarios = {
         entities: entitiesCounts,
         edges: edgeCounts,
         leases: leaseCounts,
+        history: historyCounts,
       },
+      history,
       wallMs: run.ms,
     };
 
@@ -387,6 +501,70 @@ const scenarios = {
       );
       if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${describeBody(response.body)}`);
     }
+  },
+
+  /**
+   * The history, read through the HTTP functions as a client would: (a) the first page of each of `entities`'
+   * history, one call at a time (time and Cosmos requests per call); (b) the change log followed from the beginning
+   * at `changesPageSize` until a page comes back empty (caught up), as a new consumer would: every record, once.
+   */
+  async historyReads(args: {
+    entities: Array<{ kind: string; namespace: string; name: string }>;
+    pageSize: number;
+    changesPageSize: number;
+    include: 'entity' | 'diff' | 'none';
+    readerToken: string;
+  }) {
+    // Counted first, which also connects the runtime to Cosmos before the first measured call.
+    const inContainer = await historyRecords();
+    const times: number[] = [];
+    const requests: number[] = [];
+    const items: number[] = [];
+    for (const { kind, namespace, name } of args.entities) {
+      const path = `/api/entities/${encodeURIComponent(kind)}/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/history?pageSize=${args.pageSize}`;
+      const call = await measured(() => getJson<{ items: unknown[] }>(getEntityHistory, 'getEntityHistory', path, args.readerToken, { kind, namespace, name }));
+      if (call.value.items.length === 0) throw new Error(`${kind}:${namespace}/${name} has no history`);
+      times.push(call.ms);
+      requests.push(call.cosmos.all.total);
+      items.push(call.value.items.length);
+    }
+
+    const pageMs: number[] = [];
+    const seen = new Set<string>();
+    const follow = await measured(async () => {
+      let records = 0;
+      let cursor: string | undefined;
+      for (;;) {
+        const query = `pageSize=${args.changesPageSize}&include=${args.include}${cursor ? `&after=${encodeURIComponent(cursor)}` : ''}`;
+        const started = performance.now();
+        const page = await getJson<{ items: Array<{ id: string; entityRef: string }>; cursor: string }>(getChanges, 'getChanges', `/api/changes?${query}`, args.readerToken);
+        pageMs.push(performance.now() - started);
+        cursor = page.cursor;
+        if (page.items.length === 0) return records;
+        records += page.items.length;
+        for (const item of page.items) seen.add(`${item.entityRef}|${item.id}`);
+        // Every page but the last has a record, so more pages than records means the cursor goes round in circles.
+        if (pageMs.length > inContainer + 1) throw new Error(`the change log did not catch up after ${pageMs.length} pages (${records} records)`);
+      }
+    });
+    await resetRuntime();
+    return {
+      entityHistory: { calls: times.length, pageSize: args.pageSize, ms: summarize(times), cosmosRequests: summarize(requests), items: summarize(items) },
+      changes: {
+        pageSize: args.changesPageSize,
+        include: args.include,
+        /** Records in the history container when the follow started (nothing writes during it). */
+        inContainer,
+        records: follow.value,
+        distinct: seen.size,
+        /** Requests, the last (empty) one included. */
+        pages: pageMs.length,
+        ms: follow.ms,
+        recordsPerSecond: follow.value / (follow.ms / 1000),
+        pageMs: summarize(pageMs),
+        cosmos: follow.cosmos.all,
+      },
+    };
   },
 };
 
