@@ -4,7 +4,8 @@
  * - The write path ({@link HistoryRecorder.recordWritten}): the sync and the reconcile hand over each version they
  *   have just written, so every version is recorded — also the ones the change feed never shows (it delivers a
  *   document's latest version only, so two writes between two reads of the feed arrive as one). A writer that read
- *   the document it replaced hands that over too, and the record is built against it: no query. A record that cannot
+ *   the document it replaced hands that over too, and the record is built against it: no query; a version that
+ *   created its document (the mirror had none, not even a tombstone) is `created`, also without one. A record that cannot
  *   be written is left to the other path (logged, counted as `history.write_failures`); the sync goes on.
  * - The change feed ({@link HistoryRecorder.recordBatch}, the recordHistory function): the backstop. A version
  *   already recorded costs one point read; any other is recorded. It records a new deployment's mirror as it is.
@@ -29,11 +30,14 @@ import { abortOnly, type OperationOptions } from '../platform/options';
 import type { HistoryStore } from './history-store';
 import { buildHistoryRecord, historyRecordId, type PreviousRecord } from './record';
 
-/** A version a writer has just put in the mirror, and the document it replaced when the writer read it. */
+/** A version a writer has just put in the mirror, and what it replaced when the writer knows. */
 export interface WrittenVersion {
   doc: EntityDocument;
-  /** The mirror document this write replaced (its `_etag` was the write's `IfMatch`); undefined when not read. */
-  replaced?: EntityDocument;
+  /**
+   * The mirror document this write replaced (its `_etag` was the write's `IfMatch`); `null` when the write created
+   * the document (the mirror had none, not even a tombstone); undefined when the writer did not read it.
+   */
+  replaced?: EntityDocument | null;
 }
 
 export interface HistoryRecorderOptions {
@@ -98,7 +102,7 @@ export class HistoryRecorder {
     // One entity's versions in the order given, one after the other; entities side by side.
     const byEntity = new Map<string, WrittenVersion[]>();
     for (const version of versions) byEntity.set(version.doc.id, [...(byEntity.get(version.doc.id) ?? []), version]);
-    const limit = pLimit(this.options.concurrency ?? 8);
+    const limit = pLimit(this.options.concurrency ?? 16);
     const call: StoreCallOptions = { ...abortOnly(options), charge, logger };
     await Promise.all(
       [...byEntity.values()].map((entityVersions) =>
@@ -135,7 +139,8 @@ export class HistoryRecorder {
     const { store } = this.options;
     // The feed mostly redelivers what the write path recorded: one point read settles it.
     if (path === 'feed' && (await store.has(doc.id, historyRecordId(doc), options))) return 'duplicates';
-    const previous = (replaced && asPrevious(replaced)) ?? (await store.previousOf(doc.id, doc.syncedAt, options));
+    // Created where the mirror had nothing: a first life, or one after the tombstone expired (`created` again).
+    const previous = replaced === null ? undefined : ((replaced && asPrevious(replaced)) ?? (await store.previousOf(doc.id, doc.syncedAt, options)));
     const record = buildHistoryRecord(doc, previous, { now: this.now(), ttlInSeconds: this.options.retentionInSeconds });
     if (!record) return 'unchanged';
     return (await store.add(record, options)) ? 'recorded' : 'duplicates';

@@ -130,7 +130,7 @@ export class SyncEngine {
       try {
         if (current) await store.replace(doc, current._etag!, call);
         else await store.create(doc, call);
-        await this.recordHistory({ doc, ...(current && { replaced: current }) }, call, logger);
+        await this.recordHistory({ doc, replaced: current ?? null }, call, logger);
         return done(current && !isTombstone(current) ? 'updated' : 'created', attempt, true);
       } catch (error) {
         if (isConflict(error)) {

@@ -387,11 +387,16 @@ export class Reconciler {
     await this.runFallbacks(fallbacks, result, call);
   }
 
-  /** Writes the batch, then records the versions that went in (built against the history: the index holds no content). */
+  /**
+   * Writes the batch, then records the versions that went in: a create as `created` (the mirror had no document), a
+   * replace against the history (the index holds no content).
+   */
   private async write(operations: WriteOperation[], call: Call): Promise<WriteOutcome[]> {
     if (operations.length === 0) return [];
     const writes = await this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16 });
-    const written = operations.filter((_, index) => writes[index]!.statusCode >= 200 && writes[index]!.statusCode < 300).map(({ doc }) => ({ doc }));
+    const written = operations
+      .filter((_, index) => writes[index]!.statusCode >= 200 && writes[index]!.statusCode < 300)
+      .map(({ kind, doc }) => (kind === 'create' ? { doc, replaced: null } : { doc }));
     if (this.options.history && written.length > 0) {
       const { requestCharge } = await this.options.history.recordWritten(written, { ...abortOnly(call), logger: call.logger });
       call.charge?.add('history', requestCharge);

@@ -6,7 +6,8 @@
  * - the write path records every version the sync writes, also two written between two reads of the change feed
  *   (which the feed delivers as one); the feed then records nothing twice;
  * - an ambiguous history write (the emulator created the record, the answer was lost) is one record; a history
- *   that cannot be written does not fail the sync, and the change feed records the version instead;
+ *   that cannot be written does not fail the sync, and the change feed records the version instead, also when its
+ *   own reads of the feed are lost;
  * - property: whatever the edit schedule (edits, removals, re-creations, versions faster than the feed is polled),
  *   a follower of the change log that reads with random page sizes and restarts — from the cursor it stored, or from
  *   an older one when it stopped before storing — sees every version of every entity, each entity's in order.
@@ -202,13 +203,17 @@ test('an ambiguous history write is one record; a history that cannot be written
   expect(metrics().counter('history.write_failures')).toBe(failuresBefore + 1);
   expect((await recordsOf(name)).map((r) => r.id)).toEqual([first.id, second.id]);
 
-  // The feed records it, built against the version before it; the others it finds recorded.
+  // The feed records it, built against the version before it; the others it finds recorded. Its first reads of the
+  // feed are lost on the way back (the emulator answered, the trigger never heard): it reads them again.
+  const faultsBefore = cosmosProxy.faultsInjected;
+  cosmosProxy.failNext(2, { dropResponse: true }, { path: /\/colls\/entities\/docs$/, methods: ['GET'] });
   const feed = startHistoryTrigger({ logHandler: () => undefined });
   try {
     await eventually(async () => (await recordsOf(name)).length === 3, 'the feed to record the third version');
   } finally {
     await feed.stop();
   }
+  expect(cosmosProxy.faultsInjected - faultsBefore).toBe(2);
   const records = await recordsOf(name);
   expect(records.map((r) => [r.id, r.operation, r.previous])).toEqual([
     [first.id, 'created', undefined],

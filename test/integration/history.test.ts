@@ -195,3 +195,20 @@ test('the write path builds a version against the document it replaced, unless s
   expect(records[2]!.diff).toContainEqual({ op: 'replace', path: '/metadata/description', value: 'three' });
   expect(JSON.stringify(records[2]!.diff)).not.toContain('tags');
 });
+
+test('a version that created its mirror document is a first life: created, without asking the history', async () => {
+  const history = getRuntime().history;
+  const first = toEntityDocument(entity('expired', 'first life', 'uid-e1'), tick());
+  expect(await history.recordWritten([{ doc: first, replaced: null }])).toMatchObject({ recorded: 1 });
+  const tombstone = toTombstone(first, 3600, tick());
+  expect(await history.recordWritten([{ doc: tombstone, replaced: first }])).toMatchObject({ recorded: 1 });
+  // The tombstone expired from the mirror; the entity comes back and the sync creates its document anew.
+  const second = toEntityDocument(entity('expired', 'second life', 'uid-e2'), tick());
+  expect(await history.recordWritten([{ doc: second, replaced: null }])).toMatchObject({ recorded: 1 });
+  const records = await getRuntime().historyStore.all(first.id);
+  expect(records.map((r) => [r.operation, r.uid, r.previous])).toEqual([
+    ['created', 'uid-e1', undefined],
+    ['deleted', 'uid-e1', records[0]!.id],
+    ['created', 'uid-e2', undefined],
+  ]);
+});

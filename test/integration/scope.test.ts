@@ -7,6 +7,7 @@
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import type { LiveEntityDocument, SystemProperties } from '../../shared/model/documents';
 import type { ApiRequest } from '../../shared/http/problem';
+import type { HistoryRecord } from '../../shared/history/record';
 import { createRuntime, type Runtime } from '../../shared/runtime';
 import { SCOPE_ANNOTATIONS } from '../../shared/sync/scope';
 import { rawContainers } from '../support/containers';
@@ -31,6 +32,12 @@ async function runtimeWith(settings: Record<string, string>, database = uniqueNa
   const runtime = createRuntime(config);
   runtimes.push(runtime);
   return runtime;
+}
+
+/** Every history record of the runtime's database. */
+async function historyRecords(runtime: Runtime): Promise<HistoryRecord[]> {
+  const { resources } = await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.historyContainer).items.query<HistoryRecord>('SELECT * FROM c').fetchAll();
+  return resources;
 }
 
 async function documents(runtime: Runtime): Promise<Array<LiveEntityDocument & SystemProperties>> {
@@ -63,6 +70,10 @@ test('settings: excluded kinds are never fetched, the catalog counts them, and t
   expect((await documents(runtime)).map((d) => d.id).sort()).toEqual(catalog.filter((e) => !excluded.includes(e)).map(idOf).sort());
 
   expect(await runtime.reconciler.reconcile()).toMatchObject({ writes: 0, created: 0, updated: 0, unchanged: catalog.length - excluded.length });
+  // Excluded kinds leave no history: one record per mirrored entity, none for the rest.
+  expect((await historyRecords(runtime)).map((r) => `${r.entityId} ${r.operation}`).sort()).toEqual(
+    catalog.filter((e) => !excluded.includes(e)).map((e) => `${idOf(e)} created`).sort(),
+  );
 
   // The event path decides an excluded kind from the ref alone: Backstage is not asked, the mirror not touched.
   const before = runtime.catalog.requestCount;
@@ -179,6 +190,19 @@ describe('owners decide with annotations', () => {
     }
     expect(JSON.stringify(envelope)).not.toContain('Takes payments');
     expect(docs.get('component:default:checkout-web')).toMatchObject({ deleted: true });
+
+    // The history keeps what the documents keep: each restricted version as published, nothing withheld; the
+    // excluded entity's history ends with its deletion.
+    const records = await historyRecords(runtime);
+    const latest = (id: string) => records.filter((r) => r.entityId === id).sort((a, b) => a.syncedAt.localeCompare(b.syncedAt)).at(-1)!;
+    expect(latest('component:default:payments-service')).toMatchObject({ operation: 'updated', publication: 'envelope', entity: envelope.entity });
+    expect(latest('component:default:auth-service')).toMatchObject({ operation: 'updated', publication: 'omit-fields', entity: omitted.entity });
+    expect(latest('component:default:checkout-web')).toMatchObject({ operation: 'deleted' });
+    for (const id of ['component:default:payments-service', 'component:default:auth-service']) {
+      const restricted = records.filter((r) => r.entityId === id && r.publication);
+      expect(restricted.length).toBeGreaterThan(0);
+      for (const record of restricted) expect(JSON.stringify(record)).not.toContain(SECRET);
+    }
   });
 
   test('narrowing the scope past the guard is refused, saying the scope changed, until forced', async () => {
