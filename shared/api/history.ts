@@ -15,6 +15,7 @@ import { json, type ApiRequest, type ApiResponse } from '../http/problem';
 import { entityParams, parseQuery, queryInteger } from '../http/request';
 import type { HistoryStore } from '../history/history-store';
 import type { HistoryRecord } from '../history/record';
+import { withoutSystemProperties, type SystemProperties } from '../model/documents';
 import { formatEntityRef, toDocumentId } from '../model/refs';
 import { CosmosOperationError, InvalidRequestError } from '../platform/errors';
 import type { OperationOptions } from '../platform/options';
@@ -78,15 +79,10 @@ export class HistoryApi {
       const name = entityParams(request);
       const query = parseQuery(request, historyQuery);
       const include = new Set<Include>(query.include ?? ['diff']);
-      const continuation = query.continuation === undefined ? undefined : decodeContinuation(query.continuation);
-      let page: Awaited<ReturnType<HistoryStore['page']>>;
-      try {
-        page = await store.page(toDocumentId(name), { pageSize: query.pageSize ?? 20, ...(query.since && { since: query.since }), ...(continuation && { continuation }) }, call);
-      } catch (error) {
-        // A token Cosmos DB does not accept came from the caller, not from us.
-        if (continuation && error instanceof CosmosOperationError && error.statusCode === 400) throw new InvalidRequestError("'continuation' is not a token this endpoint gave out", { cause: error });
-        throw error;
-      }
+      const continuation = query.continuation === undefined ? undefined : parseToken('continuation', query.continuation);
+      const page = await withCallerToken('continuation', continuation, () =>
+        store.page(toDocumentId(name), { pageSize: query.pageSize ?? 20, ...(query.since && { since: query.since }), ...(continuation && { continuation }) }, call),
+      );
       const items = page.records.map((record) => item(record, include));
       return json(200, {
         entityRef: formatEntityRef(name),
@@ -101,14 +97,10 @@ export class HistoryApi {
     return endpoints.authorized(request, options, [roles.read, roles.admin], async (call) => {
       const query = parseQuery(request, changesQuery);
       const include = new Set<Include>(query.include ?? ['entity']);
-      const after = query.after === undefined ? undefined : decodeCursor(query.after);
-      let page: Awaited<ReturnType<HistoryStore['changes']>>;
-      try {
-        page = await store.changes({ pageSize: query.pageSize ?? 100, ...(after && { continuation: after }), ...(query.since && { since: query.since }) }, call);
-      } catch (error) {
-        if (after && error instanceof CosmosOperationError && error.statusCode === 400) throw new InvalidRequestError("'after' is not a cursor this endpoint gave out", { cause: error });
-        throw error;
-      }
+      const after = query.after === undefined ? undefined : feedOf(parseToken('after', query.after));
+      const page = await withCallerToken('after', after, () =>
+        store.changes({ pageSize: query.pageSize ?? 100, ...(after && { continuation: after }), ...(query.since && { since: query.since }) }, call),
+      );
       const items: ChangeItem[] = page.records.map((record) => ({
         entityRef: record.entityRef,
         kind: record.kind,
@@ -126,37 +118,40 @@ function encodeCursor(continuation: string): string {
   return Buffer.from(JSON.stringify({ v: 1, feed: continuation }), 'utf8').toString('base64url');
 }
 
-function decodeCursor(value: string): string {
-  const refused = () => new InvalidRequestError("'after' is not a cursor this endpoint gave out");
-  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw refused();
-  let cursor: unknown;
-  try {
-    cursor = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    throw refused();
-  }
-  const { v, feed } = (cursor ?? {}) as { v?: unknown; feed?: unknown };
-  if (v !== 1 || typeof feed !== 'string' || feed.length === 0) throw refused();
+/** The continuation inside a cursor {@link encodeCursor} made. */
+function feedOf(cursor: string): string {
+  const { v, feed } = (JSON.parse(cursor) ?? {}) as { v?: unknown; feed?: unknown };
+  if (v !== 1 || typeof feed !== 'string' || feed.length === 0) throw notOurs('after');
   return feed;
 }
 
-function item(record: HistoryRecord, include: ReadonlySet<Include>): HistoryItem {
-  const { entityId: _e, entityRef: _r, kind: _k, namespace: _n, name: _m, ttl: _t, diff, entity, ...facts } = withoutSystem(record);
-  return { ...facts, ...(include.has('diff') && diff && { diff }), ...(include.has('entity') && entity && { entity }) };
-}
-
-function withoutSystem(record: HistoryRecord): HistoryRecord {
-  return Object.fromEntries(Object.entries(record).filter(([key]) => !key.startsWith('_'))) as unknown as HistoryRecord;
-}
-
-/** The page token we gave out (base64url of Cosmos DB's JSON token); anything else is a 400. */
-function decodeContinuation(value: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new InvalidRequestError("'continuation' is not a token this endpoint gave out");
-  const token = Buffer.from(value, 'base64url').toString('utf8');
+/** The JSON text of a token this API gave out in `parameter` (base64url of Cosmos DB's own token, or of a cursor). */
+function parseToken(parameter: string, value: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw notOurs(parameter);
+  const text = Buffer.from(value, 'base64url').toString('utf8');
   try {
-    JSON.parse(token);
+    JSON.parse(text);
   } catch {
-    throw new InvalidRequestError("'continuation' is not a token this endpoint gave out");
+    throw notOurs(parameter);
   }
-  return token;
+  return text;
+}
+
+/** Reads with a token the caller handed back: Cosmos DB refusing it (400) is the caller's mistake, not ours. */
+async function withCallerToken<T>(parameter: string, token: string | undefined, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (token && error instanceof CosmosOperationError && error.statusCode === 400) throw notOurs(parameter, error);
+    throw error;
+  }
+}
+
+function notOurs(parameter: string, cause?: unknown): InvalidRequestError {
+  return new InvalidRequestError(`'${parameter}' is not a ${parameter === 'after' ? 'cursor' : 'token'} this endpoint gave out`, cause === undefined ? undefined : { cause });
+}
+
+function item(record: HistoryRecord, include: ReadonlySet<Include>): HistoryItem {
+  const { entityId: _e, entityRef: _r, kind: _k, namespace: _n, name: _m, ttl: _t, diff, entity, ...facts } = withoutSystemProperties(record as HistoryRecord & SystemProperties);
+  return { ...facts, ...(include.has('diff') && diff && { diff }), ...(include.has('entity') && entity && { entity }) };
 }

@@ -78,21 +78,21 @@ export class HistoryRecorder {
    * so the host retries the batch.
    */
   async recordBatch(documents: readonly unknown[], options: OperationOptions = {}): Promise<HistoryBatchResult> {
-    const skipped = documents.filter((doc) => !isVersion(doc)).length;
     const versions = documents.filter(isVersion).map((doc) => ({ doc }));
     const result = await this.record(versions, 'feed', options);
     result.documents = documents.length;
-    result.skipped += skipped;
+    result.skipped = documents.length - versions.length;
     (options.logger ?? this.options.logger).info('History recorded', { operation: 'recordHistory', ...result });
     return result;
   }
 
   /**
-   * The write path: records versions the caller has just written into the mirror. Never throws: a version whose
-   * record could not be written (after a few retries) is logged and left to the change feed.
+   * The write path: records versions the caller has just written into the mirror (documents it built, so their hashes
+   * hold; only what they replaced is checked). Never throws: a version whose record could not be written (after a few
+   * retries) is logged and left to the change feed.
    */
   async recordWritten(versions: readonly WrittenVersion[], options: OperationOptions = {}): Promise<HistoryBatchResult> {
-    return this.record(versions.filter((v) => isVersion(v.doc)), 'write', options);
+    return this.record(versions, 'write', options);
   }
 
   private async record(versions: readonly WrittenVersion[], path: 'feed' | 'write', options: OperationOptions): Promise<HistoryBatchResult> {
