@@ -465,6 +465,12 @@ function versions(): Versions {
 // ------------------------------------------------------------------------------------------------
 
 /** The History section of a size: records and requests per mirror write of each run, then reading the history. */
+function dependencySection(lines: string[], title: string, figures: ScenarioResult<'incremental'>['dependencies']): void {
+  lines.push(`${title}:`, '', '| dependency, operation | calls | mean ms | max ms | failures | retried |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const [key, f] of Object.entries(figures)) lines.push(`| ${key} | ${f.calls} | ${f.meanMs} | ${f.maxMs} | ${f.failures} | ${f.retried} |`);
+  lines.push('');
+}
+
 function historySection(lines: string[], size: SizeReport): void {
   const h = size.history;
   lines.push(
@@ -536,6 +542,13 @@ function markdown(report: BenchReport): string {
     const per = inc.perChange;
     const perContainer = (c: ContainerCounts) => `${round((c.read ?? 0) / inc.changes)} reads, ${round((c.query ?? 0) / inc.changes)} queries, ${round(((c.create ?? 0) + (c.replace ?? 0) + (c.upsert ?? 0) + (c.delete ?? 0)) / inc.changes)} writes`;
     lines.push('', `Per change: ${round(per.backstageRequests)} Backstage requests; entities: ${perContainer(per.entities)}; edges: ${perContainer(per.edges)}; history: ${perContainer(per.history)}; leases (time-driven checkpoints): ${perContainer(per.leases)}.`, '');
+    dependencySection(lines, `Dependency calls on the event path (\`dependency.duration\`; the normal range docs/operations.md quotes)`, inc.dependencies);
+    const caughtUp = inc.backlogs;
+    lines.push(
+      `Backlog monitor once the event path caught up: change feed ${Object.entries(caughtUp.changeFeed).map(([p, n]) => `${p} ${n}`).join(', ') || '(no leases)'}; queue oldest message ${caughtUp.queue?.oldestMessageAgeInMs ?? '–'} ms, dead letters ${caughtUp.queue?.deadLetters ?? '–'}.`,
+      '',
+    );
+    dependencySection(lines, 'Dependency calls of the initial load', size.reconcile.initial.dependencies);
     historySection(lines, size);
     lines.push('| target | value | limit | met |', '| --- | ---: | ---: | --- |');
     for (const t of size.targets) lines.push(`| ${t.name} | ${t.value} | ${t.limit} | ${t.met === null ? `n/a (${t.note})` : t.met ? 'yes' : '**no**'} |`);

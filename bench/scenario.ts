@@ -22,6 +22,8 @@ import type { CosmosRequestCounts } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
 import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
 import type { HistoryRecorder } from '../shared/history/history-recorder';
+import { DEPENDENCY_DURATION } from '../shared/platform/dependencies';
+import type { InMemoryMetrics } from '../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../shared/runtime';
 import { measured, serveScenarios, summarize, type CosmosCounts, type Measured, type Summary } from './harness';
 
@@ -38,6 +40,27 @@ export interface GraphRow {
   cosmosRequests: Summary;
   queries: Summary;
   nodes: Summary;
+}
+
+/**
+ * What the run's dependency calls came to, per dependency and operation (the process's `dependency.duration`): calls,
+ * mean and max time, failures, calls that needed retries — the figures docs/operations.md gives as the normal range.
+ */
+function dependencyFigures(): Record<string, { calls: number; meanMs: number; maxMs: number; failures: number; retried: number }> {
+  const out: Record<string, { calls: number; sumMs: number; maxMs: number; failures: number; retried: number }> = {};
+  for (const { dimensions, summary } of (getRuntime().inMemoryMetrics as InMemoryMetrics).series(DEPENDENCY_DURATION)) {
+    const entry = (out[`${dimensions.dependency} ${dimensions.operation}`] ??= { calls: 0, sumMs: 0, maxMs: 0, failures: 0, retried: 0 });
+    entry.calls += summary.count;
+    entry.sumMs += summary.sum;
+    entry.maxMs = Math.max(entry.maxMs, summary.max);
+    if (dimensions.outcome === 'failure') entry.failures += summary.count;
+    if (dimensions.retries !== '0') entry.retried += summary.count;
+  }
+  return Object.fromEntries(
+    Object.entries(out)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, { sumMs, ...rest }]) => [key, { ...rest, meanMs: Math.round((sumMs / rest.calls) * 10) / 10, maxMs: Math.round(rest.maxMs) }]),
+  );
 }
 
 function database() {
@@ -198,8 +221,9 @@ const scenarios = {
     }
     const { run, history } = await historyOf(() => measured(() => runtime.reconciler.reconcile()));
     const { failures, deletionGuard, ...result } = run.value;
+    const dependencies = dependencyFigures();
     await resetRuntime();
-    return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard, history };
+    return { ms: run.ms, cosmos: run.cosmos, stale, result, failures: failures.slice(0, 5), guard: deletionGuard, history, dependencies };
   },
 
   /** The lower bound of a zero-change reconcile: streaming the catalog's uid/etag projection, nothing else. */
@@ -454,6 +478,8 @@ const scenarios = {
         }
       }
     }));
+    // Caught up: what the backlog monitor reports when nothing is behind (its own reads are not counted above).
+    const backlogs = await runtime.backlogs.measure();
     await sessions.stop();
     await feed.stop();
     await historyFeed.stop();
@@ -463,6 +489,7 @@ const scenarios = {
     const leaseCounts = stats(run.cosmos, runtime.config.cosmos.leasesContainer);
     const historyCounts = stats(run.cosmos, runtime.config.cosmos.historyContainer);
     const backstageRequests = runtime.catalog.requestCount - backstageBefore;
+    const dependencies = dependencyFigures();
     await resetRuntime();
     return {
       changes,
@@ -477,6 +504,8 @@ const scenarios = {
       },
       history,
       wallMs: run.ms,
+      dependencies,
+      backlogs: { changeFeed: backlogs.changeFeedTotals, queue: backlogs.queue, failures: backlogs.failures },
     };
 
     async function postEvent(ref: string, etag: string, bearer: string): Promise<void> {

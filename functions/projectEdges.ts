@@ -2,6 +2,7 @@ import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import { registrationSettings } from '../shared/platform/config';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
+import { ENTITY_FEED_PROCESSORS } from '../shared/monitoring/backlogs';
 import { getRuntime } from '../shared/runtime';
 import { withInvocation } from './lib/invocation';
 
@@ -21,7 +22,7 @@ app.cosmosDB('projectEdges', {
   leaseContainerName: names.leasesContainer,
   // With Entra auth the trigger cannot create containers; infrastructure declares `leases`.
   createLeaseContainerIfNotExists: false,
-  leaseContainerPrefix: 'projectEdges-',
+  leaseContainerPrefix: ENTITY_FEED_PROCESSORS.projectEdges.leasePrefix,
   maxItemsPerInvocation: 100,
   // A new deployment projects everything already in the mirror once.
   startFromBeginning: true,

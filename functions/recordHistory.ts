@@ -2,6 +2,7 @@ import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import { registrationSettings } from '../shared/platform/config';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
+import { ENTITY_FEED_PROCESSORS } from '../shared/monitoring/backlogs';
 import { getRuntime } from '../shared/runtime';
 import { withInvocation } from './lib/invocation';
 
@@ -22,7 +23,7 @@ app.cosmosDB('recordHistory', {
   containerName: names.entitiesContainer,
   leaseContainerName: names.leasesContainer,
   createLeaseContainerIfNotExists: false,
-  leaseContainerPrefix: 'recordHistory-',
+  leaseContainerPrefix: ENTITY_FEED_PROCESSORS.recordHistory.leasePrefix,
   maxItemsPerInvocation: 100,
   // A new deployment records the mirror as it is: every entity's current version becomes its first record.
   startFromBeginning: true,

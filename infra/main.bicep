@@ -1,5 +1,6 @@
 // backstage-cosmos-sync on Azure, keyless throughout: one user-assigned managed identity, data-plane RBAC for
-// Cosmos DB, Service Bus, Storage and Application Insights ingestion; local (key) auth disabled everywhere.
+// Cosmos DB, Service Bus, Storage and Application Insights ingestion; local (key) auth disabled everywhere. Private by
+// default (privateNetworking): every data service behind a private endpoint with public network access off.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -53,8 +54,8 @@ param syncCatalogFilter string = ''
 @description('NCRONTAB schedule of the full reconcile.')
 param reconcileSchedule string = '0 */30 * * * *'
 
-@description('Put Cosmos DB, Service Bus and Storage behind private endpoints and integrate the Function App with a VNet.')
-param enableVnet bool = false
+@description('Private by default: Cosmos DB, Service Bus (Premium), Storage, Key Vault and Application Insights ingestion reachable through private endpoints only, the Function App integrated with a VNet whose internet traffic leaves from one static IP. false (azd env PRIVATE_NETWORKING=false) is the opt-out for throwaway development environments: public endpoints, Service Bus Standard, no VNet, NAT gateway or private link scope.')
+param privateNetworking bool = true
 
 @description('Email address for alert notifications; empty = alerts without an action group.')
 param alertEmail string = ''
@@ -88,13 +89,34 @@ module monitoring 'app/monitoring.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+    privateNetworking: privateNetworking
   }
 }
 
-module network 'app/network.bicep' = if (enableVnet) {
+module network 'app/network.bicep' = if (privateNetworking) {
   scope: rg
   name: 'network'
   params: { name: 'vnet-${token}', location: location, tags: tags }
+}
+
+// Application Insights ingestion through private link. After monitoring (the resources it scopes) and network (the
+// subnet and the zones its endpoint registers in).
+module privateLinkScope 'app/private-link-scope.bicep' = if (privateNetworking) {
+  scope: rg
+  name: 'private-link-scope'
+  params: {
+    name: 'pls-monitor-${token}'
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    privateEndpointSubnetId: network!.outputs.privateEndpointSubnetId
+    monitorDnsZoneId: network!.outputs.dnsZoneIds.monitor
+    omsDnsZoneId: network!.outputs.dnsZoneIds.oms
+    odsDnsZoneId: network!.outputs.dnsZoneIds.ods
+    agentServiceDnsZoneId: network!.outputs.dnsZoneIds.agentService
+    blobDnsZoneId: network!.outputs.dnsZoneIds.blob
+  }
 }
 
 module storage 'app/storage.bicep' = {
@@ -105,9 +127,11 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
-    enableVnet: enableVnet
-    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
-    privateDnsZoneId: enableVnet ? network!.outputs.blobDnsZoneId : ''
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateNetworking ? network!.outputs.privateEndpointSubnetId : ''
+    blobDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.blob : ''
+    queueDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.queue : ''
+    tableDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.table : ''
   }
 }
 
@@ -122,9 +146,9 @@ module cosmos 'app/cosmos.bicep' = {
     backstagePrincipalId: backstagePrincipalId
     readerPrincipalIds: mirrorReaderPrincipalIds
     authorPrincipalIds: authoredWriterPrincipalIds
-    enableVnet: enableVnet
-    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
-    privateDnsZoneId: enableVnet ? network!.outputs.cosmosDnsZoneId : ''
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateNetworking ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.cosmos : ''
   }
 }
 
@@ -140,9 +164,9 @@ module keyVault 'app/keyvault.bicep' = {
     principalId: identity.outputs.principalId
     webhooksEnabled: webhooksEnabled
     webhookSecrets: webhookSecrets
-    enableVnet: enableVnet
-    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
-    privateDnsZoneId: enableVnet ? network!.outputs.keyVaultDnsZoneId : ''
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateNetworking ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.keyVault : ''
   }
 }
 
@@ -154,9 +178,9 @@ module serviceBus 'app/servicebus.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
-    enableVnet: enableVnet
-    privateEndpointSubnetId: enableVnet ? network!.outputs.privateEndpointSubnetId : ''
-    privateDnsZoneId: enableVnet ? network!.outputs.serviceBusDnsZoneId : ''
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateNetworking ? network!.outputs.privateEndpointSubnetId : ''
+    privateDnsZoneId: privateNetworking ? network!.outputs.dnsZoneIds.serviceBus : ''
   }
 }
 
@@ -193,8 +217,10 @@ module function 'app/function.bicep' = {
       catalogFilter: syncCatalogFilter
     }
     maximumInstanceCount: maximumInstanceCount
-    integrationSubnetId: enableVnet ? network!.outputs.integrationSubnetId : ''
+    integrationSubnetId: privateNetworking ? network!.outputs.integrationSubnetId : ''
   }
+  // Telemetry from the first start goes through the private link scope's endpoint.
+  dependsOn: [privateLinkScope]
 }
 
 module alerts 'app/alerts.bicep' = {
@@ -234,6 +260,9 @@ output COSMOS_ACCOUNT_ID string = cosmos.outputs.id
 output COSMOS_DATABASE_NAME string = cosmos.outputs.databaseName
 output SERVICEBUS_NAMESPACE_ID string = serviceBus.outputs.id
 output SERVICEBUS_QUEUE_NAME string = serviceBus.outputs.queueName
-output PUBLIC_NETWORK_ACCESS string = enableVnet ? 'Disabled' : 'Enabled'
+output PUBLIC_NETWORK_ACCESS string = privateNetworking ? 'Disabled' : 'Enabled'
+// The one address the Function App's internet traffic (Backstage's catalog API, Entra) leaves from, for Backstage's
+// ingress allow-list; empty when private networking is off (the platform's shared outbound addresses are used then).
+output OUTBOUND_IP_ADDRESS string = privateNetworking ? network!.outputs.outboundIpAddress : ''
 output MIRROR_READER_PRINCIPAL_IDS array = mirrorReaderPrincipalIds
 output AUTHORED_WRITER_PRINCIPAL_IDS array = authoredWriterPrincipalIds

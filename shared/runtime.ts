@@ -37,6 +37,9 @@ import { SyncMessageProcessor } from './queue/processor';
 import { createServiceBusClient, EventQueue } from './queue/queue';
 import { CatalogReader } from './sync/catalog-reader';
 import { SyncEngine } from './sync/engine';
+import { BacklogMonitor } from './monitoring/backlogs';
+import { LeaseStore } from './monitoring/lease-store';
+import { QueueMonitor } from './queue/monitor';
 import { EntityStore } from './sync/entity-store';
 import { Reconciler } from './sync/reconcile';
 import { SyncScope } from './sync/scope';
@@ -67,6 +70,7 @@ export interface Runtime {
   graph: GraphService;
   maintenance: Maintenance;
   selfCheck: SelfCheck;
+  backlogs: BacklogMonitor;
   api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi; history: HistoryApi };
   authoredStore: AuthoredStore;
   historyStore: HistoryStore;
@@ -88,7 +92,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const exporting = startTelemetry(config.telemetry, processCredential);
   const inMemory = overrides.metrics ?? new InMemoryMetrics();
   const metrics = exporting ? fanOutMetrics(inMemory, new OpenTelemetryMetrics()) : inMemory;
-  // The one credential every client gets, with token telemetry (acquisitions, refreshes, failures, time left).
+  // The one credential every client gets, with token telemetry (acquisitions, refreshes, failures, time left, and
+  // each call that went to the token endpoint as a dependency).
   const credential = new InstrumentedCredential(processCredential, { metrics, logger: component('identity') });
   const roles = { read: config.auth.readRole, admin: config.auth.adminRole };
 
@@ -102,7 +107,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
 
   // The stores: one per container (projection failures own a reserved partition of `edges`).
   const database = cosmosClient.database(config.cosmos.databaseName);
-  const storeOptions: CosmosStoreOptions = { metrics, throttleRetry: config.cosmos.throttleRetry };
+  const storeOptions: CosmosStoreOptions = { metrics, throttleRetry: config.cosmos.throttleRetry, logger: component('cosmos'), slowCallThresholds: config.cosmos.slowCallThresholds };
   const entityStore = new EntityStore(database.container(config.cosmos.entitiesContainer), storeOptions);
   const edgeStore = new EdgeStore(database.container(config.cosmos.edgesContainer), storeOptions);
   const projectionFailures = new ProjectionFailureStore(database.container(config.cosmos.edgesContainer), storeOptions);
@@ -112,7 +117,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
 
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
-  const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), { sendTimeoutInMs: config.serviceBus.sendTimeoutInMs });
+  const queue = new EventQueue(serviceBusClient.createSender(config.serviceBus.queueName), { sendTimeoutInMs: config.serviceBus.sendTimeoutInMs, metrics });
   const scope = new SyncScope(config.sync.scope);
   const intake = new EventIntake({ config: config.intake, scope, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
   const history = new HistoryRecorder({ store: historyStore, logger: component('history'), metrics, retentionInSeconds: config.history.retentionInSeconds });
@@ -120,7 +125,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });
   const processor = new SyncMessageProcessor({ engine, queue, logger: component('queue'), metrics, retry: config.queueRetry });
-  const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, component('deadletters'));
+  const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, component('deadletters'), metrics);
   const projector = new EdgeProjector({
     edges: edgeStore,
     failures: projectionFailures,
@@ -132,6 +137,13 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const graph = new GraphService(edgeStore, entityStore);
   const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
   const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
+  const backlogs = new BacklogMonitor({
+    leases: new LeaseStore(database.container(config.cosmos.leasesContainer), storeOptions),
+    entities: entityStore,
+    queue: new QueueMonitor(serviceBusClient, config.serviceBus.queueName, metrics),
+    metrics,
+    logger: component('backlogs'),
+  });
 
   // The HTTP API, by resource.
   const endpoints = new Endpoints({ validator, logger });
@@ -196,6 +208,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     reconciler,
     processor,
     deadLetters,
+    backlogs,
     projector,
     graph,
     maintenance,

@@ -1,4 +1,5 @@
-// Alerts for what needs a human: dead letters, sustained throttling, failing reconciles, slow syncs.
+// Alerts for what needs a human: dead letters, sustained throttling, failing reconciles, slow syncs, a dependency out of
+// its normal band, a stalled change-feed processor, a queue that is not drained (docs/operations.md#alerts).
 param location string
 param tags object
 param appInsightsId string
@@ -131,6 +132,126 @@ resource syncLatency 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview'
           operator: 'GreaterThan'
           threshold: 60000
           failingPeriods: { numberOfEvaluationPeriods: 3, minFailingPeriodsToAlert: 3 }
+        }
+      ]
+    }
+    actions: { actionGroups: empty(alertEmail) ? [] : [actionGroup.id] }
+  }
+}
+
+// A dependency's p95 or error rate over the last 15 minutes against its own last 2 days (the longest a log alert's
+// query may look back), from dependency.calls (every
+// call counted in its latency bucket; docs/operations.md#dependencies). Fires per dependency with at least 20 calls in
+// the window whose p95 is above twice its usual p95 (and 250 ms more), or whose error rate is above three times its
+// usual rate (and 5 %).
+resource dependencyBand 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-sync-dependency-band-${namePrefix}'
+  location: location
+  tags: tags
+  properties: {
+    description: 'A dependency (Cosmos DB, Service Bus, Backstage, the token endpoint) is slower or failing more than in its last 2 days: see the workbook\'s dependency tiles and docs/operations.md#dependencies.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+let buckets = customMetrics
+  | where timestamp > ago(2d) and name == "dependency.calls"
+  | extend dependency = tostring(customDimensions.dependency),
+           le = iff(tostring(customDimensions.le) == "+Inf", 1e9, todouble(customDimensions.le)),
+           failed = tostring(customDimensions.outcome) == "failure",
+           period = iff(timestamp > ago(15m), "current", "baseline")
+  | summarize calls = sum(valueSum), failures = sumif(valueSum, failed) by period, dependency, le;
+let totals = buckets | summarize total = sum(calls), totalFailures = sum(failures) by period, dependency;
+let stats = buckets
+  | join kind=inner totals on period, dependency
+  | order by period asc, dependency asc, le asc
+  | extend cumulative = row_cumsum(calls, period != prev(period) or dependency != prev(dependency))
+  | where cumulative >= 0.95 * total
+  | summarize p95 = min(le), total = take_any(total), errorRate = todouble(take_any(totalFailures)) / take_any(total) by period, dependency;
+stats
+| where period == "current" and total >= 20
+| join kind=inner (stats | where period == "baseline" | project dependency, baselineP95 = p95, baselineErrorRate = errorRate) on dependency
+| where p95 > max_of(2 * baselineP95, baselineP95 + 250) or errorRate > max_of(3 * baselineErrorRate, 0.05)
+| project dependency, p95, baselineP95, errorRate, baselineErrorRate, calls = total
+'''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: { actionGroups: empty(alertEmail) ? [] : [actionGroup.id] }
+  }
+}
+
+// A change-feed processor (the edge projection, the history backstop) behind for 15 minutes without catching up: its
+// estimated backlog (the monitorBacklogs timer, once a minute) never 0 and not lower at the end than at the start.
+resource changeFeedStalled 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-sync-changefeed-stalled-${namePrefix}'
+  location: location
+  tags: tags
+  properties: {
+    description: 'A change-feed processor of the entities feed has been behind for 15 minutes without catching up: see docs/operations.md#backlogs.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+customMetrics
+| where timestamp > ago(15m) and name == "changefeed.estimated_backlog"
+| extend processor = tostring(customDimensions.processor), lease = tostring(customDimensions.lease)
+| summarize leaseBacklog = max(valueMax) by processor, lease, minute = bin(timestamp, 1m)
+| summarize backlog = sum(leaseBacklog) by processor, minute
+| summarize minutes = count(), lowest = min(backlog), (firstMinute, firstBacklog) = arg_min(minute, backlog), (lastMinute, lastBacklog) = arg_max(minute, backlog) by processor
+| where minutes >= 10 and lowest > 0 and lastBacklog >= firstBacklog
+'''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: { actionGroups: empty(alertEmail) ? [] : [actionGroup.id] }
+  }
+}
+
+// The sync queue not drained: its oldest due message older than 5 minutes at every measurement for 15 minutes.
+resource queueAge 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-sync-queue-age-${namePrefix}'
+  location: location
+  tags: tags
+  properties: {
+    description: 'The entity-sync queue has held a message for more than 5 minutes for 15 minutes: the sync is not consuming. See docs/operations.md#backlogs.'
+    severity: 2
+    enabled: true
+    scopes: [appInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+customMetrics
+| where timestamp > ago(15m) and name == "queue.oldest_message_age_ms"
+| summarize samples = sum(valueCount), youngest = min(valueMin)
+| where samples >= 10 and youngest > 300000
+'''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
         }
       ]
     }

@@ -12,7 +12,8 @@ param backstagePrincipalId string = ''
 param readerPrincipalIds array = []
 @description('Object ids of producers that write authored entities with the Cosmos DB SDK (the authored container only).')
 param authorPrincipalIds array = []
-param enableVnet bool
+@description('True: public network access off, reachable through its private endpoint only.')
+param privateNetworking bool
 param privateEndpointSubnetId string
 param privateDnsZoneId string
 param databaseName string = 'catalog'
@@ -33,7 +34,10 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
-    publicNetworkAccess: enableVnet ? 'Disabled' : 'Enabled'
+    // Private networking (the default): reachable through the private endpoint below only; no service bypasses the
+    // network rules (Azure Monitor's platform metrics, which the alerts read, do not go through them).
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    networkAclBypass: 'None'
   }
 }
 
@@ -153,7 +157,7 @@ resource roleAssignments 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignmen
   }
 ]
 
-resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVnet) {
+resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
   name: 'pe-${name}'
   location: location
   tags: tags
@@ -163,7 +167,7 @@ resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVn
   }
 }
 
-resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (enableVnet) {
+resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
   parent: endpoint
   name: 'default'
   properties: { privateDnsZoneConfigs: [{ name: 'sql', properties: { privateDnsZoneId: privateDnsZoneId } }] }

@@ -26,7 +26,7 @@ param reconcileSchedule string
 @description('The sync scope settings: includeKinds, excludeKinds, includeNamespaces, excludeNamespaces (comma-separated) and catalogFilter (JSON); empty strings = unset.')
 param syncScope object
 param maximumInstanceCount int
-@description('Subnet for VNet integration; empty = none.')
+@description('Subnet for VNet integration (its NAT gateway gives the app one outbound IP); empty = none.')
 param integrationSubnetId string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -49,6 +49,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Key Vault references in app settings resolve with the user-assigned identity (not a system-assigned one).
     keyVaultReferenceIdentity: identityId
+    // VNet integration (private networking, the default). On Flex Consumption the app's outbound traffic and the
+    // platform's resolution of Key Vault references are routed into the VNet without vnetRouteAllEnabled or
+    // outboundVnetRouting, so neither is set (docs/operations.md, "Networking").
     virtualNetworkSubnetId: empty(integrationSubnetId) ? null : integrationSubnetId
     siteConfig: { minTlsVersion: '1.2', ftpsState: 'Disabled' }
     functionAppConfig: {

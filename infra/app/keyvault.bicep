@@ -10,7 +10,8 @@ param webhooksEnabled bool
 @secure()
 @description('A new value for the secret (whsec_…, comma-separated while rotating); empty = keep what the vault holds.')
 param webhookSecrets string
-param enableVnet bool
+@description('True: public network access off, reachable through its private endpoint only.')
+param privateNetworking bool
 param privateEndpointSubnetId string
 param privateDnsZoneId string
 
@@ -26,8 +27,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 7
-    publicNetworkAccess: enableVnet ? 'Disabled' : 'Enabled'
-    networkAcls: { defaultAction: enableVnet ? 'Deny' : 'Allow', bypass: 'AzureServices' }
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    // Private: the platform resolves the app's Key Vault reference through the app's VNet integration and this
+    // vault's private endpoint, so no trusted-service bypass is needed. A provision writes the secret through Azure
+    // Resource Manager, which the network rules do not apply to.
+    networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: privateNetworking ? 'None' : 'AzureServices' }
   }
 }
 
@@ -56,7 +60,7 @@ resource secretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
   dependsOn: [secret]
 }
 
-resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVnet) {
+resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
   name: 'pe-${name}'
   location: location
   tags: tags
@@ -66,7 +70,7 @@ resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVn
   }
 }
 
-resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (enableVnet) {
+resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
   parent: endpoint
   name: 'default'
   properties: { privateDnsZoneConfigs: [{ name: 'vault', properties: { privateDnsZoneId: privateDnsZoneId } }] }

@@ -1,10 +1,14 @@
 // Log Analytics + workspace-based Application Insights with local (instrumentation-key) auth disabled: the app
-// ingests with its managed identity (Monitoring Metrics Publisher).
+// ingests with its managed identity (Monitoring Metrics Publisher). With private networking (the default), ingestion is
+// accepted only through the Azure Monitor Private Link Scope (private-link-scope.bicep); queries stay open, so the
+// portal, the workbook and the log alerts keep working from anywhere (still behind Entra and RBAC).
 param logAnalyticsName string
 param appInsightsName string
 param location string
 param tags object
 param principalId string
+@description('True: public ingestion off (private link only); public query on.')
+param privateNetworking bool
 
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: logAnalyticsName
@@ -14,6 +18,8 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
     sku: { name: 'PerGB2018' }
     retentionInDays: 30
     features: { disableLocalAuth: true }
+    publicNetworkAccessForIngestion: privateNetworking ? 'Disabled' : 'Enabled'
+    publicNetworkAccessForQuery: 'Enabled'
   }
 }
 
@@ -26,6 +32,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: logAnalytics.id
     DisableLocalAuth: true
+    publicNetworkAccessForIngestion: privateNetworking ? 'Disabled' : 'Enabled'
+    publicNetworkAccessForQuery: 'Enabled'
   }
 }
 

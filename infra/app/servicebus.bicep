@@ -4,7 +4,8 @@ param name string
 param location string
 param tags object
 param principalId string
-param enableVnet bool
+@description('True: public network access off, reachable through its private endpoint only.')
+param privateNetworking bool
 param privateEndpointSubnetId string
 param privateDnsZoneId string
 param queueName string = 'entity-sync'
@@ -13,12 +14,12 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   name: name
   location: location
   tags: tags
-  // Private endpoints need Premium.
-  sku: enableVnet ? { name: 'Premium', tier: 'Premium', capacity: 1 } : { name: 'Standard', tier: 'Standard' }
+  // Private endpoints need Premium (1 messaging unit); Standard when private networking is off.
+  sku: privateNetworking ? { name: 'Premium', tier: 'Premium', capacity: 1 } : { name: 'Standard', tier: 'Standard' }
   properties: {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
-    publicNetworkAccess: enableVnet ? 'Disabled' : 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -60,7 +61,7 @@ resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVnet) {
+resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
   name: 'pe-${name}'
   location: location
   tags: tags
@@ -70,7 +71,7 @@ resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVn
   }
 }
 
-resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (enableVnet) {
+resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
   parent: endpoint
   name: 'default'
   properties: { privateDnsZoneConfigs: [{ name: 'servicebus', properties: { privateDnsZoneId: privateDnsZoneId } }] }

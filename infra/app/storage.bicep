@@ -1,11 +1,16 @@
-// The Function App's storage (AzureWebJobsStorage and the deployment package), shared-key access disabled.
+// The Function App's storage (AzureWebJobsStorage and the deployment package), shared-key access disabled. With
+// private networking (the default), reachable only through private endpoints for the three services the Functions
+// host is configured with (AzureWebJobsStorage__blobServiceUri, __queueServiceUri, __tableServiceUri in function.bicep).
 param name string
 param location string
 param tags object
 param principalId string
-param enableVnet bool
+@description('True: public network access off, a private endpoint per storage service the host uses.')
+param privateNetworking bool
 param privateEndpointSubnetId string
-param privateDnsZoneId string
+param blobDnsZoneId string
+param queueDnsZoneId string
+param tableDnsZoneId string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -19,8 +24,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: enableVnet ? 'Disabled' : 'Enabled'
-    networkAcls: { defaultAction: enableVnet ? 'Deny' : 'Allow', bypass: 'AzureServices' }
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    // No trusted-service bypass when private: the app reaches its storage through the private endpoints below
+    // (docs/deploy.md, "Private networking", on `azd deploy` into the closed account).
+    networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: privateNetworking ? 'None' : 'AzureServices' }
   }
 }
 
@@ -47,7 +54,7 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVnet) {
+resource blobEndpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
   name: 'pe-${name}-blob'
   location: location
   tags: tags
@@ -57,10 +64,42 @@ resource endpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (enableVn
   }
 }
 
-resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (enableVnet) {
-  parent: endpoint
+resource blobEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
+  parent: blobEndpoint
   name: 'default'
-  properties: { privateDnsZoneConfigs: [{ name: 'blob', properties: { privateDnsZoneId: privateDnsZoneId } }] }
+  properties: { privateDnsZoneConfigs: [{ name: 'blob', properties: { privateDnsZoneId: blobDnsZoneId } }] }
+}
+
+resource queueEndpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
+  name: 'pe-${name}-queue'
+  location: location
+  tags: tags
+  properties: {
+    subnet: { id: privateEndpointSubnetId }
+    privateLinkServiceConnections: [{ name: 'queue', properties: { privateLinkServiceId: storage.id, groupIds: ['queue'] } }]
+  }
+}
+
+resource queueEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
+  parent: queueEndpoint
+  name: 'default'
+  properties: { privateDnsZoneConfigs: [{ name: 'queue', properties: { privateDnsZoneId: queueDnsZoneId } }] }
+}
+
+resource tableEndpoint 'Microsoft.Network/privateEndpoints@2024-01-01' = if (privateNetworking) {
+  name: 'pe-${name}-table'
+  location: location
+  tags: tags
+  properties: {
+    subnet: { id: privateEndpointSubnetId }
+    privateLinkServiceConnections: [{ name: 'table', properties: { privateLinkServiceId: storage.id, groupIds: ['table'] } }]
+  }
+}
+
+resource tableEndpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-01-01' = if (privateNetworking) {
+  parent: tableEndpoint
+  name: 'default'
+  properties: { privateDnsZoneConfigs: [{ name: 'table', properties: { privateDnsZoneId: tableDnsZoneId } }] }
 }
 
 output name string = storage.name

@@ -5,8 +5,9 @@
  * exponential-backoff retry policy; when the retries are spent the batch is skipped and the checkpoint moves on, as
  * the host does — which is why the projection records its own failures.
  *
- * A development tool with one lease for the whole container (the emulator has one partition-key range); the real
- * host balances leases per range across instances.
+ * Leases are documents in the format of the host's change-feed processor (one per feed range, the range's ETag as
+ * continuation), so the app's lag estimator reads the same thing here as in Azure. A development tool: one instance
+ * owns every lease; the real host balances them across instances.
  */
 import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
@@ -38,34 +39,85 @@ export interface ChangeFeedTrigger {
   stop(options?: { drainTimeoutInMs?: number }): Promise<void>;
 }
 
+/**
+ * A lease document as the Functions host's change-feed processor writes it (EPK-range leases of the Cosmos DB .NET
+ * SDK): one per feed range, its continuation the range's ETag (`"<lsn>"`). The app's lag estimator reads these.
+ */
 interface Lease {
   id: string;
-  continuationToken?: string;
-  owner: string;
+  version: 1;
+  LeaseToken: string;
+  FeedRange: { Range: { min: string; max: string } };
+  ContinuationToken: string | null;
+  Owner: string;
   timestamp: string;
+  properties: Record<string, string>;
+}
+
+/** The SDK's composite continuation of a change-feed iterator: its container's rid and one ETag per feed range. */
+interface CompositeContinuation {
+  rid: string;
+  Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string }>;
 }
 
 export function startChangeFeedTrigger(options: ChangeFeedTriggerOptions): ChangeFeedTrigger {
   const controller = new AbortController();
   const state = { batches: 0, documents: 0, idle: false };
-  const leaseId = `${options.leaseContainerPrefix ?? ''}${options.monitored.database.id}.${options.monitored.id}`;
+  const leasePrefix = `${options.leaseContainerPrefix ?? ''}${options.monitored.database.id}.${options.monitored.id}..`;
   const owner = randomUUID();
   const pollDelay = options.feedPollDelayInMs ?? 5_000;
   const retry = options.retry ?? { maxRetryCount: 0, minimumIntervalInMs: 0, maximumIntervalInMs: 0 };
 
-  const loop = (async () => {
-    let lease: Lease | undefined;
-    try {
-      lease = (await options.leases.item(leaseId, leaseId).read<Lease>()).resource;
-    } catch {
-      lease = undefined;
+  /** Resumes from the leases (one per range), like the host. */
+  async function startFrom() {
+    const { resources: leases } = await options.leases.items
+      .query<Lease>({ query: 'SELECT * FROM c WHERE STARTSWITH(c.id, @prefix)', parameters: [{ name: '@prefix', value: leasePrefix }] })
+      .fetchAll()
+      .catch(() => ({ resources: [] as Lease[] }));
+    const started = leases.filter((lease) => lease.ContinuationToken);
+    if (started.length > 0) {
+      const rid = (await options.monitored.read()).resource!._rid;
+      const continuation: CompositeContinuation = {
+        rid,
+        Continuation: leases.map((lease) => ({
+          minInclusive: lease.FeedRange.Range.min,
+          maxExclusive: lease.FeedRange.Range.max,
+          ...(lease.ContinuationToken && { continuationToken: lease.ContinuationToken }),
+        })),
+      };
+      return ChangeFeedStartFrom.Continuation(JSON.stringify(continuation));
     }
-    const startFrom = lease?.continuationToken
-      ? ChangeFeedStartFrom.Continuation(lease.continuationToken)
-      : options.startFromBeginning
-        ? ChangeFeedStartFrom.Beginning()
-        : ChangeFeedStartFrom.Now();
-    const iterator = options.monitored.items.getChangeFeedIterator({ changeFeedStartFrom: startFrom, maxItemCount: options.maxItemsPerInvocation ?? 100 });
+    // A processor that starts claims one lease per range at once (no continuation yet), as the host's does.
+    if (leases.length === 0) {
+      const ranges = await options.monitored.getFeedRanges();
+      await Promise.all(ranges.map((range) => writeLease({ minInclusive: range.minInclusive, maxExclusive: range.maxExclusive })));
+    }
+    return options.startFromBeginning ? ChangeFeedStartFrom.Beginning() : ChangeFeedStartFrom.Now();
+  }
+
+  /** One lease per feed range of the iterator's continuation. */
+  async function checkpoint(continuationToken: string): Promise<void> {
+    const composite = JSON.parse(continuationToken) as CompositeContinuation;
+    for (const range of composite.Continuation) await writeLease(range);
+  }
+
+  async function writeLease(range: CompositeContinuation['Continuation'][number]): Promise<void> {
+    const token = `${range.minInclusive}-${range.maxExclusive}`;
+    const lease: Lease = {
+      id: `${leasePrefix}${token}`,
+      version: 1,
+      LeaseToken: token,
+      FeedRange: { Range: { min: range.minInclusive, max: range.maxExclusive } },
+      ContinuationToken: range.continuationToken ?? null,
+      Owner: owner,
+      timestamp: new Date().toISOString(),
+      properties: {},
+    };
+    await options.leases.items.upsert(lease).catch((error: unknown) => options.onError?.(error));
+  }
+
+  const loop = (async () => {
+    const iterator = options.monitored.items.getChangeFeedIterator({ changeFeedStartFrom: await startFrom(), maxItemCount: options.maxItemsPerInvocation ?? 100 });
     while (!controller.signal.aborted) {
       let response;
       try {
@@ -84,8 +136,7 @@ export function startChangeFeedTrigger(options: ChangeFeedTriggerOptions): Chang
       await invoke(response.result);
       state.batches += 1;
       state.documents += response.result.length;
-      const checkpoint: Lease = { id: leaseId, continuationToken: response.continuationToken, owner, timestamp: new Date().toISOString() };
-      await options.leases.items.upsert(checkpoint).catch((error: unknown) => options.onError?.(error));
+      await checkpoint(response.continuationToken);
     }
   })();
 

@@ -42,6 +42,13 @@ export interface CosmosConfig {
   requestTimeoutInMs: number;
   /** Rounds of retrying the writes the SDK's own 429 retries gave up on (only those), with backoff. */
   throttleRetry: { maxRetries: number; baseDelayInMs: number; maxDelayInMs: number };
+  /** A call that takes longer is logged with its diagnostics (point operations, and queries or feed reads). */
+  slowCallThresholds: SlowCallThresholds;
+}
+
+export interface SlowCallThresholds {
+  pointOperationInMs: number;
+  queryInMs: number;
 }
 
 export interface BackstageConfig {
@@ -174,6 +181,7 @@ function toAppConfig(s: Settings): AppConfig {
         baseDelayInMs: s.COSMOS_THROTTLE_RETRY_BASE_DELAY_MS,
         maxDelayInMs: s.COSMOS_THROTTLE_RETRY_MAX_DELAY_MS,
       },
+      slowCallThresholds: { pointOperationInMs: s.COSMOS_SLOW_POINT_OPERATION_MS, queryInMs: s.COSMOS_SLOW_QUERY_MS },
     },
     backstage: {
       baseUrl: s.BACKSTAGE_BASE_URL.replace(/\/+$/, ''),
@@ -275,6 +283,8 @@ export function loadConfig(env: Environment = process.env): AppConfig {
 /** What function registrations read at module load: trigger targets and the timer schedule. */
 export interface RegistrationSettings {
   reconcileSchedule: string;
+  /** When the backlog monitor measures (NCRONTAB). */
+  monitorSchedule: string;
   databaseName: string;
   entitiesContainer: string;
   leasesContainer: string;
@@ -282,9 +292,10 @@ export interface RegistrationSettings {
 }
 
 export function registrationSettings(env: Environment = process.env): RegistrationSettings {
-  const s = pick(env, ['RECONCILE_SCHEDULE', 'COSMOS_DATABASE_NAME', 'COSMOS_ENTITIES_CONTAINER', 'COSMOS_LEASES_CONTAINER', 'SERVICEBUS_QUEUE_NAME']);
+  const s = pick(env, ['RECONCILE_SCHEDULE', 'MONITOR_SCHEDULE', 'COSMOS_DATABASE_NAME', 'COSMOS_ENTITIES_CONTAINER', 'COSMOS_LEASES_CONTAINER', 'SERVICEBUS_QUEUE_NAME']);
   return {
     reconcileSchedule: s.RECONCILE_SCHEDULE,
+    monitorSchedule: s.MONITOR_SCHEDULE,
     databaseName: s.COSMOS_DATABASE_NAME,
     entitiesContainer: s.COSMOS_ENTITIES_CONTAINER,
     leasesContainer: s.COSMOS_LEASES_CONTAINER,

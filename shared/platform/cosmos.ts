@@ -5,6 +5,11 @@
  *
  * - every request's request charge (RU) goes into the caller's {@link RequestChargeTracker} (so a reconcile or a sync
  *   can report its own cost) and into the process metrics, per container and operation — failures included;
+ * - every call is a `dependency.duration` measurement (status, the SDK's retries), every 429 Cosmos answered — also
+ *   the ones the SDK retried — counts in `cosmos.throttled`, and the time spent waiting out their `retry-after` in
+ *   `cosmos.throttle_wait_ms`, per container and operation;
+ * - a failed or slow call is logged with the SDK's diagnostics, trimmed to what a support case needs (activity ids,
+ *   status, sub-status, request charge, retries);
  * - every SDK failure becomes a {@link CosmosOperationError} (status, `retryAfterInMs`, the SDK error as `cause`), or an
  *   {@link OperationAbortedError} when the caller's signal fired;
  * - point writes in bulk run concurrently, and the ones the SDK's own throttling retries gave up on (429) are retried in
@@ -14,12 +19,14 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TokenCredential } from '@azure/core-auth';
-import { CosmosClient, type Container, type ErrorResponse, type JSONObject, type SqlQuerySpec } from '@azure/cosmos';
+import { ChangeFeedStartFrom, CosmosClient, type Container, type CosmosDiagnostics, type ErrorResponse, type JSONObject, type SqlQuerySpec } from '@azure/cosmos';
 import pLimit from 'p-limit';
 import type { SystemProperties } from '../model/documents';
 import { withRetries } from './backoff';
-import type { AppMode, CosmosConfig } from './config';
+import type { AppMode, CosmosConfig, SlowCallThresholds } from './config';
+import { noAnswerStatus, recordDependencyCall } from './dependencies';
 import { CosmosOperationError, OperationAbortedError } from './errors';
+import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import { abortOnly, type OperationOptions } from './options';
 
@@ -89,6 +96,10 @@ export interface ThrottleRetryOptions {
 export interface CosmosStoreOptions {
   metrics?: Metrics;
   throttleRetry: ThrottleRetryOptions;
+  /** Where failed and slow calls are logged when the call's options carry no logger. */
+  logger?: Logger;
+  /** Calls slower than these are logged with their diagnostics; absent = only failures are. */
+  slowCallThresholds?: SlowCallThresholds;
 }
 
 /** What one write of a bulk write came to. */
@@ -103,6 +114,9 @@ type RequestOptions = { abortSignal?: AbortSignal };
 
 /** The base of every store: see the file comment. Subclasses add only their own reads and writes. */
 export abstract class CosmosStore {
+  /** Diagnostics log lines: at most 10 a minute per operation and status (slow calls count as one status). */
+  private readonly logAllowance = new LogAllowance(10, 60_000);
+
   protected constructor(
     protected readonly container: Container,
     protected readonly storeOptions: CosmosStoreOptions,
@@ -128,20 +142,71 @@ export abstract class CosmosStore {
    * One SDK call with the store's accounting: its request charge recorded as `operation`, its failure mapped to a
    * {@link CosmosOperationError} described as `what`.
    */
-  protected async request<R extends { requestCharge?: number }>(
+  protected async request<R extends { requestCharge?: number; diagnostics?: CosmosDiagnostics; statusCode?: number; substatus?: number }>(
     operation: string,
     what: string,
     options: StoreCallOptions,
     call: (requestOptions: RequestOptions) => Promise<R>,
   ): Promise<R> {
+    const started = performance.now();
     try {
       const response = await call(abortOnly(options));
       this.charge(operation, response.requestCharge, options);
+      this.observe(operation, what, options, performance.now() - started, { statusCode: response.statusCode ?? 200, subStatusCode: response.substatus, requestCharge: response.requestCharge, diagnostics: response.diagnostics });
       return response;
     } catch (error) {
+      const failure = toCosmosError(what, error, options);
       this.charge(operation, chargeOf(error), options);
-      throw toCosmosError(what, error, options);
+      const response = error as Partial<ErrorResponse> | undefined;
+      this.observe(operation, what, options, performance.now() - started, {
+        statusCode: statusOf(error) ?? noAnswerStatus(error, failure instanceof OperationAbortedError),
+        subStatusCode: response?.substatus ?? numberHeader(response?.headers?.['x-ms-substatus']),
+        requestCharge: chargeOf(error),
+        diagnostics: response?.diagnostics,
+        error: failure,
+      });
+      throw failure;
     }
+  }
+
+  /**
+   * The call's telemetry: its `dependency.duration`, the 429s among its attempts and the time spent waiting them out,
+   * and — when it failed (other than with an answer the code expects) or was slow — one log line with its diagnostics.
+   */
+  private observe(operation: string, what: string, options: StoreCallOptions, durationInMs: number, outcome: CallOutcome): void {
+    const container = this.container.id;
+    const diagnostics = summarizeDiagnostics(outcome.diagnostics);
+    const metrics = this.storeOptions.metrics;
+    const status = outcome.statusCode;
+    const success = typeof status === 'number' && (status < 400 || EXPECTED_STATUS.has(status));
+    recordDependencyCall(metrics, { dependency: 'cosmos', operation: `${container}.${operation}`, status, retries: diagnostics.retries, durationInMs, success });
+    const throttled = diagnostics.throttled + (status === 429 ? 1 : 0);
+    if (throttled > 0) metrics?.increment('cosmos.throttled', throttled, { container, operation });
+    if (diagnostics.throttleWaitInMs > 0) metrics?.record('cosmos.throttle_wait_ms', diagnostics.throttleWaitInMs, { container, operation });
+    const thresholds = this.storeOptions.slowCallThresholds;
+    const slowAfter = thresholds && (POINT_OPERATIONS.has(operation) ? thresholds.pointOperationInMs : thresholds.queryInMs);
+    const slow = slowAfter !== undefined && durationInMs >= slowAfter;
+    if (success && !slow) return;
+    const logger = options.logger ?? this.storeOptions.logger;
+    if (!logger || (!slow && outcome.error instanceof OperationAbortedError)) return;
+    // A throttled reconcile fails thousands of writes alike: a few lines a minute per kind say as much.
+    const allowance = this.logAllowance.take(`${operation}|${success ? 'slow' : String(status)}`);
+    if (!allowance.allowed) return;
+    const fields = {
+      dependency: 'cosmos',
+      container,
+      operation,
+      statusCode: status,
+      ...(outcome.subStatusCode !== undefined && { subStatusCode: outcome.subStatusCode }),
+      ...(diagnostics.activityId && { activityId: diagnostics.activityId }),
+      requestCharge: outcome.requestCharge ?? 0,
+      retries: diagnostics.retries,
+      durationInMs: Math.round(durationInMs),
+      diagnostics: trimDiagnostics(outcome.diagnostics),
+      ...(allowance.suppressed > 0 && { alikeNotLogged: allowance.suppressed }),
+    };
+    if (success) logger.warn(`Slow Cosmos DB call: ${what}`, fields);
+    else logger.warn(`Cosmos DB call failed: ${what}`, { ...fields, error: outcome.error });
   }
 
   /** Creates `doc` in a container partitioned by `/id`; {@link CosmosOperationError} 409 when it exists. Returns the new `_etag`. */
@@ -230,8 +295,8 @@ export abstract class CosmosStore {
       await withRetries(round, {
         ...this.storeOptions.throttleRetry,
         ...abortOnly(options),
+        // Each 429 is already counted (cosmos.throttled) by the request that received it.
         shouldRetry: (error) => error instanceof ThrottledWrites && { retryAfterInMs: error.retryAfterInMs },
-        onRetry: (error) => this.storeOptions.metrics?.increment('cosmos.throttled', (error as ThrottledWrites).count, { container: this.container.id }),
       });
     } catch (error) {
       // Rounds spent: the throttled operations keep their 429 outcome.
@@ -240,10 +305,81 @@ export abstract class CosmosStore {
     return outcomes;
   }
 
+  /**
+   * The change-feed estimator's estimate, per lease: how many changes of this container's feed its processor has
+   * still to read — the range's current LSN minus the LSN of the first change after the lease's continuation, plus
+   * one (0 when there is none). An estimate, as the SDK's: the LSN also counts writes the latest-version feed
+   * coalesces. Costs one feed read per physical range and one per lease, each at most one document.
+   */
+  protected async changeFeedBacklog(leases: readonly FeedLease[], options: StoreCallOptions = {}): Promise<number[]> {
+    if (leases.length === 0) return [];
+    const container = await this.request('metadata', 'read the container', options, (o) => this.container.read(o));
+    const rid = container.resource!._rid;
+    const positions = await this.changeFeedPositions(options);
+    const byRangeId = leases.some((lease) => !lease.range && lease.partitionKeyRangeId !== undefined)
+      ? new Map((await this.container.readPartitionKeyRanges().fetchAll()).resources.map((r) => [r.id, { min: r.minInclusive, max: r.maxExclusive }]))
+      : new Map<string, { min: string; max: string }>();
+    return Promise.all(
+      leases.map(async (lease) => {
+        const range = lease.range ?? (lease.partitionKeyRangeId !== undefined ? byRangeId.get(lease.partitionKeyRangeId) : undefined) ?? WHOLE_RANGE;
+        const continuation: CompositeContinuation = {
+          rid,
+          Continuation: [{ minInclusive: range.min, maxExclusive: range.max, ...(lease.continuationToken && { continuationToken: lease.continuationToken }) }],
+        };
+        const iterator = this.container.items.getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Continuation(JSON.stringify(continuation)), maxItemCount: 1 });
+        const page = await this.request('changefeed', `read the change feed after lease ${lease.id}`, options, () => iterator.readNext());
+        const first = (page.result[0] as { _lsn?: unknown } | undefined)?._lsn;
+        if (typeof first !== 'number') return 0;
+        const overlapping = positions.filter((p) => p.min < range.max && p.max > range.min);
+        const current = Math.max(first, ...overlapping.map((p) => p.lsn));
+        return current - first + 1;
+      }),
+    );
+  }
+
+  /** The change feed's current LSN per physical range (a read from "now" of every range). */
+  private async changeFeedPositions(options: StoreCallOptions): Promise<Array<{ min: string; max: string; lsn: number }>> {
+    const ranges = await this.container.getFeedRanges();
+    const iterator = this.container.items.getChangeFeedIterator({ changeFeedStartFrom: ChangeFeedStartFrom.Now(), maxItemCount: 1 });
+    let continuation: string | undefined;
+    for (let i = 0; i < Math.max(1, ranges.length); i += 1) {
+      continuation = (await this.request('changefeed', 'read the change feed position', options, () => iterator.readNext())).continuationToken;
+    }
+    const composite = continuation ? (JSON.parse(continuation) as CompositeContinuation) : undefined;
+    return (composite?.Continuation ?? []).flatMap((entry) => {
+      const lsn = lsnOf(entry.continuationToken);
+      return lsn === undefined ? [] : [{ min: entry.minInclusive, max: entry.maxExclusive, lsn }];
+    });
+  }
+
   private charge(operation: string, requestCharge: number | undefined, options: StoreCallOptions): void {
     options.charge?.add(operation, requestCharge);
     this.storeOptions.metrics?.record('cosmos.request_charge', requestCharge ?? 0, { operation, container: this.container.id });
   }
+}
+
+/** A change-feed processor's lease (the Functions host's format): the feed range it covers and the ETag it has read up to. */
+export interface FeedLease {
+  id: string;
+  /** The feed range (effective partition keys) the lease covers. */
+  range?: { min: string; max: string };
+  /** A partition-key-range lease (no `range`): the id of its range. Neither = the whole container. */
+  partitionKeyRangeId?: string;
+  /** The range's ETag (`"<lsn>"`) after the last change handled; null before the first checkpoint. */
+  continuationToken: string | null;
+}
+
+/** The SDK's composite continuation of a change-feed iterator: its container's rid and one ETag per feed range. */
+interface CompositeContinuation {
+  rid: string;
+  Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string }>;
+}
+
+const WHOLE_RANGE = { min: '', max: 'FF' };
+
+function lsnOf(etag: string | null | undefined): number | undefined {
+  const n = etag ? Number(etag.replace(/"/g, '')) : NaN;
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /** Some operations of a round were throttled; carries what the next round needs. */
@@ -254,6 +390,109 @@ class ThrottledWrites extends Error {
   ) {
     super(`${count} writes throttled`);
   }
+}
+
+/** At most `perWindow` log lines per key and window; says how many alike were dropped since the last one logged. */
+export class LogAllowance {
+  private readonly windows = new Map<string, { startedAt: number; logged: number; suppressed: number }>();
+
+  constructor(
+    private readonly perWindow: number,
+    private readonly windowInMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  take(key: string): { allowed: boolean; suppressed: number } {
+    const now = this.now();
+    let window = this.windows.get(key);
+    if (!window || now - window.startedAt >= this.windowInMs) {
+      const carried = window?.suppressed ?? 0;
+      window = { startedAt: now, logged: 0, suppressed: carried };
+      this.windows.set(key, window);
+    }
+    if (window.logged >= this.perWindow) {
+      window.suppressed += 1;
+      return { allowed: false, suppressed: 0 };
+    }
+    window.logged += 1;
+    const suppressed = window.suppressed;
+    window.suppressed = 0;
+    return { allowed: true, suppressed };
+  }
+}
+
+/** Answers the code expects and handles (absent, exists already, changed meanwhile): not failures of the dependency. */
+const EXPECTED_STATUS = new Set([404, 409, 412]);
+/** Operations that are one point read or write; the rest are queries, feed reads and metadata reads. */
+const POINT_OPERATIONS = new Set(['read', 'create', 'replace', 'upsert', 'delete', 'patch']);
+
+interface CallOutcome {
+  statusCode: number | string;
+  subStatusCode?: number | undefined;
+  requestCharge?: number | undefined;
+  diagnostics?: CosmosDiagnostics | undefined;
+  error?: Error;
+}
+
+interface DiagnosticsSummary {
+  /** Attempts the SDK retried (throttling, timeouts, failovers). */
+  retries: number;
+  /** 429 answers among the retried attempts. */
+  throttled: number;
+  /** Time between a 429 and the next attempt, summed: the `retry-after` the SDK honoured. */
+  throttleWaitInMs: number;
+  /** The activity id of the last request the call made (the one a support case starts from). */
+  activityId?: string;
+}
+
+/** What a call's diagnostics say about it (every field optional in the SDK: an early failure has none). Runs on every call. */
+export function summarizeDiagnostics(diagnostics: CosmosDiagnostics | undefined): DiagnosticsSummary {
+  const stats = diagnostics?.clientSideRequestStatistics;
+  const failed = stats?.retryDiagnostics?.failedAttempts ?? [];
+  const requests = stats?.gatewayStatistics ?? [];
+  const activityId = requests[requests.length - 1]?.activityId ?? failed[failed.length - 1]?.activityId;
+  let throttleWaitInMs = 0;
+  if (failed.some((a) => a.statusCode === 429)) {
+    const attempts = [...failed, ...requests].map((a) => ({ start: a.startTimeUTCInMs, end: a.startTimeUTCInMs + a.durationInMs, status: a.statusCode })).sort((a, b) => a.start - b.start);
+    attempts.forEach((attempt, i) => {
+      const next = attempts[i + 1];
+      if (attempt.status === 429 && next) throttleWaitInMs += Math.max(0, next.start - attempt.end);
+    });
+  }
+  return {
+    retries: failed.length,
+    throttled: failed.filter((a) => a.statusCode === 429).length,
+    throttleWaitInMs: Math.round(throttleWaitInMs),
+    ...(activityId && { activityId }),
+  };
+}
+
+/** The diagnostics a log line carries: the last 5 requests and 5 failed attempts, the metadata lookups, the regions. */
+export function trimDiagnostics(diagnostics: CosmosDiagnostics | undefined): Record<string, unknown> {
+  const stats = diagnostics?.clientSideRequestStatistics;
+  const failed = stats?.retryDiagnostics?.failedAttempts ?? [];
+  const requests = stats?.gatewayStatistics ?? [];
+  return {
+    requests: requests.slice(-5).map((r) => ({
+      activityId: r.activityId,
+      operationType: r.operationType,
+      resourceType: r.resourceType,
+      statusCode: r.statusCode,
+      subStatusCode: r.subStatusCode,
+      requestCharge: r.requestCharge,
+      durationInMs: r.durationInMs,
+    })),
+    failedAttempts: failed.slice(-5).map((a) => ({ attempt: a.attemptNumber, activityId: a.activityId, statusCode: a.statusCode, subStatusCode: a.substatusCode, durationInMs: a.durationInMs })),
+    ...(requests.length > 5 && { requestsOmitted: requests.length - 5 }),
+    ...(failed.length > 5 && { failedAttemptsOmitted: failed.length - 5 }),
+    metadataLookups: stats?.metadataDiagnostics?.metadataLookups?.length ?? 0,
+    ...(stats?.locationEndpointsContacted && { endpointsContacted: stats.locationEndpointsContacted.length }),
+  };
+}
+
+function numberHeader(value: unknown): number | undefined {
+  const n = typeof value === 'string' || typeof value === 'number' ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /** The HTTP status of a Cosmos SDK error, if it has one. */

@@ -11,8 +11,11 @@
 import type { AccessToken, GetTokenOptions as GetTokenOptionsOfCore, TokenCredential } from '@azure/core-auth';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createDefaultHttpClient, type HttpClient } from '@azure/core-rest-pipeline';
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import type { AppMode } from './config';
+import { noAnswerStatus, recordDependencyCall } from './dependencies';
 import { OperationAbortedError, TokenAcquisitionError } from './errors';
 
 export interface CredentialOptions {
@@ -23,8 +26,39 @@ export interface CredentialOptions {
 
 export function createCredential(options: CredentialOptions): TokenCredential {
   const clientId = options.managedIdentityClientId;
-  if (options.mode === 'production') return new ManagedIdentityCredential(clientId ? { clientId } : {});
-  return new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {});
+  const httpClient = tokenEndpointClient();
+  if (options.mode === 'production') return new ManagedIdentityCredential({ ...(clientId && { clientId }), httpClient });
+  return new DefaultAzureCredential({ ...(clientId && { managedIdentityClientId: clientId }), httpClient });
+}
+
+/** The HTTP attempts one `getToken` call made to the token endpoint (tracked across its async work). */
+interface TokenEndpointAttempts {
+  count: number;
+  lastStatus?: number | string;
+}
+
+const tokenEndpointAttempts = new AsyncLocalStorage<TokenEndpointAttempts>();
+
+/**
+ * The credential's HTTP client: the SDK's default, counting each attempt (the credential's own retries included) and
+ * its status for the {@link InstrumentedCredential} call it belongs to.
+ */
+function tokenEndpointClient(): HttpClient {
+  const inner = createDefaultHttpClient();
+  return {
+    async sendRequest(request) {
+      const attempts = tokenEndpointAttempts.getStore();
+      if (attempts) attempts.count += 1;
+      try {
+        const response = await inner.sendRequest(request);
+        if (attempts) attempts.lastStatus = response.status;
+        return response;
+      } catch (error) {
+        if (attempts) attempts.lastStatus = noAnswerStatus(error, request.abortSignal?.aborted === true);
+        throw error;
+      }
+    },
+  };
 }
 
 export interface GetTokenOptions {
@@ -151,11 +185,27 @@ export class InstrumentedCredential implements TokenCredential {
     const scope = Array.isArray(scopes) ? scopes.join(' ') : scopes;
     const status = this.statusOf(scope);
     const started = this.now();
+    const attempts: TokenEndpointAttempts = { count: 0 };
+    const measured = performance.now();
+    const recordCall = (success: boolean) => {
+      // Only calls that went to the token endpoint (a token from the credential's cache makes no request).
+      if (attempts.count === 0) return;
+      recordDependencyCall(this.options.metrics, {
+        dependency: 'identity',
+        operation: 'token',
+        status: attempts.lastStatus ?? 'network',
+        retries: attempts.count - 1,
+        durationInMs: performance.now() - measured,
+        success,
+      });
+    };
     let token: AccessToken | null;
     try {
-      token = await this.inner.getToken(scopes, options);
+      token = await tokenEndpointAttempts.run(attempts, () => this.inner.getToken(scopes, options));
       if (!token) throw new Error('the credential returned no token');
+      recordCall(true);
     } catch (error) {
+      recordCall(false);
       status.failures += 1;
       this.options.metrics?.increment('identity.token.failures', 1, { scope });
       this.options.logger?.warn('Could not get a token', { operation: 'token', scope, error });

@@ -59,6 +59,18 @@ export class InMemoryMetrics implements Metrics {
     return out;
   }
 
+  /** Every series of the measurement `name`, with its dimensions (values as recorded, stringified). */
+  series(name: string): Array<{ dimensions: Record<string, string>; summary: MetricSummary }> {
+    const out = [];
+    for (const [key, summary] of this.measurements) {
+      if (key !== name && !key.startsWith(`${name}{`)) continue;
+      const inner = key.slice(name.length + 1, -1);
+      const dimensions = inner ? Object.fromEntries(inner.split(',').map((pair) => pair.split('=', 2) as [string, string])) : {};
+      out.push({ dimensions, summary: { ...summary } });
+    }
+    return out;
+  }
+
   snapshot(): { counters: Record<string, number>; measurements: Record<string, MetricSummary> } {
     return { counters: Object.fromEntries(this.counters), measurements: Object.fromEntries(this.measurements) };
   }

@@ -94,6 +94,8 @@ export const fields = {
   COSMOS_THROTTLE_RETRIES: int(0, 20).default(5),
   COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
   COSMOS_THROTTLE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
+  COSMOS_SLOW_POINT_OPERATION_MS: int(1, 600_000).default(1_000),
+  COSMOS_SLOW_QUERY_MS: int(1, 600_000).default(3_000),
 
   BACKSTAGE_BASE_URL: httpUrl,
   BACKSTAGE_TOKEN_SCOPE: optionalString,
@@ -120,6 +122,11 @@ export const fields = {
     .string()
     .trim()
     .default('0 */30 * * * *')
+    .refine(isNcrontab, 'must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})'),
+  MONITOR_SCHEDULE: z
+    .string()
+    .trim()
+    .default('0 * * * * *')
     .refine(isNcrontab, 'must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})'),
   RECONCILE_MAX_DELETE_RATIO: number(0, 1).default(0.2),
   RECONCILE_FETCH_BATCH_SIZE: int(1, 1000).default(100),

@@ -9,8 +9,9 @@ import { randomUUID } from 'node:crypto';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import Long from 'long';
 import type { Logger } from '../platform/logger';
+import type { Metrics } from '../platform/metrics';
 import { abortOnly, type OperationOptions } from '../platform/options';
-import { type EventQueue, toServiceBusMessage } from './queue';
+import { type EventQueue, serviceBusCall, toServiceBusMessage } from './queue';
 import { syncMessageBodySchema } from '../intake/events';
 import { toDocumentId } from '../model/refs';
 
@@ -38,13 +39,14 @@ export class DeadLetterAdmin {
     private readonly queueName: string,
     private readonly queue: EventQueue,
     private readonly logger: Logger,
+    private readonly metrics?: Metrics,
   ) {}
 
   /** The self-check's harmless call: a peek at one dead letter, which needs the right to receive. Settles nothing. */
   async probe(options: OperationOptions = {}): Promise<void> {
     const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });
     try {
-      await receiver.peekMessages(1, abortOnly(options));
+      await serviceBusCall('peek', this.metrics, options, () => receiver.peekMessages(1, abortOnly(options)));
     } finally {
       await receiver.close();
     }
@@ -53,9 +55,11 @@ export class DeadLetterAdmin {
   async list(options: { max: number; fromSequenceNumber?: number }): Promise<DeadLetterEntry[]> {
     const receiver = this.client.createReceiver(this.queueName, { subQueueType: 'deadLetter' });
     try {
-      const messages = await receiver.peekMessages(options.max, {
-        ...(options.fromSequenceNumber !== undefined && { fromSequenceNumber: Long.fromNumber(options.fromSequenceNumber) }),
-      });
+      const messages = await serviceBusCall('peek', this.metrics, {}, () =>
+        receiver.peekMessages(options.max, {
+          ...(options.fromSequenceNumber !== undefined && { fromSequenceNumber: Long.fromNumber(options.fromSequenceNumber) }),
+        }),
+      );
       return messages.map(toEntry);
     } finally {
       await receiver.close();
@@ -71,7 +75,7 @@ export class DeadLetterAdmin {
     try {
       // Dead letters not replayed are abandoned and come straight back; stop once a batch holds nothing new.
       for (;;) {
-        const batch = await receiver.receiveMessages(50, { maxWaitTimeInMs: 1_000 });
+        const batch = await serviceBusCall('receive', this.metrics, {}, () => receiver.receiveMessages(50, { maxWaitTimeInMs: 1_000 }));
         const fresh = batch.filter((m) => !seen.has(String(m.sequenceNumber)));
         for (const message of batch) {
           const sequenceNumber = String(message.sequenceNumber);
@@ -79,12 +83,12 @@ export class DeadLetterAdmin {
           seen.add(sequenceNumber);
           const selected = isFresh && (wanted ? wanted.has(sequenceNumber) : result.replayed.length < options.max);
           if (!selected) {
-            await receiver.abandonMessage(message);
+            await this.settle('abandon', () => receiver.abandonMessage(message));
             continue;
           }
           const body = syncMessageBodySchema.safeParse(message.body);
           if (!body.success) {
-            await receiver.abandonMessage(message);
+            await this.settle('abandon', () => receiver.abandonMessage(message));
             result.skipped.push({ sequenceNumber, why: 'the body does not follow the sync contract; fix or remove it by hand' });
             continue;
           }
@@ -103,7 +107,7 @@ export class DeadLetterAdmin {
             ],
             options.abortSignal ? { abortSignal: options.abortSignal } : {},
           );
-          await receiver.completeMessage(message);
+          await this.settle('complete', () => receiver.completeMessage(message));
           result.replayed.push({ sequenceNumber, entityRef: body.data.entityRef, newMessageId });
           this.logger.info('Dead letter replayed', { operation: 'replay', entityRef: body.data.entityRef, sequenceNumber, newMessageId });
         }
@@ -115,6 +119,10 @@ export class DeadLetterAdmin {
     } finally {
       await receiver.close();
     }
+  }
+
+  private settle(operation: 'abandon' | 'complete', call: () => Promise<void>): Promise<void> {
+    return serviceBusCall(operation, this.metrics, {}, call);
   }
 }
 

@@ -4,16 +4,50 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
-import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from '@azure/service-bus';
+import { ServiceBusClient, type ServiceBusMessage, type ServiceBusMessageBatch, type ServiceBusSender } from '@azure/service-bus';
+import { withRetries } from '../platform/backoff';
 import type { ServiceBusConfig } from '../platform/config';
+import { noAnswerStatus, recordDependencyCall } from '../platform/dependencies';
 import { OperationAbortedError, QueueUnavailableError } from '../platform/errors';
+import type { Metrics } from '../platform/metrics';
 import { abortOnly, withDeadline, type OperationOptions } from '../platform/options';
 import type { QueuedEvent, SyncMessageBody } from '../intake/events';
 
+/**
+ * The client retries nothing itself: every operation goes through {@link serviceBusCall}, which retries what the SDK
+ * marks retryable and so knows — and reports — how many retries each call took.
+ */
 export function createServiceBusClient(config: ServiceBusConfig, credential: TokenCredential): ServiceBusClient {
-  const options = { retryOptions: { maxRetries: 3, timeoutInMs: config.sendTimeoutInMs } };
+  const options = { retryOptions: { maxRetries: 0, timeoutInMs: config.sendTimeoutInMs } };
   if (config.connectionString) return new ServiceBusClient(config.connectionString, options);
   return new ServiceBusClient(config.fullyQualifiedNamespace!, credential, options);
+}
+
+/** Retries of one Service Bus operation, for errors the SDK marks retryable (busy, connection lost, timeouts). */
+export const SERVICE_BUS_RETRY = { maxRetries: 3, baseDelayInMs: 200, maxDelayInMs: 2_000 } as const;
+
+/**
+ * One Service Bus operation with its retries and its telemetry: a `dependency.duration` measurement (dependency
+ * `servicebus`) whose status is `ok` or the SDK's error code (`ServiceBusy`, `UnauthorizedAccess`, …).
+ */
+export async function serviceBusCall<T>(operation: string, metrics: Metrics | undefined, options: OperationOptions, call: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  let retries = 0;
+  try {
+    const result = await withRetries(call, {
+      ...SERVICE_BUS_RETRY,
+      ...abortOnly(options),
+      shouldRetry: (error) => (error as { retryable?: unknown }).retryable === true,
+      onRetry: () => (retries += 1),
+    });
+    recordDependencyCall(metrics, { dependency: 'servicebus', operation, status: 'ok', retries, durationInMs: performance.now() - started, success: true });
+    return result;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const status = typeof code === 'string' && code !== 'GeneralError' ? code : noAnswerStatus(error, options.abortSignal?.aborted === true || error instanceof OperationAbortedError);
+    recordDependencyCall(metrics, { dependency: 'servicebus', operation, status, retries, durationInMs: performance.now() - started, success: false });
+    throw error;
+  }
 }
 
 /** Application properties every sync message carries. */
@@ -67,10 +101,15 @@ export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageP
   };
 }
 
+export interface EventQueueOptions {
+  sendTimeoutInMs: number;
+  metrics?: Metrics;
+}
+
 export class EventQueue {
   constructor(
     readonly sender: ServiceBusSender,
-    private readonly options: { sendTimeoutInMs: number },
+    private readonly options: EventQueueOptions,
   ) {}
 
   /** The self-check's harmless call: an empty batch opens the sender link, which needs the right to send. Sends nothing. */
@@ -86,15 +125,16 @@ export class EventQueue {
   async enqueue(messages: ServiceBusMessage[], options: OperationOptions = {}): Promise<void> {
     try {
       await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, async (abortSignal) => {
+        const send = (batch: ServiceBusMessageBatch) => serviceBusCall('send', this.options.metrics, { abortSignal }, () => this.sender.sendMessages(batch, { abortSignal }));
         let batch = await this.sender.createMessageBatch({ abortSignal });
         for (const message of messages) {
           if (batch.tryAddMessage(message)) continue;
           if (batch.count === 0) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
-          await this.sender.sendMessages(batch, { abortSignal });
+          await send(batch);
           batch = await this.sender.createMessageBatch({ abortSignal });
           if (!batch.tryAddMessage(message)) throw new QueueUnavailableError(`message ${String(message.messageId)} is larger than the queue accepts`);
         }
-        if (batch.count > 0) await this.sender.sendMessages(batch, { abortSignal });
+        if (batch.count > 0) await send(batch);
       });
     } catch (error) {
       if (options.abortSignal?.aborted) throw new OperationAbortedError('Enqueue aborted', error);
@@ -139,7 +179,9 @@ export class EventQueue {
   ): Promise<void> {
     const message = toServiceBusMessage({ messageId: retryMessageId(failingMessageId, properties.attempt), sessionId, body }, properties);
     try {
-      await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, (abortSignal) => this.sender.scheduleMessages(message, at, { abortSignal }));
+      await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, (abortSignal) =>
+        serviceBusCall('schedule', this.options.metrics, { abortSignal }, () => this.sender.scheduleMessages(message, at, { abortSignal })),
+      );
     } catch (error) {
       throw new QueueUnavailableError(`Could not schedule a retry on ${this.sender.entityPath}: ${(error as Error).message}`, error);
     }

@@ -19,6 +19,7 @@ import {
 import type { BackstageTokenProvider } from '../platform/identity';
 import { silentLogger, type Logger } from '../platform/logger';
 import { withDeadline } from '../platform/options';
+import { noAnswerStatus, recordDependencyCall } from '../platform/dependencies';
 import type { Metrics } from '../platform/metrics';
 import { entityNameOf, formatEntityRef, toDocumentId } from '../model/refs';
 import { injectTraceContext, inSpan, SpanKind } from '../platform/telemetry';
@@ -143,8 +144,10 @@ export class CatalogReader {
     const method = init?.method ?? 'GET';
     const path = safePath(url);
     let attempts = 0;
+    const started = performance.now();
+    let outcome: { status: number | string; success: boolean } = { status: 'network', success: false };
     try {
-      return await withRetries(
+      const response = await withRetries(
         () => {
           attempts += 1;
           return this.send(url, method, path, init, abortSignal);
@@ -162,10 +165,15 @@ export class CatalogReader {
           },
         },
       );
+      outcome = { status: response.status, success: true };
+      return response;
     } catch (error) {
+      outcome = { status: failureStatus(error), success: false };
       if (!(error instanceof TransientFailure)) throw error;
       o.metrics?.increment('backstage.errors', 1, { status: error.status ?? 'error' });
       throw new BackstageUnavailableError(`Backstage ${method} ${path} still failing after ${attempts} attempts (${error.reason})`, error.status, error.cause);
+    } finally {
+      recordDependencyCall(o.metrics, { dependency: 'backstage', operation: `${method} ${routeOf(path)}`, status: outcome.status, retries: Math.max(0, attempts - 1), durationInMs: performance.now() - started, success: outcome.success });
     }
   }
 
@@ -285,6 +293,18 @@ function safeHost(url: string): string {
   } catch {
     return '';
   }
+}
+
+/** The status dimension of a failed call: Backstage's answer, or why there was none. */
+function failureStatus(error: unknown): number | string {
+  if (error instanceof TransientFailure) return error.status ?? (error.reason === 'timed out' ? 'timeout' : 'network');
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? status : noAnswerStatus(error, error instanceof OperationAbortedError);
+}
+
+/** A request path as a route (`/api/catalog/entities/by-name/{ref}`): one series per endpoint, not per entity. */
+export function routeOf(path: string): string {
+  return path.replace(/\/(by-name|by-uid)\/.*$/, '/$1/{ref}').replace(/\/locations\/[^/]+.*$/, '/locations/{id}');
 }
 
 function safePath(url: string): string {

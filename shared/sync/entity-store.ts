@@ -3,7 +3,7 @@
  * Documents are written with optimistic concurrency (`IfMatch` on the `_etag` that was read, create when absent).
  */
 import type { EntityDocument, EntityIdentity, SystemProperties } from '../model/documents';
-import { CosmosStore, type CosmosStoreOptions, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
+import { CosmosStore, type CosmosStoreOptions, type FeedLease, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
 import type { Container } from '@azure/cosmos';
 
 /** What reconciliation needs of each mirror document. */
@@ -27,6 +27,11 @@ export type StoredEntityDocument = EntityDocument & SystemProperties;
 export class EntityStore extends CosmosStore {
   constructor(container: Container, options: CosmosStoreOptions) {
     super(container, options);
+  }
+
+  /** Per lease of a processor of this container's change feed, the changes it has still to read (an estimate). */
+  async feedBacklog(leases: readonly FeedLease[], options: StoreCallOptions = {}): Promise<number[]> {
+    return this.changeFeedBacklog(leases, options);
   }
 
   /** The document (tombstones included) with its `_etag`, or undefined. */

@@ -110,7 +110,8 @@ test(`a reconcile of ${ENTITIES} entities that outlives several ${TOKEN_LIFETIME
   figures.push(`token lifetime: reconcile of ${result.seen} in ${seconds.toFixed(1)} s with ${TOKEN_LIFETIME_SECONDS} s tokens: ${tokens} tokens fetched, ${unauthorized} × 401, ${result.backstageRequests} Backstage requests`);
 
   // The catalog holds exactly the generated entities (loaded by the stand-in's provider: no Location entity).
-  expect(result).toMatchObject({ failed: 0, created: ENTITIES });
+  // (The failures, if any, are in the message: what went wrong matters more than the count.)
+  expect({ failed: result.failed, created: result.created, failures: result.failures.slice(0, 3) }).toEqual({ failed: 0, created: ENTITIES, failures: [] });
   expect(expiries).toBeGreaterThanOrEqual(2); // the run did outlive several tokens
   expect(unauthorized).toBeLessThanOrEqual(expiries);
   // Refreshed ahead of expiry, not per request: about two tokens per lifetime, far fewer than requests.

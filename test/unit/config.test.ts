@@ -162,6 +162,7 @@ test('timer schedules', () => {
 test('registrations read their settings with the same rules and defaults as the full validation', () => {
   expect(registrationSettings({})).toEqual({
     reconcileSchedule: '0 */30 * * * *',
+    monitorSchedule: '0 * * * * *',
     databaseName: 'catalog',
     entitiesContainer: 'entities',
     leasesContainer: 'leases',
@@ -172,6 +173,8 @@ test('registrations read their settings with the same rules and defaults as the 
   // An invalid value registers the default; the full validation at start-up names it.
   expect(registrationSettings({ RECONCILE_SCHEDULE: '*/5 * * * *' }).reconcileSchedule).toBe('0 */30 * * * *');
   expect(() => loadConfig({ ...production, RECONCILE_SCHEDULE: '*/5 * * * *' })).toThrow(/RECONCILE_SCHEDULE/);
+  expect(registrationSettings({ MONITOR_SCHEDULE: '0 */5 * * * *' }).monitorSchedule).toBe('0 */5 * * * *');
+  expect(() => loadConfig({ ...production, MONITOR_SCHEDULE: 'every minute' })).toThrow(/MONITOR_SCHEDULE/);
   expect(settingDefaults()).toMatchObject({ RECONCILE_SCHEDULE: '0 */30 * * * *', SERVICEBUS_QUEUE_NAME: 'entity-sync', COSMOS_THROTTLE_RETRIES: 5 });
 });
 
