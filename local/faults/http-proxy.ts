@@ -33,6 +33,11 @@ export interface FaultMatch {
   path?: RegExp;
   /** Upper-case HTTP methods. */
   methods?: string[];
+  /**
+   * Request headers (lower-case names): each must match its pattern, or be absent where the pattern is null — e.g.
+   * `{ 'x-ms-documentdb-isquery': null }` for Cosmos DB writes, which share their path with queries.
+   */
+  headers?: Record<string, RegExp | null>;
 }
 
 export interface FaultProxy {
@@ -174,5 +179,9 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
 function matches(match: FaultMatch, req: http.IncomingMessage): boolean {
   if (match.path && !match.path.test(req.url ?? '')) return false;
   if (match.methods && !match.methods.includes(req.method ?? 'GET')) return false;
+  for (const [name, pattern] of Object.entries(match.headers ?? {})) {
+    const value = req.headers[name];
+    if (pattern === null ? value !== undefined : value === undefined || !pattern.test(String(value))) return false;
+  }
   return true;
 }

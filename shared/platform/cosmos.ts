@@ -12,7 +12,8 @@
  *   status, sub-status, request charge, retries);
  * - every SDK failure becomes a {@link CosmosOperationError} (status, `retryAfterInMs`, the SDK error as `cause`), or an
  *   {@link OperationAbortedError} when the caller's signal fired;
- * - point writes in bulk run concurrently, and the ones the SDK's own throttling retries gave up on (429) are retried in
+ * - point writes in bulk run concurrently, and the ones that failed transiently (429 after the SDK's own retries, 408,
+ *   449, 5xx, no answer) are retried in
  *   rounds with backoff that honours the server's `retry-after`.
  */
 import * as http from 'node:http';
@@ -252,8 +253,10 @@ export abstract class CosmosStore {
 
   /**
    * Runs `write` for every operation as concurrent point writes (at most `concurrency` in flight, default 16).
-   * Operations that still end in 429 after the SDK's own throttling retries are retried in rounds (only those), up to
-   * `throttleRetry.maxRetries` rounds, honouring the largest `retryAfterInMs` Cosmos sent. Returns one outcome per
+   * Operations that failed transiently — still 429 after the SDK's own throttling retries, or 408, 449, 5xx, or no
+   * answer at all — are retried in rounds (only those), up to `throttleRetry.maxRetries` rounds, honouring the largest
+   * `retryAfterInMs` Cosmos sent. Safe for the writes the stores make: a create that went in without its answer comes
+   * back 409 and a conditional replace 412, which the callers already treat as "look again". Returns one outcome per
    * operation, in order; throws only when the caller's signal fires.
    *
    * Why not the SDK's bulk executor: `executeBulkOperations` waits in steps of one second for partial batches, so
@@ -268,7 +271,7 @@ export abstract class CosmosStore {
     const limit = pLimit(options.concurrency ?? 16);
     let pending = operations.map((operation, index) => ({ operation, index }));
     const round = async () => {
-      const throttled: typeof pending = [];
+      const retryable: typeof pending = [];
       let retryAfterInMs: number | undefined;
       await Promise.all(
         pending.map((item) =>
@@ -280,27 +283,27 @@ export abstract class CosmosStore {
               if (error instanceof OperationAbortedError) throw error;
               const failure = error instanceof CosmosOperationError ? error : new CosmosOperationError(String(error), undefined, error);
               outcomes[item.index] = { statusCode: failure.statusCode ?? 0, error: failure };
-              if (failure.statusCode === 429) {
-                throttled.push(item);
+              if (failure.transient) {
+                retryable.push(item);
                 if (failure.retryAfterInMs !== undefined) retryAfterInMs = Math.max(retryAfterInMs ?? 0, failure.retryAfterInMs);
               }
             }
           }),
         ),
       );
-      pending = throttled.sort((a, b) => a.index - b.index);
-      if (pending.length > 0) throw new ThrottledWrites(pending.length, retryAfterInMs);
+      pending = retryable.sort((a, b) => a.index - b.index);
+      if (pending.length > 0) throw new RetryableWrites(pending.length, retryAfterInMs);
     };
     try {
       await withRetries(round, {
         ...this.storeOptions.throttleRetry,
         ...abortOnly(options),
         // Each 429 is already counted (cosmos.throttled) by the request that received it.
-        shouldRetry: (error) => error instanceof ThrottledWrites && { retryAfterInMs: error.retryAfterInMs },
+        shouldRetry: (error) => error instanceof RetryableWrites && { retryAfterInMs: error.retryAfterInMs },
       });
     } catch (error) {
-      // Rounds spent: the throttled operations keep their 429 outcome.
-      if (!(error instanceof ThrottledWrites)) throw error;
+      // Rounds spent: the operations still failing keep their last outcome.
+      if (!(error instanceof RetryableWrites)) throw error;
     }
     return outcomes;
   }
@@ -382,13 +385,13 @@ function lsnOf(etag: string | null | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Some operations of a round were throttled; carries what the next round needs. */
-class ThrottledWrites extends Error {
+/** Some operations of a round failed transiently; carries what the next round needs. */
+class RetryableWrites extends Error {
   constructor(
     readonly count: number,
     readonly retryAfterInMs: number | undefined,
   ) {
-    super(`${count} writes throttled`);
+    super(`${count} writes failed transiently`);
   }
 }
 

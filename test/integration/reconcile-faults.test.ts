@@ -1,0 +1,88 @@
+/**
+ * The reconcile's writes when Cosmos DB fails transiently: its own emulator behind a fault proxy, the fixture catalog
+ * in a real Backstage. A write answered 503, or reset before it reached Cosmos, or applied with its answer lost, is
+ * retried by the store's rounds (and a lost answer's retry comes back 409/412, which the reconcile resolves through
+ * the single-entity path): the run ends with no failed entity and the mirror equal to the catalog.
+ */
+import { startFaultProxy, type FaultProxy } from '../../local/faults/http-proxy';
+import { startLocalStack, type LocalStack } from '../../local/stack';
+import type { LiveEntityDocument } from '../../shared/model/documents';
+import { toDocumentId } from '../../shared/model/refs';
+import { loadConfig } from '../../shared/platform/config';
+import { createRuntime, type Runtime } from '../../shared/runtime';
+import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
+import { rawContainers } from '../support/containers';
+import { provisionCosmos, testEnvironment, uniqueName } from '../support/stack';
+
+jest.setTimeout(120_000);
+
+let stack: LocalStack;
+let proxy: FaultProxy;
+let fixture: FixtureCatalog;
+let runtime: Runtime;
+
+beforeAll(async () => {
+  stack = await startLocalStack({ cosmos: true });
+  const emulator = stack.cosmos!;
+  proxy = await startFaultProxy(emulator.endpoint, { tls: emulator.tls, targetCa: emulator.certificatePem });
+  fixture = await startFixtureCatalog();
+  const config = loadConfig(
+    testEnvironment({
+      AZURE_CLIENT_ID: uniqueName('mi-reconcile-faults'),
+      CosmosDBConnection__accountEndpoint: proxy.url,
+      COSMOS_CA_CERT_PATH: emulator.certificatePath,
+      COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: '20',
+      BACKSTAGE_BASE_URL: fixture.baseUrl,
+      LOG_LEVEL: 'error',
+    }),
+  );
+  (await provisionCosmos(config)).dispose();
+  runtime = createRuntime(config);
+});
+
+afterAll(async () => {
+  await runtime?.dispose();
+  await fixture?.stop();
+  await proxy?.close();
+  await stack?.stop();
+});
+
+// Creates share their path and method with queries (and query plans), which carry this header.
+const CREATES = { methods: ['POST'], path: /\/colls\/entities\/docs$/, headers: { 'x-ms-documentdb-isquery': null, 'x-ms-cosmos-is-query-plan-request': null } };
+const REPLACES = { methods: ['PUT'], path: /\/colls\/entities\/docs\/[^/]+$/ };
+
+async function expectMirrorEqualsCatalog(): Promise<void> {
+  const catalog = await fixture.entities();
+  const { resources } = await rawContainers(runtime).entities.items.query<LiveEntityDocument>('SELECT * FROM c').fetchAll();
+  const docs = new Map(resources.map((d) => [d.id, d]));
+  const differing = catalog
+    .map((e) => toDocumentId({ kind: e.kind, namespace: e.metadata.namespace ?? 'default', name: e.metadata.name }))
+    .filter((id, i) => JSON.stringify(docs.get(id)?.entity) !== JSON.stringify(catalog[i]));
+  expect({ differing, documents: docs.size }).toEqual({ differing: [], documents: catalog.length });
+}
+
+test('creates answered 503 or reset before reaching Cosmos DB are retried: no entity fails', async () => {
+  const catalog = await fixture.entities();
+  proxy.failNext(2, { status: 503, headers: { 'content-type': 'application/json', 'x-ms-substatus': '21008' }, body: JSON.stringify({ code: 'ServiceUnavailable', message: 'injected' }) }, CREATES);
+  proxy.failNext(2, { reset: true }, CREATES);
+  const injected = proxy.faultsInjected;
+  const result = await runtime.reconciler.reconcile();
+  expect(proxy.faultsInjected - injected).toBe(4);
+  expect({ failed: result.failed, failures: result.failures, created: result.created }).toEqual({ failed: 0, failures: [], created: catalog.length });
+  await expectMirrorEqualsCatalog();
+});
+
+test('replaces applied with their answers lost: the retry comes back 412 and the entity is resolved, not failed', async () => {
+  // Every mirror document looks stale to the reconcile, so it replaces each one.
+  const container = rawContainers(runtime).entities;
+  const { resources } = await container.items.query<LiveEntityDocument>('SELECT * FROM c').fetchAll();
+  for (const doc of resources) await container.item(doc.id, doc.id).replace({ ...doc, sourceEtag: `stale-${doc.id}` });
+  proxy.failNext(3, { dropResponse: true }, REPLACES);
+  const injected = proxy.faultsInjected;
+  const result = await runtime.reconciler.reconcile();
+  expect(proxy.faultsInjected - injected).toBe(3);
+  expect({ failed: result.failed, failures: result.failures }).toEqual({ failed: 0, failures: [] });
+  // Each stale document was brought back by its replace, or by the single-entity path after a lost answer.
+  expect(result.updated + result.unchanged).toBe(resources.length);
+  await expectMirrorEqualsCatalog();
+});
