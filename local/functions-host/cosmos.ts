@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { pause } from './pause';
 import { ChangeFeedStartFrom, type Container } from '@azure/cosmos';
+import type { CompositeContinuation } from '../../shared/platform/cosmos';
 
 export interface ChangeFeedTriggerOptions {
   functionName: string;
@@ -52,12 +53,6 @@ interface Lease {
   Owner: string;
   timestamp: string;
   properties: Record<string, string>;
-}
-
-/** The SDK's composite continuation of a change-feed iterator: its container's rid and one ETag per feed range. */
-interface CompositeContinuation {
-  rid: string;
-  Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string }>;
 }
 
 export function startChangeFeedTrigger(options: ChangeFeedTriggerOptions): ChangeFeedTrigger {

@@ -373,7 +373,7 @@ export interface FeedLease {
 }
 
 /** The SDK's composite continuation of a change-feed iterator: its container's rid and one ETag per feed range. */
-interface CompositeContinuation {
+export interface CompositeContinuation {
   rid: string;
   Continuation: Array<{ minInclusive: string; maxExclusive: string; continuationToken?: string }>;
 }

@@ -22,6 +22,8 @@ export interface MetricSummary {
 export class InMemoryMetrics implements Metrics {
   private readonly counters = new Map<string, number>();
   private readonly measurements = new Map<string, MetricSummary>();
+  /** The dimensions of each measurement series, as recorded. */
+  private readonly dimensionsOf = new Map<string, Dimensions | undefined>();
 
   increment(name: string, value = 1, dimensions?: Dimensions): void {
     const key = metricKey(name, dimensions);
@@ -31,8 +33,10 @@ export class InMemoryMetrics implements Metrics {
   record(name: string, value: number, dimensions?: Dimensions): void {
     const key = metricKey(name, dimensions);
     const s = this.measurements.get(key);
-    if (!s) this.measurements.set(key, { count: 1, sum: value, min: value, max: value });
-    else {
+    if (!s) {
+      this.measurements.set(key, { count: 1, sum: value, min: value, max: value });
+      this.dimensionsOf.set(key, dimensions);
+    } else {
       s.count += 1;
       s.sum += value;
       s.min = Math.min(s.min, value);
@@ -64,8 +68,7 @@ export class InMemoryMetrics implements Metrics {
     const out = [];
     for (const [key, summary] of this.measurements) {
       if (key !== name && !key.startsWith(`${name}{`)) continue;
-      const inner = key.slice(name.length + 1, -1);
-      const dimensions = inner ? Object.fromEntries(inner.split(',').map((pair) => pair.split('=', 2) as [string, string])) : {};
+      const dimensions = Object.fromEntries(Object.entries(this.dimensionsOf.get(key) ?? {}).map(([k, v]) => [k, String(v)]));
       out.push({ dimensions, summary: { ...summary } });
     }
     return out;

@@ -3,9 +3,9 @@
  * letters. Both come from browsing (peek), which needs only the receive right the app already has — the runtime
  * properties of the management API would need the namespace's Manage right.
  */
-import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
+import type { ServiceBusClient } from '@azure/service-bus';
 import type { Metrics } from '../platform/metrics';
-import type { OperationOptions } from '../platform/options';
+import { abortOnly, type OperationOptions } from '../platform/options';
 import { serviceBusCall } from './queue';
 
 export interface QueueBacklog {
@@ -50,9 +50,9 @@ export class QueueMonitor {
   private async oldestWaiting(options: OperationOptions): Promise<Date | undefined> {
     const receiver = this.client.createReceiver(this.queueName);
     try {
-      const messages = await serviceBusCall('peek', this.metrics, options, () => receiver.peekMessages(PAGE, options.abortSignal ? { abortSignal: options.abortSignal } : {}));
-      const due = messages.filter((m) => m.state !== 'scheduled').map(enqueuedAt).filter((t): t is Date => t !== undefined);
-      return due.length === 0 ? undefined : new Date(Math.min(...due.map((t) => t.getTime())));
+      const messages = await serviceBusCall('peek', this.metrics, options, () => receiver.peekMessages(PAGE, abortOnly(options)));
+      const due = messages.flatMap((m) => (m.state !== 'scheduled' && m.enqueuedTimeUtc ? [m.enqueuedTimeUtc.getTime()] : []));
+      return due.length === 0 ? undefined : new Date(Math.min(...due));
     } finally {
       await receiver.close();
     }
@@ -64,7 +64,7 @@ export class QueueMonitor {
       let count = 0;
       for (;;) {
         const page = await serviceBusCall('peek', this.metrics, options, () =>
-          receiver.peekMessages(Math.min(PAGE, max - count), options.abortSignal ? { abortSignal: options.abortSignal } : {}),
+          receiver.peekMessages(Math.min(PAGE, max - count), abortOnly(options)),
         );
         count += page.length;
         if (count >= max) return { count, capped: true };
@@ -74,8 +74,4 @@ export class QueueMonitor {
       await receiver.close();
     }
   }
-}
-
-function enqueuedAt(message: ServiceBusReceivedMessage): Date | undefined {
-  return message.enqueuedTimeUtc;
 }

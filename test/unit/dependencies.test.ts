@@ -86,3 +86,9 @@ test('diagnostics log lines: at most the allowance per key and window, then how 
   expect(allowance.take('create|429')).toEqual({ allowed: true, suppressed: 2 });
   expect(allowance.take('create|429')).toEqual({ allowed: true, suppressed: 0 });
 });
+
+test('series hand back the dimensions as recorded, also values with commas and equals signs', () => {
+  const metrics = new InMemoryMetrics();
+  metrics.record('m', 1, { operation: 'GET /x?a=1,b=2', status: 200 });
+  expect(metrics.series('m')).toEqual([{ dimensions: { operation: 'GET /x?a=1,b=2', status: '200' }, summary: { count: 1, sum: 1, min: 1, max: 1 } }]);
+});
