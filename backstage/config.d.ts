@@ -39,8 +39,29 @@ export interface Config {
      * Configured by `@backstage-cosmos-sync/plugin-catalog-backend-module-cosmos-sync`.
      */
     changeEvents?: {
-      /** How often the catalog is diffed against the last snapshot. Default: every 30 seconds. */
+      /**
+       * How often the module looks for changes and delivers what is queued. Default: every second — with
+       * publication generations one indexed query when nothing changed.
+       */
       schedule?: SchedulerServiceTaskScheduleDefinitionConfig;
+      /**
+       * `generations` (default): read only what the catalog published since the last run, from the catalog's own
+       * database (`final_entities.generation`, catalog-backend 4.0.3 and later); a catalog without it, or a query that
+       * fails, falls back to `diff`. `diff`: always diff the catalog's uid/etag projection (through the catalog API).
+       */
+      detection?: 'generations' | 'diff';
+      /**
+       * How often the whole catalog is diffed against the snapshot — with generations, to publish deletions (which
+       * generations cannot show) and as a safety net; without, the only detection. Default 10 minutes with
+       * generations, 30 seconds without. `0s`: every run.
+       */
+      fullDiffInterval?: HumanDuration | string;
+      /**
+       * With generations: how often the module looks for entities the catalog no longer has (deletions leave no
+       * generation behind), by joining its snapshot against the catalog's table in the database. Default 30 seconds.
+       * `0s`: every run.
+       */
+      deletionCheckInterval?: HumanDuration | string;
       /** Events per delivery request. Default 100, at most 500. */
       batchSize?: number;
       /** Entities per catalog page while diffing. Default 500. */

@@ -20,6 +20,7 @@ import { startFaultProxy } from '../local/faults/http-proxy';
 import { allEntities, catalogClient, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { measureAuthored, type AuthoredBenchResult } from './authored';
+import { formatDetection, measureDetection, type DetectionBenchResult } from './detection';
 import { measureColdStart, type ColdStartResult } from './cold-start';
 import { runScenario, type ScenarioReport } from './harness';
 import type { ContainerCounts, ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
@@ -162,6 +163,8 @@ interface BenchReport {
   coldStart: ColdStartResult | { error: string };
   /** bench/authored.ts's result with its targets, or why it could not be measured. */
   authored: (AuthoredBenchResult & { targets: Target[] }) | { error: string };
+  /** bench/detection.ts's result with its targets, or why it could not be measured. */
+  detection?: (DetectionBenchResult & { targets: Target[] }) | { error: string };
 }
 
 const median = (values: number[]) => {
@@ -200,6 +203,24 @@ async function main(): Promise<void> {
   } catch (error) {
     authored = { error: error instanceof Error ? error.message : String(error) };
   }
+  // The change-events module's detection on the largest catalog (its own Backstage, the module's engine in-process).
+  let detection: BenchReport['detection'];
+  try {
+    const size = Math.max(...opts.sizes);
+    const result = await measureDetection({ size, edits: opts.quick ? 3 : 20, seed: opts.seed, log });
+    const note = size >= 10_000 ? undefined : 'the goal names the 10k catalog';
+    detection = {
+      ...result,
+      targets: [
+        // With generations nothing is read while nothing changes, whatever the catalog's size.
+        target('detection: rows read in an idle minute (generations) = 0', result.idlePerMinute.generations.rowsRead, 0, 'equal'),
+        target('detection: catalog API requests in an idle minute (generations) = 0', result.idlePerMinute.generations.catalogRequests, 0, 'equal'),
+        target('detection: stitched → event sent p95 < 2 s', result.latencyMs.stitchedToSent.p95, 2_000, 'at-most', note),
+      ],
+    };
+  } catch (error) {
+    detection = { error: error instanceof Error ? error.message : String(error) };
+  }
   let coldStart: BenchReport['coldStart'];
   try {
     log('cold start');
@@ -218,6 +239,7 @@ async function main(): Promise<void> {
     sizes: results,
     coldStart,
     authored,
+    detection,
   };
   process.stdout.write(markdown(report));
   if (opts.write) {
@@ -226,7 +248,9 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     log(`wrote ${file}`);
   }
-  const misses = [...results.flatMap((r) => r.targets), ...('targets' in authored ? authored.targets : [])].filter((t) => t.met === false);
+  const misses = [...results.flatMap((r) => r.targets), ...('targets' in authored ? authored.targets : []), ...(detection && 'targets' in detection ? detection.targets : [])].filter(
+    (t) => t.met === false,
+  );
   log(`${misses.length} target(s) missed${misses.length ? `: ${misses.map((t) => t.name).join('; ')}` : ''}`);
   const wrongCounts = misses.filter((t) => t.counted);
   if (wrongCounts.length > 0) {
@@ -571,6 +595,14 @@ function markdown(report: BenchReport): string {
     lines.push('');
   } else {
     lines.push(`Authored path: ${JSON.stringify(authored)}`, '');
+  }
+  const detection = report.detection;
+  if (detection && 'latencyMs' in detection) {
+    lines.push('## Change detection (the Backstage module)', '', formatDetection(detection), '', '| target | value | limit | met |', '| --- | ---: | ---: | --- |');
+    for (const t of detection.targets) lines.push(`| ${t.name} | ${t.value} | ${t.limit} | ${t.met === null ? `n/a (${t.note})` : t.met ? 'yes' : '**no**'} |`);
+    lines.push('');
+  } else if (detection) {
+    lines.push(`Change detection: ${JSON.stringify(detection)}`, '');
   }
   const cold = report.coldStart;
   if ('variants' in cold) {

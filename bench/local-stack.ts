@@ -5,10 +5,10 @@
  *   adds a few hundred milliseconds on top);
  * - a catalog file edit → the new dependency edge answered by the graph API, repeated `--edits` times.
  *
- *   npm run bench:local-stack -- [--edits 3] [--module-interval 5] [--processing-interval 5]
+ *   npm run bench:local-stack -- [--edits 3] [--module-interval 1] [--processing-interval 5]
  *
  * The edit latency is dominated by two polling intervals, Backstage's processing loop and the change-events
- * module's poll (both 5 s by default, as `npm start` uses), plus the change feed's poll delay (2 s): the figures
+ * module's poll (5 s and 1 s by default, as `npm start` uses), plus the change feed's poll delay (2 s): the figures
  * are printed next to those intervals so they can be read against them.
  */
 import { spawn } from 'node:child_process';
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       edits: { type: 'string', default: '3' },
-      'module-interval': { type: 'string', default: '5' },
+      'module-interval': { type: 'string', default: '1' },
       'processing-interval': { type: 'string', default: '5' },
     },
   });

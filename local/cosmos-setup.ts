@@ -30,7 +30,7 @@ export function principalCredential(mint: (options: { audience: string; subject:
 
 export async function ensureCosmosResources(
   client: CosmosClient,
-  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer' | 'deliveriesContainer' | 'authoredContainer' | 'historyContainer'>,
+  config: Pick<CosmosConfig, 'databaseName' | 'entitiesContainer' | 'edgesContainer' | 'leasesContainer' | 'deliveriesContainer' | 'authoredContainer' | 'historyContainer' | 'runsContainer'>,
 ): Promise<void> {
   const { database } = await client.databases.createIfNotExists({ id: config.databaseName });
   await database.containers.createIfNotExists({
@@ -48,4 +48,5 @@ export async function ensureCosmosResources(
   await database.containers.createIfNotExists({ id: config.deliveriesContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
   await database.containers.createIfNotExists({ id: config.authoredContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
   await database.containers.createIfNotExists({ id: config.historyContainer, partitionKey: { paths: ['/entityId'] }, defaultTtl: -1 });
+  await database.containers.createIfNotExists({ id: config.runsContainer, partitionKey: { paths: ['/id'] }, defaultTtl: -1 });
 }

@@ -374,6 +374,7 @@ async function provision(cosmos: CosmosEmulator, identity: IdentityServer, datab
       deliveriesContainer: String(names.COSMOS_DELIVERIES_CONTAINER),
       authoredContainer: String(names.COSMOS_AUTHORED_CONTAINER),
       historyContainer: String(names.COSMOS_HISTORY_CONTAINER),
+      runsContainer: String(names.COSMOS_RUNS_CONTAINER),
     });
   } finally {
     client.dispose();

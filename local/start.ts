@@ -34,7 +34,7 @@ async function main(): Promise<void> {
       ports: { type: 'string', default: 'default' },
       'no-functions': { type: 'boolean', default: false },
       state: { type: 'string', default: DEFAULT_STATE_PATH },
-      'module-interval': { type: 'string', default: '5' },
+      'module-interval': { type: 'string', default: '1' },
       'processing-interval': { type: 'string', default: '5' },
       quiet: { type: 'boolean', default: false },
       'backstage-logs': { type: 'boolean', default: false },

@@ -23,6 +23,8 @@ import { Endpoints } from './http/endpoint';
 import { EventIntake } from './intake/intake';
 import { WebhookDeliveryStore } from './intake/delivery-store';
 import { Maintenance } from './maintenance';
+import { MaintenanceRunStore } from './maintenance-runs/run-store';
+import { MaintenanceRuns } from './maintenance-runs/runs';
 import { loadConfig, type AppConfig, type Environment } from './platform/config';
 import type { OperationOptions } from './platform/options';
 import { createCosmosClient, type CosmosStoreOptions } from './platform/cosmos';
@@ -69,6 +71,7 @@ export interface Runtime {
   projector: EdgeProjector;
   graph: GraphService;
   maintenance: Maintenance;
+  maintenanceRuns: MaintenanceRuns;
   selfCheck: SelfCheck;
   backlogs: BacklogMonitor;
   api: { health: HealthApi; entities: EntitiesApi; graph: GraphApi; admin: AdminApi; authored: AuthoredApi; history: HistoryApi };
@@ -114,6 +117,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const deliveries = new WebhookDeliveryStore(database.container(config.cosmos.deliveriesContainer), storeOptions);
   const authoredStore = new AuthoredStore(database.container(config.cosmos.authoredContainer), storeOptions);
   const historyStore = new HistoryStore(database.container(config.cosmos.historyContainer), storeOptions);
+  const runStore = new MaintenanceRunStore(database.container(config.cosmos.runsContainer), storeOptions);
 
   // The pipeline, in the order a change travels: intake → queue → sync → edges → graph.
   const catalog = new CatalogReader({ ...config.backstage, tokenProvider, logger: component('catalog'), metrics });
@@ -124,7 +128,6 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const mirror = { catalog, store: entityStore, metrics, scope, history, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
   const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });
-  const processor = new SyncMessageProcessor({ engine, queue, logger: component('queue'), metrics, retry: config.queueRetry });
   const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, component('deadletters'), metrics);
   const projector = new EdgeProjector({
     edges: edgeStore,
@@ -137,6 +140,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const graph = new GraphService(edgeStore, entityStore);
   const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
   const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
+  const maintenanceRuns = new MaintenanceRuns({ store: runStore, maintenance, queue, logger: component('maintenance'), metrics });
+  const processor = new SyncMessageProcessor({ engine, queue, maintenanceRuns, logger: component('queue'), metrics, retry: config.queueRetry });
   const backlogs = new BacklogMonitor({
     leases: new LeaseStore(database.container(config.cosmos.leasesContainer), storeOptions),
     entities: entityStore,
@@ -152,7 +157,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     entities: new EntitiesApi({ endpoints, store: entityStore, roles }),
     history: new HistoryApi({ endpoints, store: historyStore, roles }),
     graph: new GraphApi({ endpoints, graph, roles }),
-    admin: new AdminApi({ endpoints, maintenance, deadLetters, projector, projectionFailures, selfCheck, roles }),
+    admin: new AdminApi({ endpoints, runs: maintenanceRuns, deadLetters, projector, projectionFailures, selfCheck, roles }),
     authored: new AuthoredApi({
       endpoints,
       store: authoredStore,
@@ -181,6 +186,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
       cosmos(config.cosmos.deliveriesContainer, 'delete an item no document has', deliveries),
       cosmos(config.cosmos.authoredContainer, 'read an item no document has', authoredStore),
       cosmos(config.cosmos.historyContainer, 'read an item no document has', historyStore),
+      cosmos(config.cosmos.runsContainer, 'read an item no document has', runStore),
       { dependency: 'servicebus:send', call: `open a sender on ${config.serviceBus.queueName} (an empty batch)`, ...serviceBusScope, run: (o) => queue.probe(o) },
       { dependency: 'servicebus:receive', call: `peek one dead letter of ${config.serviceBus.queueName}`, ...serviceBusScope, run: (o) => deadLetters.probe(o) },
       { dependency: 'backstage', call: 'read the name of one catalog entity', ...backstageScope, run: (o) => catalog.probe(o) },
@@ -212,6 +218,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
     projector,
     graph,
     maintenance,
+    maintenanceRuns,
     selfCheck,
     api,
     authoredStore,

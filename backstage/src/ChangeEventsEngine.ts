@@ -1,14 +1,27 @@
 /**
- * What one scheduled run does: diff the catalog against the last snapshot, put the changes in every endpoint's
- * outbox (in the same transaction that moves the snapshot forward, so a crash neither loses nor repeats a change),
- * then deliver each outbox in order.
+ * What one scheduled run does: find what changed in the catalog since the last run, put the changes in every
+ * endpoint's outbox (in the same transaction that moves the snapshot — and the generation seen — forward, so a crash
+ * neither loses nor repeats a change), then deliver each outbox in order.
+ *
+ * Two ways to find changes:
+ * - **generations** (catalog-backend ≥ 4.0.3, see ./generations.ts): only the entities published since the last
+ *   generation seen, read from the catalog's database — O(changes), one indexed query when nothing changed — and,
+ *   every `deletionCheckInterval` (default 30 seconds), the snapshot's entities the catalog no longer has (an
+ *   anti-join in the database, which returns rows only when something was deleted);
+ * - **full diff**: the whole catalog's uid/etag projection through the catalog API against the snapshot — O(catalog).
+ *   It runs on an engine's first run (what changed while the backend was down) and then every `fullDiffInterval`:
+ *   with generations a safety net (default 10 minutes); without them (an older catalog, `detection: diff`, a schema
+ *   that changed) the only way (default 30 seconds).
  */
 import { randomUUID, createHash } from 'node:crypto';
 import type { AuthService, LoggerService } from '@backstage/backend-plugin-api';
+import type { Entity } from '@backstage/catalog-model';
+import { evaluateFilterPredicate } from '@backstage/filter-predicates';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import type { Knex } from 'knex';
 import type { ChangeEventsSettings, EndpointSettings } from './config';
 import type { EndpointClient } from './delivery';
+import { CatalogGenerations } from './generations';
 import type { ChangeEventsMetrics } from './metrics';
 import { insertChunked, TABLES, type EndpointRow, type OutboxRow, type SnapshotRow } from './store';
 
@@ -29,14 +42,20 @@ export interface CatalogEvent {
 }
 
 export interface DiffResult {
+  /** `generations`: what was published since the last run; `full`: the whole catalog; `none`: nothing was due. */
+  mode: 'generations' | 'full' | 'none';
   /** True for the first run: the snapshot was recorded, nothing emitted. */
   baseline: boolean;
+  /** Entities looked at: the catalog's (full), or those published since the last run (generations). */
   scanned: number;
   created: number;
   updated: number;
   deleted: number;
   durationInMs: number;
+  /** Requests to the catalog API (full diff). */
   catalogPages: number;
+  /** Rows read from the catalog's `final_entities` (generations). */
+  rowsRead: number;
 }
 
 export interface DeliveryResult {
@@ -51,11 +70,24 @@ interface Current {
   etag: string | null;
 }
 
+interface Changes {
+  created: Array<[string, Current]>;
+  updated: Array<[string, Current]>;
+  deleted: SnapshotRow[];
+}
+
 /** An entity its owner keeps out of the mirror does not leave Backstage either (the receiver's own annotation). */
 export const EXCLUDE_ANNOTATION = 'backstage-cosmos-sync/exclude';
 const FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag', `metadata.annotations.${EXCLUDE_ANNOTATION}`];
+const STATE = { baselineAt: 'baseline_at', generation: 'generation', fullDiffAt: 'full_diff_at', deletionCheckAt: 'deletion_check_at' } as const;
 
 export class ChangeEventsEngine {
+  private readonly generations: CatalogGenerations;
+  /** Whether generations are used: detected on the first run, dropped for good when a query fails. */
+  private useGenerations: boolean | undefined;
+  /** Whether this engine has diffed the whole catalog since it started. */
+  private diffedSinceStart = false;
+
   constructor(
     private readonly deps: {
       db: Knex;
@@ -67,23 +99,134 @@ export class ChangeEventsEngine {
       metrics: ChangeEventsMetrics;
       now?: () => number;
       random?: () => number;
+      /** The catalog's database, when it is not `db` (tests). */
+      catalogDb?: Knex;
     },
-  ) {}
+  ) {
+    this.generations = new CatalogGenerations(deps.catalogDb ?? deps.db);
+  }
 
   private now(): number {
     return (this.deps.now ?? Date.now)();
   }
 
   async run(signal?: AbortSignal): Promise<{ diff: DiffResult; delivery: DeliveryResult }> {
-    const diff = await this.diff(signal);
+    const diff = await this.detect(signal);
     const delivery = await this.deliver(signal);
     return { diff, delivery };
   }
 
+  /** How changes are found now: `generations` or `diff` (after detection; `undefined` before the first run). */
+  get detection(): 'generations' | 'diff' | undefined {
+    return this.useGenerations === undefined ? undefined : this.useGenerations ? 'generations' : 'diff';
+  }
+
+  /** Finds and queues what changed: from the generations when they are there, with a full diff when one is due. */
+  async detect(signal?: AbortSignal): Promise<DiffResult> {
+    const result = await this.findChanges(signal);
+    if (result.mode !== 'none') {
+      this.deps.metrics.detectionRuns.add(1, { mode: result.mode });
+      this.deps.metrics.detectionRows.add(result.mode === 'full' ? result.scanned : result.rowsRead, { mode: result.mode });
+    }
+    return result;
+  }
+
+  private async findChanges(signal?: AbortSignal): Promise<DiffResult> {
+    const { settings, logger } = this.deps;
+    if (this.useGenerations === undefined) {
+      this.useGenerations = settings.detection === 'generations' && (await this.generations.available().catch(() => false));
+      logger.info(
+        this.useGenerations
+          ? "Detecting catalog changes from the catalog's publication generations; a full diff publishes deletions"
+          : settings.detection === 'diff'
+            ? 'Detecting catalog changes by diffing the catalog (detection: diff)'
+            : 'The catalog has no publication generations (catalog-backend before 4.0.3?); detecting changes by diffing the catalog',
+      );
+    }
+    const state = await this.state();
+    const interval = settings.fullDiffIntervalInMs ?? (this.useGenerations ? 10 * 60_000 : 30_000);
+    const fullDiffAt = Number(state.get(STATE.fullDiffAt) ?? 0);
+    const fullDue =
+      !this.diffedSinceStart || !state.has(STATE.baselineAt) || this.now() - fullDiffAt >= interval || (this.useGenerations && !state.has(STATE.generation));
+    if (!fullDue && this.useGenerations) {
+      try {
+        const deletionsDue = this.now() - Number(state.get(STATE.deletionCheckAt) ?? 0) >= settings.deletionCheckIntervalInMs;
+        return await this.sinceGeneration(state.get(STATE.generation)!, deletionsDue, signal);
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        this.useGenerations = false;
+        logger.warn(`Reading the catalog's publication generations failed; detecting changes by diffing the catalog from now on: ${(error as Error).message}`);
+        return this.fullDiff(signal);
+      }
+    }
+    if (!fullDue) return { mode: 'none', baseline: false, scanned: 0, created: 0, updated: 0, deleted: 0, durationInMs: 0, catalogPages: 0, rowsRead: 0 };
+    return this.fullDiff(signal);
+  }
+
+  /**
+   * What was published after generation `after`, page by page, each page queued with the generation it reached; then,
+   * when `deletions` is due, what the catalog no longer has.
+   */
+  private async sinceGeneration(after: string, deletions: boolean, signal?: AbortSignal): Promise<DiffResult> {
+    const started = performance.now();
+    const { db, settings } = this.deps;
+    const totals = { scanned: 0, created: 0, updated: 0, deleted: 0 };
+    let last = after;
+    for (;;) {
+      if (signal?.aborted) throw new Error('Change detection aborted');
+      const rows = await this.generations.publishedAfter(last, settings.pageSize);
+      if (rows.length === 0) break;
+      const current = new Map<string, Current | null>();
+      for (const row of rows) {
+        if (row.finalEntity === null) continue; // not stitched yet: it gets a generation when it is
+        const entity = JSON.parse(row.finalEntity) as Entity;
+        const ref = `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`;
+        // Out of scope: as if absent, so an entity that leaves the scope is published as deleted.
+        current.set(ref.toLowerCase(), this.inScope(entity) ? { ref, uid: entity.metadata.uid ?? null, etag: entity.metadata.etag ?? null } : null);
+      }
+      totals.scanned += rows.length;
+      const snapshot = new Map<string, SnapshotRow>();
+      const keys = [...current.keys()];
+      for (let i = 0; i < keys.length; i += 500) {
+        for (const row of await db<SnapshotRow>(TABLES.snapshot).whereIn('entity_ref', keys.slice(i, i + 500))) snapshot.set(row.entity_ref, row);
+      }
+      const changes: Changes = { created: [], updated: [], deleted: [] };
+      for (const [key, entity] of current) {
+        const previous = snapshot.get(key);
+        if (entity === null) {
+          if (previous) changes.deleted.push(previous);
+        } else if (!previous) changes.created.push([key, entity]);
+        else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) changes.updated.push([key, entity]);
+      }
+      last = rows[rows.length - 1]!.generation;
+      await this.publish(changes, { [STATE.generation]: last });
+      totals.created += changes.created.length;
+      totals.updated += changes.updated.length;
+      totals.deleted += changes.deleted.length;
+      if (rows.length < settings.pageSize) break;
+    }
+    let rowsRead = totals.scanned;
+    if (deletions) {
+      const departed = await this.generations.departed(TABLES.snapshot);
+      rowsRead += departed.length;
+      await this.publish({ created: [], updated: [], deleted: departed.map((row) => ({ ...row, etag: null })) }, { [STATE.deletionCheckAt]: String(this.now()) });
+      totals.deleted += departed.length;
+    }
+    return { mode: 'generations', baseline: false, ...totals, durationInMs: Math.round(performance.now() - started), catalogPages: 0, rowsRead };
+  }
+
+  private inScope(entity: Entity): boolean {
+    if (entity.metadata.annotations?.[EXCLUDE_ANNOTATION]?.trim().toLowerCase() === 'true') return false;
+    const filter = this.deps.settings.filter;
+    return !filter || evaluateFilterPredicate(filter, entity);
+  }
+
   /** Streams the catalog's uid/etag projection and records what changed since the last snapshot. */
-  async diff(signal?: AbortSignal): Promise<DiffResult> {
+  private async fullDiff(signal?: AbortSignal): Promise<DiffResult> {
     const started = performance.now();
     const { db, catalog, auth, settings, logger } = this.deps;
+    // Read before the diff: whatever is published while it runs is read again from the generations (harmless).
+    const generation = this.useGenerations ? await this.generations.current() : undefined;
     const credentials = await auth.getOwnServiceCredentials();
     const current = new Map<string, Current>();
     let cursor: string | undefined;
@@ -102,8 +245,14 @@ export class ChangeEventsEngine {
       }
       cursor = page.pageInfo.nextCursor;
     } while (cursor);
+    const state: Record<string, string> = {
+      [STATE.fullDiffAt]: String(this.now()),
+      [STATE.deletionCheckAt]: String(this.now()),
+      ...(generation !== undefined && { [STATE.generation]: generation }),
+    };
+    const result = { mode: 'full' as const, scanned: current.size, catalogPages: pages, rowsRead: 0 };
 
-    const baselineRow: unknown = await db(TABLES.state).where({ key: 'baseline_at' }).first();
+    const baselineRow: unknown = await db(TABLES.state).where({ key: STATE.baselineAt }).first();
     if (!baselineRow) {
       await db.transaction(async (tx) => {
         await tx(TABLES.snapshot).delete();
@@ -112,31 +261,44 @@ export class ChangeEventsEngine {
           TABLES.snapshot,
           [...current.entries()].map(([key, c]) => ({ entity_ref: key, display_ref: c.ref, uid: c.uid, etag: c.etag })),
         );
-        await tx(TABLES.state).insert({ key: 'baseline_at', value: new Date(this.now()).toISOString() });
+        await setState(tx, { ...state, [STATE.baselineAt]: new Date(this.now()).toISOString() });
       });
+      this.diffedSinceStart = true;
       logger.info(`Recorded the baseline of ${current.size} entities; changes from now on are published`);
-      return { baseline: true, scanned: current.size, created: 0, updated: 0, deleted: 0, durationInMs: Math.round(performance.now() - started), catalogPages: pages };
+      return { ...result, baseline: true, created: 0, updated: 0, deleted: 0, durationInMs: Math.round(performance.now() - started) };
     }
 
     const snapshot = new Map<string, SnapshotRow>((await db<SnapshotRow>(TABLES.snapshot).select()).map((row) => [row.entity_ref, row]));
-    const created: Array<[string, Current]> = [];
-    const updated: Array<[string, Current]> = [];
-    const deleted: SnapshotRow[] = [];
+    const changes: Changes = { created: [], updated: [], deleted: [] };
     for (const [key, entity] of current) {
       const previous = snapshot.get(key);
-      if (!previous) created.push([key, entity]);
-      else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) updated.push([key, entity]);
+      if (!previous) changes.created.push([key, entity]);
+      else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) changes.updated.push([key, entity]);
     }
-    for (const [key, row] of snapshot) if (!current.has(key)) deleted.push(row);
+    for (const [key, row] of snapshot) if (!current.has(key)) changes.deleted.push(row);
+    await this.publish(changes, state);
+    this.diffedSinceStart = true;
+    return {
+      ...result,
+      baseline: false,
+      created: changes.created.length,
+      updated: changes.updated.length,
+      deleted: changes.deleted.length,
+      durationInMs: Math.round(performance.now() - started),
+    };
+  }
 
+  /** Moves the snapshot (and `state`) forward and queues one event per change for every endpoint, in one transaction. */
+  private async publish({ created, updated, deleted }: Changes, state: Record<string, string>): Promise<void> {
+    const { db, settings, logger } = this.deps;
     const now = this.now();
     const time = new Date(now).toISOString();
     const events: Array<{ key: string; event: CatalogEvent }> = [
       ...[...created, ...updated].map(([key, c]) => ({ key, event: this.event(EVENT_TYPES.upserted, c.ref, time, { uid: c.uid, etag: c.etag }) })),
       ...deleted.map((row) => ({ key: row.entity_ref, event: this.event(EVENT_TYPES.deleted, row.display_ref, time, { uid: row.uid, etag: null }) })),
     ];
-    if (events.length > 0) {
-      await db.transaction(async (tx) => {
+    await db.transaction(async (tx) => {
+      if (events.length > 0) {
         await insertChunked(
           tx,
           TABLES.snapshot,
@@ -156,22 +318,18 @@ export class ChangeEventsEngine {
           })),
         );
         await insertChunked(tx, TABLES.outbox, rows);
-      });
-    }
-    const result = {
-      baseline: false,
-      scanned: current.size,
-      created: created.length,
-      updated: updated.length,
-      deleted: deleted.length,
-      durationInMs: Math.round(performance.now() - started),
-      catalogPages: pages,
-    };
+      }
+      await setState(tx, state);
+    });
     for (const [type, count] of [['created', created.length], ['updated', updated.length], ['deleted', deleted.length]] as const) {
       if (count > 0) this.deps.metrics.emitted.add(count, { change: type });
     }
     if (events.length > 0) logger.info(`Catalog changes queued: ${created.length} created, ${updated.length} updated, ${deleted.length} deleted`);
-    return result;
+  }
+
+  private async state(): Promise<Map<string, string>> {
+    const rows = await this.deps.db<{ key: string; value: string }>(TABLES.state).select('key', 'value');
+    return new Map(rows.map((r) => [r.key, r.value]));
   }
 
   /** Delivers every endpoint's outbox, oldest first, in batches; a failing endpoint backs off, the others go on. */
@@ -250,6 +408,10 @@ export class ChangeEventsEngine {
       data: { entityRef: ref, ...(data.uid && { uid: data.uid }), ...(data.etag && { etag: data.etag }) },
     };
   }
+}
+
+async function setState(tx: Knex.Transaction, values: Record<string, string>): Promise<void> {
+  for (const [key, value] of Object.entries(values)) await tx(TABLES.state).insert({ key, value }).onConflict('key').merge();
 }
 
 async function upsertEndpoint(db: Knex, row: EndpointRow): Promise<void> {

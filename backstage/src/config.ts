@@ -25,6 +25,15 @@ export interface EndpointSettings {
 
 export interface ChangeEventsSettings {
   schedule: SchedulerServiceTaskScheduleDefinition;
+  /**
+   * `generations` (default): what the catalog published since the last run, from its database, where the catalog
+   * has publication generations (catalog-backend ≥ 4.0.3), else the diff; `diff`: always the catalog API diff.
+   */
+  detection: 'generations' | 'diff';
+  /** How often the whole catalog is diffed; absent: every 10 minutes with generations, every 30 seconds without. */
+  fullDiffIntervalInMs?: number;
+  /** With generations: how often the snapshot is checked for entities the catalog no longer has. Default 30 s. */
+  deletionCheckIntervalInMs: number;
   batchSize: number;
   pageSize: number;
   maxAgeInMs: number;
@@ -56,8 +65,8 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
     () =>
       section.has('schedule')
         ? readSchedulerServiceTaskScheduleDefinitionFromConfig(section.getConfig('schedule'))
-        : { frequency: { seconds: 30 }, timeout: { minutes: 5 }, initialDelay: { seconds: 10 } },
-    { frequency: { seconds: 30 }, timeout: { minutes: 5 } },
+        : { frequency: { seconds: 1 }, timeout: { minutes: 5 }, initialDelay: { seconds: 10 } },
+    { frequency: { seconds: 1 }, timeout: { minutes: 5 } },
   );
   const source = attempt(
     'source',
@@ -105,8 +114,12 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
     if (auth) endpoints.push({ name, url, timeoutInMs, auth });
   });
 
+  const detection = attempt('detection', () => section.getOptionalString('detection') ?? 'generations', 'generations');
+  if (detection !== 'generations' && detection !== 'diff') problems.push(`${KEY}.detection: must be 'generations' (the default) or 'diff'`);
   const settings: ChangeEventsSettings = {
     schedule,
+    detection: detection === 'diff' ? 'diff' : 'generations',
+    deletionCheckIntervalInMs: duration('deletionCheckInterval', { seconds: 30 }, { value: 0, message: 'must be a duration of 0 or more (0: every run)' }),
     batchSize: integer('batchSize', 100, 1, 500),
     pageSize: integer('pageSize', 500, 1, 10_000),
     maxAgeInMs: duration('maxAge', { hours: 24 }),
@@ -114,6 +127,9 @@ export function readChangeEventsSettings(config: RootConfigService): ChangeEvent
     source,
     endpoints,
   };
+  if (section.has('fullDiffInterval')) {
+    settings.fullDiffIntervalInMs = duration('fullDiffInterval', { minutes: 10 }, { value: 0, message: 'must be a duration of 0 or more (0: every run)' });
+  }
   const filter = attempt('filter', () => readOptionalFilterPredicateFromConfig(section, { key: 'filter' }), undefined);
   if (filter) settings.filter = filter;
   if (problems.length > 0) throw new ChangeEventsConfigError(problems);

@@ -8,6 +8,8 @@ export interface ChangeEventsMetrics {
   delivered: Counter;
   deliveryFailures: Counter;
   dropped: Counter;
+  detectionRuns: Counter;
+  detectionRows: Counter;
 }
 
 export function createMetrics(meter: Meter = metrics.getMeter('backstage-plugin-catalog-backend-module-change-events'), depth?: () => Map<string, number>): ChangeEventsMetrics {
@@ -23,5 +25,9 @@ export function createMetrics(meter: Meter = metrics.getMeter('backstage-plugin-
     delivered: meter.createCounter('catalog_change_events.delivered', { description: 'Events delivered to an endpoint' }),
     deliveryFailures: meter.createCounter('catalog_change_events.delivery_failures', { description: 'Failed delivery requests' }),
     dropped: meter.createCounter('catalog_change_events.dropped', { description: 'Undelivered events dropped for being too old' }),
+    detectionRuns: meter.createCounter('catalog_change_events.detection_runs', { description: 'Runs that looked for catalog changes, by mode' }),
+    detectionRows: meter.createCounter('catalog_change_events.detection_rows', {
+      description: 'Rows (generations) or entities (full diff) read to find catalog changes, by mode',
+    }),
   };
 }

@@ -128,6 +128,8 @@ async function backend(changeEvents: Record<string, unknown> = {}) {
           catalog: {
             changeEvents: {
               schedule: { frequency: { minutes: 1 }, timeout: { minutes: 1 } },
+              // The in-memory catalog has no database, hence no generations: the diff, on every triggered run.
+              fullDiffInterval: '0s',
               retry: { initialDelay: '1ms', maxDelay: '5ms' },
               endpoints: [{ name: 'receiver', url: receiver.url, auth: { type: 'standardWebhooks', secret: SECRET } }],
               ...changeEvents,

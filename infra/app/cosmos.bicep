@@ -105,6 +105,14 @@ resource history 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@
   properties: { resource: { id: 'history', partitionKey: { paths: ['/entityId'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
 }
 
+// Maintenance runs requested through POST /api/admin/reconcile: one document each, kept a week after its last
+// change (each carries its ttl, which needs TTL on for the container).
+resource runs 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: database
+  name: 'maintenance-runs'
+  properties: { resource: { id: 'maintenance-runs', partitionKey: { paths: ['/id'], kind: 'Hash', version: 2 }, defaultTtl: -1 } }
+}
+
 // Entities authored in Cosmos DB, read by the Backstage entity provider.
 resource authored 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
   parent: database
@@ -153,7 +161,7 @@ resource roleAssignments 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignmen
       principalId: assignment.principalId
       scope: '${containerScope}/${cosmosRoles[assignment.role].container}'
     }
-    dependsOn: [entities, edges, leases, deliveries, authored, history]
+    dependsOn: [entities, edges, leases, deliveries, authored, history, runs]
   }
 ]
 

@@ -1,6 +1,10 @@
 /**
  * The admin operations — role `Catalog.Admin`:
- * - `POST /api/admin/reconcile[?force=true]`: the scheduled maintenance now (reconcile, then projection-failure replay);
+ * - `POST /api/admin/reconcile[?force=true]`: the scheduled maintenance (self-check, reconcile, projection-failure
+ *   replay) as a run in the background — `202` with the run and its `Location`; with `Prefer: wait=N`, the finished run
+ *   when it ends within N seconds (at most 60);
+ * - `GET /api/admin/reconcile/runs/{id}`: that run — queued, running (with its progress), succeeded, refused by the
+ *   deletion guard, failed, or abandoned — and, once it ended, its result;
  * - `GET /api/admin/deadletters[?max&from]`, `POST /api/admin/deadletters/replay`: the sync queue's dead letters;
  * - `GET /api/admin/projection-failures[?max]`, `POST /api/admin/projection-failures/replay`: documents the edge
  *   projection could not handle;
@@ -11,14 +15,21 @@ import type { EdgeProjector } from '../edges/projector';
 import type { ProjectionFailureStore } from '../edges/failure-store';
 import type { Endpoints } from '../http/endpoint';
 import { json, problem, ProblemType, type ApiRequest, type ApiResponse } from '../http/problem';
-import { parseBody, parseQuery, queryFlag, queryInteger } from '../http/request';
-import type { Maintenance } from '../maintenance';
+import { parseBody, parseParams, parseQuery, queryFlag, queryInteger } from '../http/request';
+import { isFinal, type MaintenanceRuns, type RunView } from '../maintenance-runs/runs';
+import { NotFoundError } from '../platform/errors';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { DeadLetterAdmin } from '../queue/deadletters';
 import type { SelfCheck } from '../self-check';
 
 const reconcileQuery = z.object({ force: queryFlag.optional() });
 const reconcileBody = z.object({ force: z.boolean({ error: 'must be a boolean, e.g. {"force": true}' }).optional() });
+const runParams = z.object({ id: z.uuid({ error: 'must be a run id as POST /api/admin/reconcile returned it' }) });
+
+/** The longest `Prefer: wait=` honoured: well inside the 230 s the Azure front end waits for an answer. */
+export const MAX_WAIT_IN_SECONDS = 60;
+/** What a caller following a run that has not ended should wait before asking again. */
+const RUN_RETRY_AFTER_IN_SECONDS = '5';
 
 const deadLettersQuery = z.object({
   max: queryInteger(1, 500).default(50),
@@ -47,7 +58,7 @@ const failuresReplayBody = z.object({
 
 export interface AdminApiOptions {
   endpoints: Endpoints;
-  maintenance: Maintenance;
+  runs: MaintenanceRuns;
   deadLetters: DeadLetterAdmin;
   projector: EdgeProjector;
   projectionFailures: ProjectionFailureStore;
@@ -58,24 +69,32 @@ export interface AdminApiOptions {
 export class AdminApi {
   constructor(private readonly options: AdminApiOptions) {}
 
-  /** Runs the maintenance now; `409 deletion-guard` (with the result) when the guard refused to tombstone. */
+  /**
+   * Requests a maintenance run: `202` with the queued run, `Location` (where to follow it) and `Retry-After`. With
+   * `Prefer: wait=N` the answer waits up to N seconds (at most {@link MAX_WAIT_IN_SECONDS}) and is `200` with the run
+   * when it has ended by then.
+   */
   async reconcile(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
     return this.admin(request, options, async (call) => {
       const query = parseQuery(request, reconcileQuery);
       const body = await parseBody(request, reconcileBody);
+      const waitInSeconds = preferredWait(request.headers.get('prefer'));
       const force = query.force === true || body.force === true;
-      call.logger.info('Reconcile requested', { by: call.principal.appId ?? call.principal.subject, force });
-      const result = await this.options.maintenance.run({ ...abortOnly(call), logger: call.logger, force, trigger: 'admin' });
-      if (result.deletionGuard.tripped && !result.deletionGuard.allowed) {
-        return problem(
-          409,
-          ProblemType.deletionGuard,
-          'Mass-deletion guard refused to tombstone',
-          `${result.deletionGuard.reason}. Everything else was synced. Re-run with ?force=true if the removal is intended.`,
-          { result },
-        );
-      }
-      return json(200, result);
+      const queued = await this.options.runs.request({ ...abortOnly(call), logger: call.logger, force });
+      call.logger.info('Maintenance run requested', { runId: queued.id, by: call.principal.appId ?? call.principal.subject, force });
+      const run = waitInSeconds > 0 ? ((await this.options.runs.waitFor(queued.id, waitInSeconds * 1000, { ...abortOnly(call), logger: call.logger })) ?? queued) : queued;
+      const location = new URL(`/api/admin/reconcile/runs/${run.id}`, request.url).toString();
+      return isFinal(run.status) ? json(200, run, { 'content-location': location }) : json(202, run, { location, 'retry-after': RUN_RETRY_AFTER_IN_SECONDS });
+    });
+  }
+
+  /** A maintenance run: `200` whatever its status (`Retry-After` while it has not ended), `404` when there is none. */
+  async getRun(request: ApiRequest, options: OperationOptions = {}): Promise<ApiResponse> {
+    return this.admin(request, options, async (call) => {
+      const { id } = parseParams(request, runParams);
+      const run: RunView | undefined = await this.options.runs.read(id, { ...abortOnly(call), logger: call.logger });
+      if (!run) throw new NotFoundError(`No maintenance run ${id}: runs are kept for a week after their last change`);
+      return json(200, run, isFinal(run.status) ? {} : { 'retry-after': RUN_RETRY_AFTER_IN_SECONDS });
     });
   }
 
@@ -135,3 +154,16 @@ export class AdminApi {
   }
 }
 
+
+/**
+ * The `wait` preference of a `Prefer` header (RFC 7240), in seconds, capped at {@link MAX_WAIT_IN_SECONDS}; 0 when
+ * absent or not a number (a preference that cannot be honoured is ignored, as the RFC asks).
+ */
+export function preferredWait(header: string | null): number {
+  if (!header) return 0;
+  for (const preference of header.split(',')) {
+    const match = /^\s*wait\s*=\s*"?(\d{1,6})"?\s*(?:;.*)?$/i.exec(preference);
+    if (match) return Math.min(Number(match[1]), MAX_WAIT_IN_SECONDS);
+  }
+  return 0;
+}

@@ -12,7 +12,9 @@ import {
   InvalidEntityError,
   InvalidEntityRefError,
   InvalidRequestError,
+  isTimeout,
   NotFoundError,
+  OperationAbortedError,
   PreconditionFailedError,
   SyncServiceError,
 } from '../platform/errors';
@@ -71,7 +73,6 @@ export const ProblemType = {
   notFound: 'urn:backstage-cosmos-sync:problem:not-found',
   invalidRequest: 'urn:backstage-cosmos-sync:problem:invalid-request',
   invalidEntityRef: 'urn:backstage-cosmos-sync:problem:invalid-entity-ref',
-  deletionGuard: 'urn:backstage-cosmos-sync:problem:deletion-guard',
   invalidSignature: 'urn:backstage-cosmos-sync:problem:invalid-signature',
   duplicateDelivery: 'urn:backstage-cosmos-sync:problem:duplicate-delivery',
   unsupportedMediaType: 'urn:backstage-cosmos-sync:problem:unsupported-media-type',
@@ -132,8 +133,9 @@ export function text(body: string, contentType: string, status = 200): ApiRespon
 }
 
 /**
- * Maps an error to its problem response: auth errors to 401/403, invalid input to 400, transient dependency failures
- * to 503 with `Retry-After`; anything else is logged and answered 500 without detail.
+ * Maps an error to its problem response: auth errors to 401/403, invalid input to 400; transient dependency failures,
+ * timeouts of any kind (wrapped or not) and work cut short because the worker is stopping to 503 with `Retry-After`;
+ * anything else is logged and answered 500 without detail.
  */
 export function toProblem(error: unknown, logger: Logger): ApiResponse {
   if (error instanceof AuthenticationError) {
@@ -163,7 +165,7 @@ export function toProblem(error: unknown, logger: Logger): ApiResponse {
   if (error instanceof PreconditionFailedError) {
     return problem(412, ProblemType.preconditionFailed, 'Precondition failed', error.message);
   }
-  if (error instanceof AuthUnavailableError || (error instanceof SyncServiceError && error.transient)) {
+  if (error instanceof AuthUnavailableError || (error instanceof SyncServiceError && error.transient) || error instanceof OperationAbortedError || isTimeout(error)) {
     logger.warn('Request failed on a dependency', { error });
     return problem(503, ProblemType.unavailable, 'Service unavailable', 'A dependency is unavailable; try again later.', {}, { 'retry-after': '5' });
   }

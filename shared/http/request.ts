@@ -40,6 +40,11 @@ export function queryValues(request: Pick<ApiRequest, 'query'>): Record<string, 
   return values;
 }
 
+/** The route parameters as `schema` reads them. */
+export function parseParams<S extends z.ZodType>(request: Pick<ApiRequest, 'params'>, schema: S): z.output<S> {
+  return check(schema, request.params);
+}
+
 /** The `{kind}/{namespace}/{name}` route parameters, validated with Backstage's own rules. */
 export function entityParams(request: Pick<ApiRequest, 'params'>): EntityName {
   const { kind, namespace, name } = request.params;

@@ -34,6 +34,8 @@ export interface CosmosConfig {
   authoredContainer: string;
   /** One record per version of every mirrored entity (docs/history.md). */
   historyContainer: string;
+  /** Maintenance runs requested through the admin API (`POST /api/admin/reconcile`), a week each. */
+  runsContainer: string;
   /** PEM file of a CA to trust for the local emulator's certificate; local mode only. */
   caCertPath?: string;
   /** The SDK's own retries of 429 per request, and their cumulative wait. */
@@ -172,6 +174,7 @@ function toAppConfig(s: Settings): AppConfig {
       deliveriesContainer: s.COSMOS_DELIVERIES_CONTAINER,
       authoredContainer: s.COSMOS_AUTHORED_CONTAINER,
       historyContainer: s.COSMOS_HISTORY_CONTAINER,
+      runsContainer: s.COSMOS_RUNS_CONTAINER,
       ...(s.COSMOS_CA_CERT_PATH && { caCertPath: s.COSMOS_CA_CERT_PATH }),
       maxRetryAttempts: s.COSMOS_MAX_RETRY_ATTEMPTS,
       maxRetryWaitInMs: s.COSMOS_MAX_RETRY_WAIT_MS,

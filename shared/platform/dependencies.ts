@@ -15,6 +15,7 @@
  * percentile to a bucket's resolution, from every call (no sampling) — the alerts' p95 and error rate (docs/operations.md).
  */
 import type { Metrics } from './metrics';
+import { isTimeout } from './errors';
 
 export type DependencyName = 'cosmos' | 'servicebus' | 'backstage' | 'identity';
 
@@ -63,8 +64,5 @@ export function recordDependencyCall(metrics: Metrics | undefined, call: Depende
  */
 export function noAnswerStatus(error: unknown, aborted = false): string {
   if (aborted) return 'aborted';
-  const name = (error as { name?: unknown } | undefined)?.name;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  if (name === 'TimeoutError' || code === 'ETIMEDOUT' || code === 'ServiceTimeout' || code === 'OperationTimeoutError') return 'timeout';
-  return 'network';
+  return isTimeout(error) ? 'timeout' : 'network';
 }

@@ -217,6 +217,23 @@ function isTransientCosmosStatus(statusCode: number | undefined): boolean {
   return statusCode === 408 || statusCode === 429 || statusCode === 449 || statusCode >= 500;
 }
 
+/** Error codes that mean a deadline passed: sockets, undici, the Azure SDKs. */
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'TimeoutError', 'ServiceTimeout', 'OperationTimeoutError', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * Whether `error`, or an error it was caused by, is a timeout — a deadline of ours (`TimeoutError`), an SDK's request
+ * timeout, a socket's. A dependency that did not answer in time is unavailable, never an internal error.
+ */
+export function isTimeout(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 8; depth += 1) {
+    const { name, code } = current as { name?: unknown; code?: unknown };
+    if (name === 'TimeoutError' || (typeof code === 'string' && TIMEOUT_CODES.has(code))) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 export function isTransient(error: unknown): boolean {
   return error instanceof SyncServiceError ? error.transient : false;
 }

@@ -87,6 +87,7 @@ export const fields = {
   COSMOS_DELIVERIES_CONTAINER: name('webhook-deliveries'),
   COSMOS_AUTHORED_CONTAINER: name('authored'),
   COSMOS_HISTORY_CONTAINER: name('history'),
+  COSMOS_RUNS_CONTAINER: name('maintenance-runs'),
   COSMOS_CA_CERT_PATH: optionalString,
   COSMOS_MAX_RETRY_ATTEMPTS: int(0, 100).default(9),
   COSMOS_MAX_RETRY_WAIT_MS: int(0, 600_000).default(30_000),

@@ -7,7 +7,8 @@
  *   the same session, carrying `attempt + 1`, and this message is completed — no hot redelivery; after
  *   `maxAttempts` → dead-letter with reason `RetriesExhausted`;
  * - a permanent failure (a message that does not follow the contract, an invalid ref, Backstage rejecting the
- *   request as malformed) → dead-letter at once with the reason.
+ *   request as malformed) → dead-letter at once with the reason;
+ * - a maintenance command (subject `maintenance`, session `~maintenance`) → handed to {@link MaintenanceRuns}.
  * If even scheduling the retry fails, the handler throws and the host's redelivery (bounded by the queue's max
  * delivery count, then the dead-letter queue) takes over.
  */
@@ -23,6 +24,7 @@ import type { Metrics } from '../platform/metrics';
 import type { QueueRetryConfig } from '../platform/config';
 import type { EventQueue } from './queue';
 import type { SyncEngine, SyncOutcome, SyncResult } from '../sync/engine';
+import { MAINTENANCE_SUBJECT, type MaintenanceRuns, type RunCommandOutcome } from '../maintenance-runs/runs';
 import { trackEvent } from '../platform/telemetry';
 
 /** How the trigger settles the message it was given (the Functions SDK binding's message actions). */
@@ -33,6 +35,7 @@ export interface Settlement {
 
 export type MessageOutcome =
   | { action: 'completed'; outcome: SyncOutcome; attempt: number }
+  | RunCommandOutcome
   | { action: 'retry-scheduled'; attempt: number; nextAttempt: number; delayInMs: number; error: string }
   | { action: 'dead-lettered'; attempt: number; reason: string; description: string };
 
@@ -42,6 +45,8 @@ export interface ProcessorOptions {
   logger: Logger;
   metrics?: Metrics;
   retry: QueueRetryConfig;
+  /** Runs the maintenance commands that share the queue (subject {@link MAINTENANCE_SUBJECT}, their own session). */
+  maintenanceRuns?: Pick<MaintenanceRuns, 'execute'>;
   random?: () => number;
   now?: () => number;
 }
@@ -62,6 +67,7 @@ export class SyncMessageProcessor {
   }
 
   async process(message: ServiceBusReceivedMessage, settle: Settlement, call: OperationOptions = {}): Promise<MessageOutcome> {
+    if (message.subject === MAINTENANCE_SUBJECT && this.options.maintenanceRuns) return this.options.maintenanceRuns.execute(message, settle, call);
     const started = performance.now();
     const properties = message.applicationProperties ?? {};
     const attempt = positiveInteger(properties.attempt) ?? 1;

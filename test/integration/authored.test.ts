@@ -238,9 +238,12 @@ test('an edit converges in one round: one change on the authored feed, the mirro
   // The mirror took the edit and is level: a full reconcile finds nothing to write.
   const after = (await mirrored(id))!;
   expect(after.sourceEtag).not.toBe(before.sourceEtag);
-  const reconcile = await api('POST', '/api/admin/reconcile', { roles: ['Catalog.Admin'] });
+  // Requested as a run that the sync trigger executes; the answer waits for it.
+  const reconcile = await api('POST', '/api/admin/reconcile', { roles: ['Catalog.Admin'], headers: { prefer: 'wait=60' } });
   expect(reconcile.status).toBe(200);
-  const result = (await reconcile.json()) as { created: number; updated: number; tombstoned: number; failed: number };
+  const run = (await reconcile.json()) as { status: string; result: { created: number; updated: number; tombstoned: number; failed: number } };
+  expect(run.status).toBe('succeeded');
+  const result = run.result;
   expect({ created: result.created, updated: result.updated, tombstoned: result.tombstoned, failed: result.failed }).toEqual({ created: 0, updated: 0, tombstoned: 0, failed: 0 });
   expect((await mirrored(id))!._etag).toBe(after._etag);
 });

@@ -12,7 +12,7 @@ import { loadCosmosRoles } from '../../local/cosmos-rbac';
 import { identityAdmin, uniqueName } from '../support/stack';
 
 const DATABASE = 'catalog';
-const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries', authoredContainer: 'authored', historyContainer: 'history' };
+const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries', authoredContainer: 'authored', historyContainer: 'history', runsContainer: 'maintenance-runs' };
 let emulator: CosmosEmulator;
 const clients: CosmosClient[] = [];
 

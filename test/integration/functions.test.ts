@@ -5,30 +5,41 @@
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { adminReconcile } from '../../functions/adminReconcile';
+import { getReconcileRun } from '../../functions/getReconcileRun';
 import { getEntity } from '../../functions/getEntity';
 import { health } from '../../functions/health';
 import { reconcileCatalog } from '../../functions/reconcileCatalog';
 import { loadConfig } from '../../shared/platform/config';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
-import { provisionCosmos, testEnvironment, userToken } from '../support/stack';
+import { provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
+import { startSyncTrigger } from '../support/triggers';
+import type { LocalServiceBus } from '../../local/servicebus/broker';
+import type { SessionTrigger } from '../../local/functions-host/service-bus';
 import { rawContainers } from '../support/containers';
 import { bodyJson } from '../support/http';
 
 jest.setTimeout(120_000);
 
 let fixture: FixtureCatalog;
+let broker: LocalServiceBus;
+let worker: SessionTrigger;
 const logs: string[] = [];
 
 beforeAll(async () => {
   fixture = await startFixtureCatalog();
-  const env = testEnvironment({ BACKSTAGE_BASE_URL: fixture.baseUrl });
+  broker = await startBroker();
+  const env = testEnvironment({ BACKSTAGE_BASE_URL: fixture.baseUrl, ServiceBusConnection: broker.connectionString });
   Object.assign(process.env, env);
   (await provisionCosmos(loadConfig(env))).dispose();
+  // The sync trigger, which also runs the maintenance that POST /api/admin/reconcile queues.
+  worker = startSyncTrigger(broker.connectionString);
 });
 
 afterAll(async () => {
+  await worker?.stop();
   await resetRuntime();
+  await broker?.stop();
   await fixture?.stop();
 });
 
@@ -146,11 +157,49 @@ describe('POST /api/admin/reconcile, then reads', () => {
     expect(body(response).detail).toMatch(/body must be a JSON object or empty/);
   });
 
-  test('200 with the stats for the admin role', async () => {
+  test('202 with the queued run and where to follow it; the worker runs it and the run answers its stats', async () => {
     const catalog = await fixture.entities();
-    const response = await adminReconcile(request('POST', 'admin/reconcile', { token: await userToken({ roles: ['Catalog.Admin'] }) }), context('adminReconcile'));
+    const token = await userToken({ roles: ['Catalog.Admin'] });
+    const response = await adminReconcile(request('POST', 'admin/reconcile', { token }), context('adminReconcile'));
+    expect(response.status).toBe(202);
+    const queued = body(response);
+    expect(queued).toMatchObject({ status: 'queued', force: false });
+    const headers = response.headers as Record<string, string>;
+    expect(headers.location).toBe(`http://localhost:7071/api/admin/reconcile/runs/${queued.id}`);
+    expect(headers['retry-after']).toBe('5');
+
+    const get = () => getReconcileRun(request('GET', `admin/reconcile/runs/${queued.id}`, { token, params: { id: queued.id } }), context('getReconcileRun'));
+    let run = body(await get());
+    for (const deadline = Date.now() + 60_000; !['succeeded', 'refused', 'failed'].includes(run.status) && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      run = body(await get());
+    }
+    expect(run).toMatchObject({ id: queued.id, status: 'succeeded', startedAt: expect.any(String), finishedAt: expect.any(String) });
+    expect(run.result).toMatchObject({ seen: catalog.length, created: catalog.length, failed: 0, deletionGuard: { tripped: false } });
+    expect(run.progress).toBeUndefined();
+    const final = await get();
+    expect((final.headers as Record<string, string>)['retry-after']).toBeUndefined();
+  });
+
+  test('Prefer: wait answers 200 with the finished run when it ends in time', async () => {
+    const catalog = await fixture.entities();
+    const response = await adminReconcile(
+      request('POST', 'admin/reconcile', { token: await userToken({ roles: ['Catalog.Admin'] }), headers: { prefer: 'respond-async, wait=60' } }),
+      context('adminReconcile'),
+    );
     expect(response.status).toBe(200);
-    expect(body(response)).toMatchObject({ seen: catalog.length, created: catalog.length, failed: 0, deletionGuard: { tripped: false } });
+    const run = body(response);
+    expect((response.headers as Record<string, string>)['content-location']).toBe(`http://localhost:7071/api/admin/reconcile/runs/${run.id}`);
+    expect(run).toMatchObject({ status: 'succeeded', result: { seen: catalog.length, unchanged: catalog.length, writes: 0 } });
+  });
+
+  test('a run id that is not one: 400; one that no run has: 404', async () => {
+    const token = await userToken({ roles: ['Catalog.Admin'] });
+    const bad = await getReconcileRun(request('GET', 'admin/reconcile/runs/x', { token, params: { id: 'not-a-run' } }), context('getReconcileRun'));
+    expect({ status: bad.status, type: body(bad).type }).toEqual({ status: 400, type: 'urn:backstage-cosmos-sync:problem:invalid-request' });
+    const id = '00000000-0000-4000-8000-000000000000';
+    const missing = await getReconcileRun(request('GET', `admin/reconcile/runs/${id}`, { token, params: { id } }), context('getReconcileRun'));
+    expect({ status: missing.status, type: body(missing).type }).toEqual({ status: 404, type: 'urn:backstage-cosmos-sync:problem:not-found' });
   });
 
   test('200 with the mirror document, its ETag, and 304 when it has not changed', async () => {

@@ -15,6 +15,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { ServiceBusClient } from '@azure/service-bus';
 import { Webhook } from 'standardwebhooks';
 import { adminReconcile } from '../../functions/adminReconcile';
+import { getReconcileRun } from '../../functions/getReconcileRun';
 import { catalogEvents } from '../../functions/catalogEvents';
 import { getEntity } from '../../functions/getEntity';
 import { getEntityHistory } from '../../functions/getEntityHistory';
@@ -43,6 +44,7 @@ import { API_AUDIENCE, identityAdmin, provisionCosmos, standins, startBroker, te
 import { catalogEvent } from '../support/events';
 import { ContractChecker, OPERATIONS, PROBLEM_TYPES } from '../support/contract';
 import { bodyJson, bodyText } from '../support/http';
+import { startSyncTrigger } from '../support/triggers';
 
 jest.setTimeout(60_000);
 
@@ -674,12 +676,16 @@ interface Endpoint {
   token: () => string;
 }
 
+/** A run id no run has. */
+const NO_RUN = '00000000-0000-4000-8000-000000000001';
+
 const ENDPOINTS = {
   getEntity: { handler: getEntity, functionName: 'getEntity', method: 'GET', path: 'entities/component/default/web', token: () => tokens.reader },
   getEntityHistory: { handler: getEntityHistory, functionName: 'getEntityHistory', method: 'GET', path: 'entities/component/default/web/history', token: () => tokens.reader },
   getChanges: { handler: getChanges, functionName: 'getChanges', method: 'GET', path: 'changes', token: () => tokens.reader },
   graph: { handler: graph, functionName: 'graph', method: 'GET', path: 'graph/component/default/web', token: () => tokens.reader },
   adminReconcile: { handler: adminReconcile, functionName: 'adminReconcile', method: 'POST', path: 'admin/reconcile', token: () => tokens.admin },
+  getReconcileRun: { handler: getReconcileRun, functionName: 'getReconcileRun', method: 'GET', path: `admin/reconcile/runs/${NO_RUN}`, token: () => tokens.admin },
   listDeadLetters: { handler: listDeadLetters, functionName: 'listDeadLetters', method: 'GET', path: 'admin/deadletters', token: () => tokens.admin },
   replayDeadLetters: { handler: replayDeadLetters, functionName: 'replayDeadLetters', method: 'POST', path: 'admin/deadletters/replay', token: () => tokens.admin },
   listProjectionFailures: { handler: listProjectionFailures, functionName: 'listProjectionFailures', method: 'GET', path: 'admin/projection-failures', token: () => tokens.admin },
@@ -720,7 +726,9 @@ function to(
 ): () => Req {
   return () => {
     const token = o.token === undefined ? ENDPOINTS[endpoint].token() : o.token;
-    const params = o.params ?? (endpoint === 'getEntity' || endpoint === 'graph' || endpoint === 'getEntityHistory' ? WEB : endpoint.endsWith('Authored') ? AUTHORED : {});
+    const params =
+      o.params ??
+      (endpoint === 'getEntity' || endpoint === 'graph' || endpoint === 'getEntityHistory' ? WEB : endpoint.endsWith('Authored') ? AUTHORED : endpoint === 'getReconcileRun' ? { id: NO_RUN } : {});
     return {
       headers: { ...(token !== null && bearer(token)), ...(o.body !== undefined && { 'content-type': 'application/json' }), ...o.headers },
       params,
@@ -817,6 +825,18 @@ const otherCases: EndpointCase[] = [
   e('replayDeadLetters', 'only the read role', () => to('replayDeadLetters', { token: tokens.reader, body: '{}' })(), 403, 'forbidden'),
   e('replayProjectionFailures', 'only the read role', () => to('replayProjectionFailures', { token: tokens.reader, body: '{}' })(), 403, 'forbidden'),
   e('adminReconcile', 'token from another issuer', () => to('adminReconcile', { token: tokens.wrongIssuer })(), 401, 'unauthorized'),
+  e('getReconcileRun', 'only the read role', () => to('getReconcileRun', { token: tokens.reader })(), 403, 'forbidden'),
+  e('getReconcileRun', 'a run that does not exist', to('getReconcileRun'), 404, 'not-found'),
+  ...(
+    [
+      ['id not a UUID', { id: 'run-1' }],
+      ['id empty', {}],
+      ['id a path traversal', { id: '../../entities/component/default/web' }],
+      ['id with a NUL', { id: `${NO_RUN}\u0000` }],
+      ['id 10 000 characters', { id: 'a'.repeat(10_000) }],
+      ['id __proto__', { id: '__proto__' }],
+    ] as const
+  ).map(([name, params]) => e('getReconcileRun', name, to('getReconcileRun', { params }), 400, 'invalid-request')),
 
   // Graph query parameters
   ...(
@@ -1051,9 +1071,19 @@ describe('the OpenAPI contract', () => {
     return send(handler, functionName, to(name, o)(), { method, path });
   };
   const served = (req: Req = {}) => send(openapi, 'openapi', req, { method: 'GET', path: 'openapi.json' });
+  const run = (id: string) => call('getReconcileRun', { params: { id } });
+  /** A maintenance run requested, waited for (the worker runs it) and returned as the request's answer. */
+  const requestRun = (o: Parameters<typeof to>[1] = {}) => call('adminReconcile', { ...o, headers: { prefer: 'wait=60', ...o.headers } });
   let fixture: FixtureCatalog | undefined;
+  // The sync trigger, which runs the maintenance that POST /api/admin/reconcile queues.
+  let worker: ReturnType<typeof startSyncTrigger> | undefined;
+
+  beforeAll(() => {
+    worker = startSyncTrigger(broker.connectionString);
+  });
 
   afterAll(async () => {
+    await worker?.stop();
     await fixture?.stop();
   });
 
@@ -1070,10 +1100,17 @@ describe('the OpenAPI contract', () => {
     for (const format of ['json', 'mermaid', 'dot']) expect((await call('graph', { query: `format=${format}` })).status).toBe(200);
   });
 
-  test('with Backstage unreachable: the reconcile answers 503 unavailable and the self-check 503 naming the dependency', async () => {
-    const reconcile = await call('adminReconcile');
-    expect({ status: reconcile.status, type: bodyJson(reconcile).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:unavailable' });
-    expect(headerOf(reconcile, 'retry-after')).toBeDefined();
+  test('with Backstage unreachable: a requested run is accepted and fails naming the dependency; the self-check 503 names it', async () => {
+    const accepted = await call('adminReconcile');
+    expect({ status: accepted.status, run: bodyJson(accepted) }).toMatchObject({ status: 202, run: { status: 'queued' } });
+    const id = bodyJson<{ id: string }>(accepted).id;
+    expect(headerOf(accepted, 'location')).toMatch(new RegExp(`/api/admin/reconcile/runs/${id}$`));
+    let current = await run(id);
+    for (const deadline = Date.now() + 30_000; !['failed', 'succeeded'].includes(bodyJson<{ status: string }>(current).status) && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      current = await run(id);
+    }
+    expect({ status: current.status, run: bodyJson(current) }).toMatchObject({ status: 200, run: { id, status: 'failed', error: { detail: expect.stringMatching(/Backstage/) } } });
     const check = await call('selfCheck');
     expect({ status: check.status, type: bodyJson(check).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:self-check-failed' });
     // Authoring asks the catalog whether another source owns the entity: without an answer, nothing is written.
@@ -1087,10 +1124,13 @@ describe('the OpenAPI contract', () => {
     Object.assign(process.env, { BACKSTAGE_BASE_URL: fixture.baseUrl, BACKSTAGE_MAX_RETRIES: '2' });
     await resetRuntime();
     expect((await call('selfCheck')).status).toBe(200);
-    const refused = await call('adminReconcile');
-    expect({ status: refused.status, type: bodyJson(refused).type }).toEqual({ status: 409, type: 'urn:backstage-cosmos-sync:problem:deletion-guard' });
-    const forced = await call('adminReconcile', { query: 'force=true' });
-    expect(forced.status).toBe(200);
+    const refused = await requestRun();
+    expect({ status: refused.status, run: bodyJson(refused) }).toMatchObject({
+      status: 200,
+      run: { status: 'refused', result: { deletionGuard: { tripped: true, allowed: false } }, error: { title: 'Mass-deletion guard refused to tombstone' } },
+    });
+    const forced = await requestRun({ query: 'force=true' });
+    expect({ status: forced.status, run: bodyJson(forced) }).toMatchObject({ status: 200, run: { status: 'succeeded', force: true, result: { deletionGuard: { forced: true } } } });
   });
 
   test('authoring: created, read back, replaced under If-Match, deleted; an entity a catalog file owns is refused', async () => {
@@ -1127,11 +1167,32 @@ describe('the OpenAPI contract', () => {
     expect((await call('replayDeadLetters', { body: '{}' })).status).toBe(200);
   });
 
-  test('a queue that cannot be reached: 503 queue-unavailable with Retry-After, nothing accepted', async () => {
+  test('a queue that cannot be reached: 503 queue-unavailable with Retry-After, nothing accepted; no run is requested', async () => {
+    await worker?.stop();
+    worker = undefined;
     await broker.stop();
     const response = await intake(post(event({}, `component:default/unqueued-${randomUUID()}`)));
     expect({ status: response.status, type: bodyJson(response).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:queue-unavailable' });
     expect(headerOf(response, 'retry-after')).toBeDefined();
+    const reconcile = await call('adminReconcile');
+    expect({ status: reconcile.status, type: bodyJson(reconcile).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:unavailable' });
+    expect(headerOf(reconcile, 'retry-after')).toBeDefined();
+  });
+
+  test('Cosmos DB unreachable: a run cannot be read, 503 unavailable with Retry-After', async () => {
+    const endpoint = process.env.CosmosDBConnection__accountEndpoint;
+    Object.assign(process.env, { CosmosDBConnection__accountEndpoint: 'https://127.0.0.1:1/', COSMOS_REQUEST_TIMEOUT_MS: '1000', COSMOS_MAX_RETRY_ATTEMPTS: '0' });
+    await resetRuntime();
+    try {
+      const response = await run(NO_RUN);
+      expect({ status: response.status, type: bodyJson(response).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:unavailable' });
+      expect(headerOf(response, 'retry-after')).toBeDefined();
+    } finally {
+      Object.assign(process.env, { CosmosDBConnection__accountEndpoint: endpoint });
+      delete process.env.COSMOS_REQUEST_TIMEOUT_MS;
+      delete process.env.COSMOS_MAX_RETRY_ATTEMPTS;
+      await resetRuntime();
+    }
   });
 
   test('a worker with invalid settings answers every operation but the contract 503 misconfigured', async () => {

@@ -78,14 +78,14 @@ test('all dependencies fine: 200, a check per dependency, each with its scope an
   expect(response.status).toBe(200);
   expect(report.status).toBe('ok');
   const checks = byDependency(report);
-  expect(Object.keys(checks).sort()).toEqual(['backstage', 'cosmos:authored', 'cosmos:edges', 'cosmos:entities', 'cosmos:history', 'cosmos:webhook-deliveries', 'issuer:entra', 'servicebus:receive', 'servicebus:send']);
+  expect(Object.keys(checks).sort()).toEqual(['backstage', 'cosmos:authored', 'cosmos:edges', 'cosmos:entities', 'cosmos:history', 'cosmos:maintenance-runs', 'cosmos:webhook-deliveries', 'issuer:entra', 'servicebus:receive', 'servicebus:send']);
   expect(checks['cosmos:entities']).toMatchObject({ status: 'ok', scope: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/\.default$/), token: { audience: expect.any(String), principal: expect.any(String), expiresInSeconds: expect.any(Number) } });
   expect(checks.backstage).toMatchObject({ status: 'ok', scope: settings.BACKSTAGE_TOKEN_SCOPE });
   expect(JSON.stringify(report)).not.toMatch(/eyJ[\w-]+\.[\w-]+\./); // no JWT anywhere
   // The metric says the same; the tokens behind it were counted too.
   const metrics = getRuntime().inMemoryMetrics as InMemoryMetrics;
   expect(metrics.counter('self_check.checks', { dependency: 'cosmos:entities', status: 'ok', trigger: 'admin' })).toBe(1);
-  expect(metrics.counter('self_check.checks')).toBe(9);
+  expect(metrics.counter('self_check.checks')).toBe(10);
   expect(metrics.counter('identity.token.acquisitions')).toBeGreaterThanOrEqual(2); // Cosmos and Backstage scopes
   expect(metrics.summary('identity.token.remaining_seconds')!.min).toBeGreaterThan(0);
 });
@@ -98,7 +98,7 @@ test('it runs when the worker starts: the appStart hook starts it in the backgro
   expect(hookData.configurationError).toBeUndefined();
   const metrics = getRuntime().inMemoryMetrics as InMemoryMetrics;
   await eventually(async () => Promise.resolve(metrics.counter('self_check.checks', { dependency: 'backstage', status: 'ok', trigger: 'start-up' }) === 1), 'the start-up self-check');
-  expect(metrics.counter('self_check.checks')).toBe(9);
+  expect(metrics.counter('self_check.checks')).toBe(10);
 });
 
 test('the maintenance runs the self-check first and reports it', async () => {
@@ -131,7 +131,7 @@ describe('what is wrong, exactly', () => {
     expect(response.headers).toMatchObject({ 'content-type': 'application/problem+json' });
     expect(report).toMatchObject({ type: 'urn:backstage-cosmos-sync:problem:self-check-failed', status: 503, title: 'Self-check failed' });
     // The authored container passes: the Backstage principal's role reads it, as the app's own role does.
-    expect(report.detail).toMatch(/^4 of 9 dependencies failed: cosmos:entities \(Forbidden\), cosmos:edges \(Forbidden\), cosmos:webhook-deliveries \(Forbidden\), cosmos:history \(Forbidden\)/);
+    expect(report.detail).toMatch(/^5 of 10 dependencies failed: cosmos:entities \(Forbidden\), cosmos:edges \(Forbidden\), cosmos:webhook-deliveries \(Forbidden\), cosmos:history \(Forbidden\), cosmos:maintenance-runs \(Forbidden\)/);
     const entities = byDependency(report)['cosmos:entities']!;
     expect(entities.problem).toEqual({
       title: 'Forbidden',

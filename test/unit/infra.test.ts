@@ -177,6 +177,10 @@ test('the database declares the containers the code uses, leases included', () =
   const historyName = String(defaults.COSMOS_HISTORY_CONTAINER);
   expect(partitionOf(historyName)).toBe('/entityId');
   expect(containers.find((b) => b.includes(`id: '${historyName}'`))).toMatch(/defaultTtl: -1/);
+  // Maintenance runs are read by id and carry their own ttl.
+  const runsName = String(defaults.COSMOS_RUNS_CONTAINER);
+  expect(partitionOf(runsName)).toBe('/id');
+  expect(containers.find((b) => b.includes(`id: '${runsName}'`))).toMatch(/defaultTtl: -1/);
 });
 
 test('the queue is what the code and the local broker expect', () => {

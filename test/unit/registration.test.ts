@@ -36,6 +36,7 @@ beforeAll(() => {
     require('../../functions/getEntityHistory');
     require('../../functions/getChanges');
     require('../../functions/adminReconcile');
+    require('../../functions/getReconcileRun');
     require('../../functions/reconcileCatalog');
     require('../../functions/catalogEvents');
     require('../../functions/listDeadLetters');
@@ -71,6 +72,7 @@ test('the HTTP functions and their routes', () => {
   expect(trigger('getEntityHistory')).toMatchObject({ type: 'httpTrigger', route: 'entities/{kind}/{namespace}/{name}/history', methods: ['GET'] });
   expect(trigger('getChanges')).toMatchObject({ type: 'httpTrigger', route: 'changes', methods: ['GET'] });
   expect(trigger('adminReconcile')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile', methods: ['POST'] });
+  expect(trigger('getReconcileRun')).toMatchObject({ type: 'httpTrigger', route: 'admin/reconcile/runs/{id}', methods: ['GET'], authLevel: 'anonymous' });
   expect(trigger('catalogEvents')).toMatchObject({ type: 'httpTrigger', route: 'catalog/events', methods: ['POST'], authLevel: 'anonymous' });
   expect(trigger('listDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters', methods: ['GET'] });
   expect(trigger('replayDeadLetters')).toMatchObject({ type: 'httpTrigger', route: 'admin/deadletters/replay', methods: ['POST'] });
