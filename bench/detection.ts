@@ -8,9 +8,10 @@
  * - idle cost: a simulated minute at the shipped defaults — 60 runs with publication generations (one a second, the
  *   deletion check every 30 s) against the 2 full diffs a minute the module made without them (pages through the
  *   catalog API, entities read), both with nothing changing;
- * - latency: an entity edited through the provider, from the moment its new version is stitched (a new generation
- *   in `final_entities`, polled every 10 ms) to the moment the engine — running every second, as the default schedule
- *   does — hands its event to the endpoint client. The catalog's own processing before that is reported next to it.
+ * - latency: an entity edited through the provider (the engine's second shifted at random before each edit), from the
+ *   moment its new version is stitched (a new generation in `final_entities`, polled every 10 ms) to the moment the
+ *   engine — running every second, as the default schedule does — hands its event to the endpoint client. The
+ *   catalog's own processing before that (the provider's full mutation applied → stitched) is reported next to it.
  *
  *   npm run bench:detection [-- --size 10000 --edits 20]
  */
@@ -28,7 +29,7 @@ import type { ChangeEventsSettings } from '../backstage/src/config';
 import type { EndpointClient } from '../backstage/src/delivery';
 import { createMetrics } from '../backstage/src/metrics';
 import { applyMigrations } from '../backstage/src/store';
-import { generateCatalog } from '../local/catalog-generator';
+import { generateCatalog, seededRandom } from '../local/catalog-generator';
 import { catalogClient, startLocalStack, waitForCatalog } from '../local/stack';
 import { summarize, type Summary } from './harness';
 
@@ -71,22 +72,33 @@ export async function measureDetection(options: DetectionBenchOptions): Promise<
   const log = options.log ?? (() => undefined);
   const dir = mkdtempSync(join(tmpdir(), 'bench-detection-'));
   const staticToken = 'bench-detection-static-token';
-  const stack = await startLocalStack({
-    backstage: { staticToken, processingIntervalSeconds: 3600, catalogFile: join(dir, 'catalog.json'), databaseDirectory: join(dir, 'db') },
-  });
+  const backstageOptions = { staticToken, processingIntervalSeconds: 3600, catalogFile: join(dir, 'catalog.json'), databaseDirectory: join(dir, 'db') };
+  const entities = generateCatalog(options.size, options.seed) as unknown as Entity[];
+  // The catalog first, into a Backstage whose database stays on disk.
+  log(`detection: loading ${entities.length} entities into Backstage`);
+  const loader = await startLocalStack({ backstage: backstageOptions });
+  try {
+    await loader.backstage!.loadCatalog(entities);
+    await waitForCatalog(loader.backstage!, { count: entities.length, settled: true }, { timeoutInMs: Math.max(300_000, entities.length * 100), pollIntervalInMs: 1_000 });
+  } finally {
+    await loader.stop();
+  }
+  // The catalog's database is shared by two processes here (the stand-in and this one), which SQLite serialises with
+  // one lock unless the file is in WAL mode — the engine's reads would then hold up the catalog's stitching, which
+  // PostgreSQL never does. WAL mode is a property of the file: set it while nothing else has the file open.
+  const file = readdirSync(join(dir, 'db')).find((f) => f.includes('catalog'));
+  if (!file) throw new Error(`no catalog database in ${join(dir, 'db')}`);
+  const connection = { filename: join(dir, 'db', file), options: { timeout: 30_000 } };
+  const setup = knexFactory({ client: 'better-sqlite3', connection: connection as never, useNullAsDefault: true, pool: { min: 1, max: 1 } });
+  await setup.raw('PRAGMA journal_mode = WAL');
+  await applyMigrations(setup);
+  await setup.destroy();
+  const stack = await startLocalStack({ backstage: backstageOptions });
   let knex: Knex | undefined;
   try {
     const backstage = stack.backstage!;
-    const entities = generateCatalog(options.size, options.seed) as unknown as Entity[];
-    log(`detection: loading ${entities.length} entities into Backstage`);
-    await backstage.loadCatalog(entities);
-    await waitForCatalog(backstage, { count: entities.length, settled: true }, { timeoutInMs: Math.max(300_000, entities.length * 100), pollIntervalInMs: 1_000 });
-
-    // The catalog's database, shared with the stand-in process (SQLite locks across processes; wait for them).
-    const file = readdirSync(join(dir, 'db')).find((f) => f.includes('catalog'));
-    if (!file) throw new Error(`no catalog database in ${join(dir, 'db')}`);
-    knex = knexFactory({ client: 'better-sqlite3', connection: { filename: join(dir, 'db', file), options: { timeout: 30_000 } } as never, useNullAsDefault: true, pool: { min: 1, max: 1 } });
-    await applyMigrations(knex);
+    await waitForCatalog(backstage, { count: entities.length }, { timeoutInMs: 120_000, pollIntervalInMs: 1_000 });
+    knex = knexFactory({ client: 'better-sqlite3', connection: connection as never, useNullAsDefault: true, pool: { min: 1, max: 1 } });
     let queries = 0;
     knex.on('query', () => (queries += 1));
 
@@ -145,20 +157,29 @@ export async function measureDetection(options: DetectionBenchOptions): Promise<
     const live = engine('generations');
     await live.run();
     let stop = false;
+    // The catalog stitches on its own processing loop's ticks (about a second apart) and the engine runs every
+    // second: two clocks whose phase drifts slowly. Before each edit the engine's clock is shifted by a random part of
+    // a second, so the edits sample every phase rather than a slow sweep of it.
+    let shiftInMs = 0;
     const rowsOfEditRuns: number[] = [];
     const loop = (async () => {
       while (!stop) {
         const started = Date.now();
         const { diff } = await live.run();
         if (diff.mode === 'generations' && diff.updated > 0) rowsOfEditRuns.push(diff.rowsRead);
-        await new Promise((r) => setTimeout(r, Math.max(0, 1_000 - (Date.now() - started))));
+        const wait = Math.max(0, 1_000 - (Date.now() - started)) + shiftInMs;
+        shiftInMs = 0;
+        await new Promise((r) => setTimeout(r, wait));
       }
     })();
     const processing: number[] = [];
     const stitchedToSent: number[] = [];
     const targets = entities.filter((e) => e.kind === 'Component').slice(0, options.edits);
+    const random = seededRandom(options.seed);
     try {
       for (const [i, target] of targets.entries()) {
+        shiftInMs = Math.floor(random() * 1_000);
+        await new Promise((r) => setTimeout(r, 2_100)); // the shifted interval (up to 2 s) is over
         const ref = `component:${target.metadata.namespace ?? 'default'}/${target.metadata.name}`.toLowerCase();
         const before = Number((await knex<{ entity_ref: string; generation: number }>('final_entities').where({ entity_ref: ref }).first('generation'))!.generation);
         target.metadata.description = `edited ${i}`;
