@@ -180,9 +180,9 @@ export class ChangeEventsEngine {
       for (const row of rows) {
         if (row.finalEntity === null) continue; // not stitched yet: it gets a generation when it is
         const entity = JSON.parse(row.finalEntity) as Entity;
-        const ref = `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`;
+        const [key, found] = currentOf(entity);
         // Out of scope: as if absent, so an entity that leaves the scope is published as deleted.
-        current.set(ref.toLowerCase(), this.inScope(entity) ? { ref, uid: entity.metadata.uid ?? null, etag: entity.metadata.etag ?? null } : null);
+        current.set(key, this.inScope(entity) ? found : null);
       }
       totals.scanned += rows.length;
       const snapshot = new Map<string, SnapshotRow>();
@@ -190,14 +190,7 @@ export class ChangeEventsEngine {
       for (let i = 0; i < keys.length; i += 500) {
         for (const row of await db<SnapshotRow>(TABLES.snapshot).whereIn('entity_ref', keys.slice(i, i + 500))) snapshot.set(row.entity_ref, row);
       }
-      const changes: Changes = { created: [], updated: [], deleted: [] };
-      for (const [key, entity] of current) {
-        const previous = snapshot.get(key);
-        if (entity === null) {
-          if (previous) changes.deleted.push(previous);
-        } else if (!previous) changes.created.push([key, entity]);
-        else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) changes.updated.push([key, entity]);
-      }
+      const changes = compare(current, snapshot);
       last = rows[rows.length - 1]!.generation;
       await this.publish(changes, { [STATE.generation]: last });
       totals.created += changes.created.length;
@@ -216,7 +209,7 @@ export class ChangeEventsEngine {
   }
 
   private inScope(entity: Entity): boolean {
-    if (entity.metadata.annotations?.[EXCLUDE_ANNOTATION]?.trim().toLowerCase() === 'true') return false;
+    if (excluded(entity)) return false;
     const filter = this.deps.settings.filter;
     return !filter || evaluateFilterPredicate(filter, entity);
   }
@@ -239,9 +232,8 @@ export class ChangeEventsEngine {
       pages += 1;
       for (const entity of page.items) {
         // Out of scope: as if absent, so an entity that leaves the scope is published as deleted.
-        if (entity.metadata.annotations?.[EXCLUDE_ANNOTATION]?.trim().toLowerCase() === 'true') continue;
-        const ref = `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`;
-        current.set(ref.toLowerCase(), { ref, uid: entity.metadata.uid ?? null, etag: entity.metadata.etag ?? null });
+        if (excluded(entity)) continue;
+        current.set(...currentOf(entity));
       }
       cursor = page.pageInfo.nextCursor;
     } while (cursor);
@@ -269,12 +261,7 @@ export class ChangeEventsEngine {
     }
 
     const snapshot = new Map<string, SnapshotRow>((await db<SnapshotRow>(TABLES.snapshot).select()).map((row) => [row.entity_ref, row]));
-    const changes: Changes = { created: [], updated: [], deleted: [] };
-    for (const [key, entity] of current) {
-      const previous = snapshot.get(key);
-      if (!previous) changes.created.push([key, entity]);
-      else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) changes.updated.push([key, entity]);
-    }
+    const changes = compare(current, snapshot);
     for (const [key, row] of snapshot) if (!current.has(key)) changes.deleted.push(row);
     await this.publish(changes, state);
     this.diffedSinceStart = true;
@@ -408,6 +395,32 @@ export class ChangeEventsEngine {
       data: { entityRef: ref, ...(data.uid && { uid: data.uid }), ...(data.etag && { etag: data.etag }) },
     };
   }
+}
+
+/** An entity's snapshot key (its ref, lower case) and what the snapshot keeps of it. */
+function currentOf(entity: Entity): [string, Current] {
+  const ref = `${entity.kind}:${entity.metadata.namespace ?? 'default'}/${entity.metadata.name}`;
+  return [ref.toLowerCase(), { ref, uid: entity.metadata.uid ?? null, etag: entity.metadata.etag ?? null }];
+}
+
+function excluded(entity: Entity): boolean {
+  return entity.metadata.annotations?.[EXCLUDE_ANNOTATION]?.trim().toLowerCase() === 'true';
+}
+
+/**
+ * What changed for the entities in `current` against their `snapshot` rows: new ones are created, a different etag,
+ * uid or spelling of the ref is an update, and one that is there but out of scope (`null`) is deleted.
+ */
+function compare(current: Map<string, Current | null>, snapshot: Map<string, SnapshotRow>): Changes {
+  const changes: Changes = { created: [], updated: [], deleted: [] };
+  for (const [key, entity] of current) {
+    const previous = snapshot.get(key);
+    if (entity === null) {
+      if (previous) changes.deleted.push(previous);
+    } else if (!previous) changes.created.push([key, entity]);
+    else if (previous.etag !== entity.etag || previous.uid !== entity.uid || previous.display_ref !== entity.ref) changes.updated.push([key, entity]);
+  }
+  return changes;
 }
 
 async function setState(tx: Knex.Transaction, values: Record<string, string>): Promise<void> {

@@ -82,8 +82,3 @@ function asBigInt(value: string): number | string {
   const n = Number(value);
   return Number.isSafeInteger(n) ? n : value;
 }
-
-/** Compares two non-negative decimal generation strings. */
-export function laterGeneration(a: string, b: string): string {
-  return BigInt(a) >= BigInt(b) ? a : b;
-}

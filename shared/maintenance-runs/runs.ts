@@ -154,11 +154,12 @@ export class MaintenanceRuns {
     await settle.complete();
     runLogger.info('Maintenance run started', { force: run.force });
 
-    // Heartbeats: at most one write in flight; each carries the latest progress.
+    // Heartbeats: at most one write in flight; each carries the latest progress. A write that failed does not stop
+    // the ones after it (the last of which records how the run ended).
     let writing: Promise<void> = Promise.resolve();
     let progress: ReconcileProgress | undefined;
     const write = (next: MaintenanceRun, options: OperationOptions) => {
-      writing = writing.then(async () => {
+      writing = writing.catch(() => undefined).then(async () => {
         etag = await this.options.store.replace(next, etag, options);
         run = next;
       });

@@ -12,7 +12,7 @@ import { reconcileCatalog } from '../../functions/reconcileCatalog';
 import { loadConfig } from '../../shared/platform/config';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
-import { provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
+import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { startSyncTrigger } from '../support/triggers';
 import type { LocalServiceBus } from '../../local/servicebus/broker';
 import type { SessionTrigger } from '../../local/functions-host/service-bus';
@@ -169,11 +169,10 @@ describe('POST /api/admin/reconcile, then reads', () => {
     expect(headers['retry-after']).toBe('5');
 
     const get = () => getReconcileRun(request('GET', `admin/reconcile/runs/${queued.id}`, { token, params: { id: queued.id } }), context('getReconcileRun'));
-    let run = body(await get());
-    for (const deadline = Date.now() + 60_000; !['succeeded', 'refused', 'failed'].includes(run.status) && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      run = body(await get());
-    }
+    const run = await eventually(async () => {
+      const current = body(await get());
+      return ['succeeded', 'refused', 'failed'].includes(current.status) && current;
+    }, 'the run to end', 60_000);
     expect(run).toMatchObject({ id: queued.id, status: 'succeeded', startedAt: expect.any(String), finishedAt: expect.any(String) });
     expect(run.result).toMatchObject({ seen: catalog.length, created: catalog.length, failed: 0, deletionGuard: { tripped: false } });
     expect(run.progress).toBeUndefined();

@@ -40,7 +40,7 @@ import { toSessionId } from '../../shared/queue/queue';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { graphFixture } from '../support/graph-fixture';
 import { algNone, hs256, INVALID_UTF8, nestedArrays, nestedObjects, prototypeFingerprint, tampered, unknownKid, withBytes } from '../support/hostile';
-import { API_AUDIENCE, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, userToken } from '../support/stack';
+import { API_AUDIENCE, eventually, identityAdmin, provisionCosmos, standins, startBroker, testEnvironment, userToken } from '../support/stack';
 import { catalogEvent } from '../support/events';
 import { ContractChecker, OPERATIONS, PROBLEM_TYPES } from '../support/contract';
 import { bodyJson, bodyText } from '../support/http';
@@ -1105,11 +1105,10 @@ describe('the OpenAPI contract', () => {
     expect({ status: accepted.status, run: bodyJson(accepted) }).toMatchObject({ status: 202, run: { status: 'queued' } });
     const id = bodyJson<{ id: string }>(accepted).id;
     expect(headerOf(accepted, 'location')).toMatch(new RegExp(`/api/admin/reconcile/runs/${id}$`));
-    let current = await run(id);
-    for (const deadline = Date.now() + 30_000; !['failed', 'succeeded'].includes(bodyJson<{ status: string }>(current).status) && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      current = await run(id);
-    }
+    const current = await eventually(async () => {
+      const response = await run(id);
+      return ['failed', 'succeeded'].includes(bodyJson<{ status: string }>(response).status) && response;
+    }, 'the run to end', 30_000);
     expect({ status: current.status, run: bodyJson(current) }).toMatchObject({ status: 200, run: { id, status: 'failed', error: { detail: expect.stringMatching(/Backstage/) } } });
     const check = await call('selfCheck');
     expect({ status: check.status, type: bodyJson(check).type }).toEqual({ status: 503, type: 'urn:backstage-cosmos-sync:problem:self-check-failed' });

@@ -135,6 +135,29 @@ test('a command is claimed, settled before the maintenance runs, heartbeats its 
   expect(done).not.toHaveProperty('error');
 });
 
+test('a heartbeat that fails does not keep the run from recording how it ended', async () => {
+  const { queue, sent } = recordingQueue();
+  const script = scriptedMaintenance();
+  const runs = new MaintenanceRuns({ store, maintenance: script.maintenance, queue, logger: runtime.logger, heartbeatIntervalInMs: 20 });
+  const { id } = await runs.request();
+  const replace = store.replace.bind(store);
+  let heartbeats = 0;
+  // The claim goes through; the first heartbeat meets a Cosmos DB outage.
+  const spy = jest.spyOn(store, 'replace').mockImplementation(async (run, ifMatch, options) => {
+    if (run.status === 'running' && run.updatedAt !== run.startedAt && ++heartbeats === 1) throw new Error('Cosmos DB replace failed: ECONNRESET');
+    return replace(run, ifMatch, options);
+  });
+  try {
+    const executing = runs.execute(received(sent[0]!), settlement());
+    await eventually(async () => heartbeats >= 2, 'a heartbeat after the failed one');
+    script.finish({ result: RESULT });
+    expect(await executing).toMatchObject({ status: 'succeeded' });
+  } finally {
+    spy.mockRestore();
+  }
+  expect(await runs.read(id)).toMatchObject({ status: 'succeeded', result: RESULT });
+});
+
 test('a maintenance that throws ends the run failed, with what went wrong', async () => {
   const { queue, sent } = recordingQueue();
   const script = scriptedMaintenance();
