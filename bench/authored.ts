@@ -1,8 +1,13 @@
 /**
  * The authored path, measured end to end on the local stack: `PUT /api/authored/…` → the `authored` container → the
  * Backstage entity provider (its default settings: the change feed read every 2 s) → Backstage's catalog → the
- * change-events module (every 5 s, as `npm start` runs it) → the intake → the queue → the sync → the mirror. On a
- * generated catalog (10k entities by default), so that Backstage and the mirror carry a realistic load.
+ * change-events module (its default schedule, every second, reading publication generations) → the intake → the
+ * queue → the sync → the mirror → the edge projection (the function's own feedPollDelay). On a generated catalog
+ * (10k entities by default), so that Backstage and the mirror carry a realistic load.
+ *
+ * Per write: when the PUT was sent, when the catalog API first served the entity (polled every 50 ms — so that moment
+ * is at most 50 ms and a request late), when the sync wrote its mirror document, when the projection wrote its edges.
+ * "Catalog API → mirror" is the stitched change's way through the module, the intake, the queue and the sync.
  *
  *   npm run bench:authored                          10k catalog, 100 writes
  *   npm run bench:authored -- --size 300 --writes 20
@@ -26,7 +31,7 @@ import { startSessionTrigger } from '../local/functions-host/service-bus';
 import { catalogClient, LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog } from '../local/stack';
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { getRuntime, resetRuntime } from '../shared/runtime';
-import { summarize, type Summary } from './harness';
+import { summarize, syncedIds, type Summary } from './harness';
 
 export interface AuthoredBenchOptions {
   size: number;
@@ -34,7 +39,7 @@ export interface AuthoredBenchOptions {
   /** Between two PUTs: the writes are spread out, so this measures latency, not a burst's throughput. */
   spacingInMs: number;
   seed: number;
-  /** The change-events module's schedule (npm start: 5 s; the module's own default is 30 s). */
+  /** The change-events module's schedule in seconds (its default, and npm start's: 1). */
   moduleIntervalInSeconds: number;
   log?: (line: string) => void;
 }
@@ -44,8 +49,11 @@ export interface AuthoredBenchResult {
   writes: number;
   spacingInMs: number;
   moduleIntervalInSeconds: number;
-  /** From sending the PUT to the entity in Backstage's catalog API, and to its document in the mirror. */
-  latencyMs: { backstage: Summary; mirror: Summary };
+  /**
+   * From sending the PUT to the entity in Backstage's catalog API, and to its document in the mirror; from the
+   * catalog API serving it to the mirror document; from the mirror write to its edges.
+   */
+  latencyMs: { backstage: Summary; mirror: Summary; backstageToMirror: Summary; mirrorToEdges: Summary };
   /** Cosmos DB requests per authored change, by container (the provider's idle polling included: see `idle`). */
   perChange: Record<string, Partial<CosmosRequestCounts>>;
   /** The provider's cost while nothing changes: change-feed reads per minute. */
@@ -88,13 +96,14 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
   try {
     const backstage = stack.backstage!;
     const emulator = stack.cosmos!;
-    Object.assign(process.env, stack.settings({ COSMOS_DATABASE_NAME: database, LOG_LEVEL: 'error' }));
+    Object.assign(process.env, stack.settings({ COSMOS_DATABASE_NAME: database, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error' }));
 
     // The app as the host runs it: the intake and the authoring API over HTTP where the module posts, the sync on
     // the queue, the projection on the change feed. The sync records when each expected entity reaches the mirror.
     let lastEventAt = performance.now();
     const expected = new Set<string>();
     const mirroredAt = new Map<string, number>();
+    const projectedAt = new Map<string, number>();
     const http = await startHttpHost({
       port: Number(new URL(stack.functionsUrl!).port),
       routes: [
@@ -120,9 +129,8 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
       logHandler: () => undefined,
       handler: async (input, context) => {
         await syncEntity(input, context);
-        const sessionId = context.triggerMetadata?.sessionId;
-        const id = typeof sessionId === 'string' ? sessionId : '';
-        if (expected.has(id) && !mirroredAt.has(id)) mirroredAt.set(id, performance.now());
+        const now = performance.now();
+        for (const id of syncedIds(input.messages)) if (expected.has(id) && !mirroredAt.has(id)) mirroredAt.set(id, now);
       },
     });
     stopApp.push(() => sessions.stop());
@@ -136,7 +144,11 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
       maxItemsPerInvocation: 100,
       feedPollDelayInMs: PROJECTION_FEED_POLL_DELAY_IN_MS,
       logHandler: () => undefined,
-      handler: (documents, context) => projectEdges(documents, context),
+      handler: async (documents, context) => {
+        await projectEdges(documents, context);
+        const now = performance.now();
+        for (const doc of documents as Array<{ id: string }>) if (mirroredAt.has(doc.id) && !projectedAt.has(doc.id)) projectedAt.set(doc.id, now);
+      },
     });
     stopApp.push(() => feed.stop());
 
@@ -177,7 +189,7 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
           const now = performance.now();
           outstanding.forEach((n, i) => items[i] && seenAt.set(n, now));
         }
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 50));
       }
     })();
     const puts = names.map(async (name, i) => {
@@ -198,10 +210,11 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
     });
     await Promise.all(puts);
     const deadline = performance.now() + 180_000;
-    while ((seenAt.size < names.length || mirroredAt.size < names.length) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const done = () => seenAt.size === names.length && mirroredAt.size === names.length && projectedAt.size === names.length;
+    while (!done() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     writing = false;
-    if (seenAt.size < names.length || mirroredAt.size < names.length) {
-      throw new Error(`after 3 minutes ${seenAt.size} of ${names.length} authored entities were in Backstage and ${mirroredAt.size} in the mirror`);
+    if (!done()) {
+      throw new Error(`after 3 minutes ${seenAt.size} of ${names.length} authored entities were in Backstage, ${mirroredAt.size} in the mirror, ${projectedAt.size} with their edges`);
     }
     await poller;
     const byContainer = emulator.requestsByContainer();
@@ -211,13 +224,19 @@ export async function measureAuthored(options: AuthoredBenchOptions): Promise<Au
         Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0).map(([kind, n]) => [kind, Math.round((n / names.length) * 100) / 100])),
       ]),
     );
+    const id = (n: string) => `component:default:${n}`;
     const latency = (at: Map<string, number>) => summarize(names.map((n) => at.get(n)! - sentAt.get(n)!));
     return {
       size: generated.length,
       writes: names.length,
       spacingInMs: options.spacingInMs,
       moduleIntervalInSeconds: options.moduleIntervalInSeconds,
-      latencyMs: { backstage: latency(seenAt), mirror: latency(new Map(names.map((n) => [n, mirroredAt.get(`component:default:${n}`)!]))) },
+      latencyMs: {
+        backstage: latency(seenAt),
+        mirror: latency(new Map(names.map((n) => [n, mirroredAt.get(id(n))!]))),
+        backstageToMirror: summarize(names.map((n) => mirroredAt.get(id(n))! - seenAt.get(n)!)),
+        mirrorToEdges: summarize(names.map((n) => projectedAt.get(id(n))! - mirroredAt.get(id(n))!)),
+      },
       perChange,
       idle: { changeFeedReadsPerMinute: Math.round((idleFeedReads / idleMinutes) * 10) / 10 },
     };
@@ -236,7 +255,7 @@ if (require.main === module) {
       writes: { type: 'string', default: '100' },
       spacing: { type: 'string', default: '250' },
       seed: { type: 'string', default: '42' },
-      'module-interval': { type: 'string', default: '5' },
+      'module-interval': { type: 'string', default: '1' },
     },
   });
   measureAuthored({

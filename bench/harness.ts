@@ -7,7 +7,10 @@
  */
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
+import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
+import { SYNC_BATCH_SUBJECT } from '../shared/intake/events';
+import { toDocumentId } from '../shared/model/refs';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
@@ -18,6 +21,20 @@ export function summarize(values: number[]): { count: number; p50: number; p95: 
   return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
 }
 export type Summary = ReturnType<typeof summarize>;
+
+/**
+ * The entities a sync invocation synced: an entity's own message is in its session; a batch message (a burst the
+ * intake queued together) names its entities in its body.
+ */
+export function syncedIds(messages: ServiceBusReceivedMessage | ServiceBusReceivedMessage[]): string[] {
+  return (Array.isArray(messages) ? messages : [messages]).flatMap((message) =>
+    message.subject === SYNC_BATCH_SUBJECT
+      ? ((message.body as { entities?: Array<{ entityRef: string }> }).entities ?? []).map((e) => toDocumentId(e.entityRef))
+      : typeof message.sessionId === 'string'
+        ? [message.sessionId]
+        : [],
+  );
+}
 
 /** Requests the emulator served: all of them by kind, and per container. */
 export interface CosmosCounts {

@@ -9,6 +9,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { CatalogClient } from '@backstage/catalog-client';
 import type { Entity } from '@backstage/catalog-model';
 import type { Container, OperationInput } from '@azure/cosmos';
+import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import pLimit from 'p-limit';
 import { catalogEvents } from '../functions/catalogEvents';
 import { getChanges } from '../functions/getChanges';
@@ -20,12 +21,13 @@ import { startChangeFeedTrigger } from '../local/functions-host/cosmos';
 import { startSessionTrigger, timeSpanToMs } from '../local/functions-host/service-bus';
 import type { CosmosRequestCounts } from '../local/cosmos';
 import { ensureCosmosResources } from '../local/cosmos-setup';
-import { toEntityDocument, type EntityDocument } from '../shared/model/documents';
+import { isTombstone, toEntityDocument, type EntityDocument } from '../shared/model/documents';
+import { seededRandom } from '../local/catalog-generator';
 import type { HistoryRecorder } from '../shared/history/history-recorder';
 import { DEPENDENCY_DURATION } from '../shared/platform/dependencies';
 import type { InMemoryMetrics } from '../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../shared/runtime';
-import { measured, serveScenarios, summarize, type CosmosCounts, type Measured, type Summary } from './harness';
+import { measured, serveScenarios, summarize, syncedIds, type CosmosCounts, type Measured, type Summary } from './harness';
 
 export type { Summary };
 
@@ -61,6 +63,26 @@ function dependencyFigures(): Record<string, { calls: number; meanMs: number; ma
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([key, { sumMs, ...rest }]) => [key, { ...rest, meanMs: Math.round((sumMs / rest.calls) * 10) / 10, maxMs: Math.round(rest.maxMs) }]),
   );
+}
+
+/** The syncEntity trigger as host.json runs it; `handled` sees each message once its invocation returned. */
+function startHostSyncTrigger(
+  args: { brokerConnection: string; sessions: { maxConcurrentSessions: number; sessionIdleTimeout: string } },
+  handled: (message: ServiceBusReceivedMessage) => void,
+) {
+  return startSessionTrigger({
+    connection: args.brokerConnection,
+    queueName: getRuntime().config.serviceBus.queueName,
+    functionName: 'syncEntity',
+    maxConcurrentSessions: args.sessions.maxConcurrentSessions,
+    sessionIdleTimeoutInMs: timeSpanToMs(args.sessions.sessionIdleTimeout)!,
+    logHandler: () => undefined,
+    handler: async (input, context) => {
+      await syncEntity(input, context);
+      const messages: ServiceBusReceivedMessage[] = Array.isArray(input.messages) ? input.messages : [input.messages];
+      messages.forEach(handled);
+    },
+  });
 }
 
 function database() {
@@ -210,12 +232,14 @@ const scenarios = {
     let stale = 0;
     if (args.staleCount) {
       // "n entities changed in Backstage", as the reconcile sees it: their mirror documents carry an older etag.
-      const { resources } = await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).items.query<EntityDocument>('SELECT * FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
-      resources.sort((a, b) => a.id.localeCompare(b.id));
-      const step = Math.max(1, Math.floor(resources.length / args.staleCount));
-      for (let i = 0; i < resources.length && stale < args.staleCount; i += step) {
-        const doc = resources[i]!;
-        await runtime.cosmosClient.database(runtime.config.cosmos.databaseName).container(runtime.config.cosmos.entitiesContainer).item(doc.id, doc.id).replace({ ...doc, sourceEtag: `bench-stale-${randomUUID()}` });
+      // Only the ids are listed (whole documents would put the catalog in this process's memory, which is measured).
+      const container = database().container(runtime.config.cosmos.entitiesContainer);
+      const { resources: ids } = await container.items.query<string>('SELECT VALUE c.id FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
+      ids.sort((a, b) => a.localeCompare(b));
+      const step = Math.max(1, Math.floor(ids.length / args.staleCount));
+      for (let i = 0; i < ids.length && stale < args.staleCount; i += step) {
+        const { resource: doc } = await container.item(ids[i]!, ids[i]).read<EntityDocument>();
+        await container.item(doc!.id, doc!.id).replace({ ...doc!, sourceEtag: `bench-stale-${randomUUID()}` });
         stale += 1;
       }
     }
@@ -359,6 +383,7 @@ const scenarios = {
     brokerConnection: string;
     sessions: { maxConcurrentSessions: number; sessionIdleTimeout: string };
     feedPollDelayInMs: number;
+    historyFeedPollDelayInMs: number;
     spacingInMs: number;
     senderToken: string;
   }) {
@@ -370,19 +395,8 @@ const scenarios = {
     const projected = new Map<string, number>();
     const backstopped = new Set<string>(); // doc ids whose expected version the history's feed has seen
     const expected = new Map<string, string>(); // doc id → the etag the change produced
-    const sessions = startSessionTrigger({
-      connection: args.brokerConnection,
-      queueName: runtime.config.serviceBus.queueName,
-      functionName: 'syncEntity',
-      maxConcurrentSessions: args.sessions.maxConcurrentSessions,
-      sessionIdleTimeoutInMs: timeSpanToMs(args.sessions.sessionIdleTimeout)!,
-      logHandler: () => undefined,
-      handler: async (input, context) => {
-        await syncEntity(input, context);
-        const sessionId = context.triggerMetadata?.sessionId;
-        const id = typeof sessionId === 'string' ? sessionId : '';
-        if (expected.has(id) && !synced.has(id)) synced.set(id, performance.now());
-      },
+    const sessions = startHostSyncTrigger(args, (message) => {
+      for (const id of syncedIds(message)) if (expected.has(id) && !synced.has(id)) synced.set(id, performance.now());
     });
     const feed = startChangeFeedTrigger({
       functionName: 'projectEdges',
@@ -409,7 +423,7 @@ const scenarios = {
       // The deployed function starts from the beginning once, on a new deployment; the mirror here is recorded already.
       startFromBeginning: false,
       maxItemsPerInvocation: 100,
-      feedPollDelayInMs: args.feedPollDelayInMs,
+      feedPollDelayInMs: args.historyFeedPollDelayInMs,
       logHandler: () => undefined,
       handler: async (documents, context) => {
         await recordHistory(documents, context);
@@ -417,7 +431,7 @@ const scenarios = {
       },
     });
     // Let the change feed catch up with what is already there before measuring.
-    await new Promise((r) => setTimeout(r, args.feedPollDelayInMs * 2 + 500));
+    await new Promise((r) => setTimeout(r, Math.max(args.feedPollDelayInMs, args.historyFeedPollDelayInMs) * 2 + 500));
 
     const entities = args.entities.map((e) => ({ ...e, description: 'initial', extra: false }));
     const toYaml = () =>
@@ -432,7 +446,7 @@ const scenarios = {
         )
         .join('\n---\n');
     const posted = new Map<string, number>();
-    const latencies = { mirror: [] as number[], edges: [] as number[] };
+    const latencies = { mirror: [] as number[], edges: [] as number[], mirrorToEdges: [] as number[] };
     const sendToken = args.senderToken;
     const backstageBefore = runtime.catalog.requestCount;
     const { run, history } = await historyOf(() => measured(async () => {
@@ -475,6 +489,7 @@ const scenarios = {
           const id = `component:default:${e.name}`;
           latencies.mirror.push(synced.get(id)! - posted.get(id)!);
           latencies.edges.push(projected.get(id)! - posted.get(id)!);
+          latencies.mirrorToEdges.push(projected.get(id)! - synced.get(id)!);
         }
       }
     }));
@@ -494,7 +509,8 @@ const scenarios = {
     return {
       changes,
       feedPollDelayInMs: args.feedPollDelayInMs,
-      latencyMs: { mirror: summarize(latencies.mirror), edges: summarize(latencies.edges) },
+      historyFeedPollDelayInMs: args.historyFeedPollDelayInMs,
+      latencyMs: { mirror: summarize(latencies.mirror), edges: summarize(latencies.edges), mirrorToEdges: summarize(latencies.mirrorToEdges) },
       perChange: {
         backstageRequests: backstageRequests / changes,
         entities: entitiesCounts,
@@ -537,6 +553,179 @@ const scenarios = {
    * history, one call at a time (time and Cosmos requests per call); (b) the change log followed from the beginning
    * at `changesPageSize` until a page comes back empty (caught up), as a new consumer would: every record, once.
    */
+  /**
+   * A storm: `count` entities changed at once (their mirror documents made stale, as the 1 % reconcile does), one
+   * event each posted to the HTTP intake 100 to a request (as the module sends them), synced by the session trigger
+   * with host.json's settings until every one is fresh — Backstage requests and wall time. Then the same entities
+   * made stale again and the reconcile run: what the same change costs on the other path. Run with
+   * INTAKE_BATCH_SYNC_MIN_EVENTS=0, it measures the one-message-per-entity path instead.
+   */
+  async storm(args: { count: number; brokerConnection: string; sessions: { maxConcurrentSessions: number; sessionIdleTimeout: string }; senderToken: string }) {
+    const runtime = getRuntime();
+    const metrics = runtime.inMemoryMetrics as InMemoryMetrics;
+    const entities = database().container(runtime.config.cosmos.entitiesContainer);
+    const { resources } = await entities.items.query<EntityDocument>('SELECT * FROM c WHERE NOT IS_DEFINED(c.deleted) OR c.deleted = false').fetchAll();
+    resources.sort((a, b) => a.id.localeCompare(b.id));
+    const step = Math.max(1, Math.floor(resources.length / args.count));
+    const chosen = resources.filter((_, i) => i % step === 0).slice(0, args.count);
+    const limit = pLimit(32);
+    const makeStale = () => Promise.all(chosen.map((doc) => limit(() => entities.item(doc.id, doc.id).replace({ ...doc, sourceEtag: `bench-stale-${randomUUID()}` }))));
+    const counters = () => ({
+      requests: runtime.catalog.requestCount,
+      retries: metrics.counter('backstage.retries'),
+      reads: metrics.summary('sync.read_batch_size') ?? { count: 0, sum: 0 },
+      batchMessages: metrics.summary('sync.batch_size')?.count ?? 0,
+    });
+
+    await makeStale();
+    const waiting = new Set(chosen.map((doc) => doc.id));
+    const sessions = startHostSyncTrigger(args, (message) => syncedIds(message).forEach((id) => waiting.delete(id)));
+    const stormBefore = counters();
+    const storm = await measured(async () => {
+      for (let i = 0; i < chosen.length; i += 100) {
+        const batch = chosen.slice(i, i + 100).map((doc) => ({
+          specversion: '1.0',
+          id: randomUUID(),
+          source: runtime.config.backstage.baseUrl,
+          type: 'io.backstage.catalog.entity.upserted',
+          subject: doc.entityRef,
+          time: new Date().toISOString(),
+          data: { entityRef: doc.entityRef, ...(doc.sourceEtag && { etag: doc.sourceEtag }) },
+        }));
+        const response = await catalogEvents(
+          new HttpRequest({
+            method: 'POST',
+            url: 'http://localhost:7071/api/catalog/events',
+            headers: { 'content-type': 'application/cloudevents-batch+json', authorization: `Bearer ${args.senderToken}` },
+            body: { string: JSON.stringify(batch) },
+          }),
+          new InvocationContext({ functionName: 'catalogEvents', logHandler: () => undefined }),
+        );
+        if (response.status !== 202) throw new Error(`intake answered ${response.status}: ${describeBody(response.body)}`);
+      }
+      for (const deadline = Date.now() + 30 * 60_000; waiting.size > 0; ) {
+        if (Date.now() > deadline) throw new Error(`the storm: ${waiting.size} of ${chosen.length} entities never synced`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+    await sessions.stop();
+    const stormAfter = counters();
+    const stormDependencies = dependencyFigures();
+    const stillStale = (await Promise.all(chosen.map((doc) => limit(() => entities.item(doc.id, doc.id).read<EntityDocument>())))).filter((r) => r.resource?.sourceEtag?.startsWith('bench-stale-')).length;
+    if (stillStale > 0) throw new Error(`the storm left ${stillStale} entities stale`);
+
+    await makeStale();
+    const reconcileBefore = counters();
+    const reconcile = await measured(() => runtime.reconciler.reconcile());
+    const reconcileAfter = counters();
+    await resetRuntime();
+    const backstage = (a: ReturnType<typeof counters>, b: ReturnType<typeof counters>) => ({ requests: b.requests - a.requests, retries: b.retries - a.retries });
+    return {
+      count: chosen.length,
+      storm: {
+        ms: storm.ms,
+        backstage: backstage(stormBefore, stormAfter),
+        /** Batch messages synced (the intake queues a request of INTAKE_BATCH_SYNC_MIN_EVENTS entities or more as batches). */
+        batchMessages: stormAfter.batchMessages - stormBefore.batchMessages,
+        /** The single-entity sync's reads: how many requests they took, and how many refs each carried on average. */
+        singleReads: { requests: stormAfter.reads.count - stormBefore.reads.count, meanRefs: (stormAfter.reads.sum - stormBefore.reads.sum) / Math.max(1, stormAfter.reads.count - stormBefore.reads.count) },
+        cosmos: storm.cosmos.all,
+        /** The storm's dependency calls (`dependency.duration`), by dependency and operation. */
+        dependencies: stormDependencies,
+      },
+      reconcile: { ms: reconcile.ms, backstage: backstage(reconcileBefore, reconcileAfter), writes: reconcile.value.writes, cosmos: reconcile.cosmos.all },
+    };
+  },
+
+  /**
+   * The edge projection's poll delay, traded off: for each candidate `feedPollDelay`, the projection's change-feed
+   * trigger (the stand-in of the host's, with the function's real handler) on the mirror, then
+   *
+   * - idle: the change-feed requests it sends in `idleWindowInMs` with nothing changing (counted by the emulator),
+   *   scaled to an hour — what the delay costs when nothing happens;
+   * - latency: `writes` mirror documents rewritten one at a time (a `dependsOn` relation toggled, so every write has
+   *   an edge to add or remove), each at a random moment in the poll cycle, from the write's answer to the
+   *   projection's handler returning (the edges written).
+   *
+   * Its own documents (`feedpoll-*`) and lease prefixes, so it runs on any mirror without touching what is there.
+   */
+  async feedPoll(args: { delaysInMs: number[]; writes: number; idleWindowInMs: number; seed: number }) {
+    const runtime = getRuntime();
+    const entities = database().container(runtime.config.cosmos.entitiesContainer);
+    const leases = database().container(runtime.config.cosmos.leasesContainer);
+    const random = seededRandom(args.seed);
+    const entityOf = (i: number, marker: string, extra: boolean): Entity => {
+      const name = `feedpoll-${i}`;
+      const targets = [`component:default/feedpoll-target-${i}`, ...(extra ? [`component:default/feedpoll-extra-${i}`] : [])];
+      return {
+        apiVersion: 'backstage.io/v1alpha1',
+        kind: 'Component',
+        metadata: { name, namespace: 'default', description: marker, uid: `feedpoll-uid-${i}`, etag: marker },
+        spec: { type: 'service', lifecycle: 'production', owner: 'group:default/bench', dependsOn: targets },
+        relations: targets.map((targetRef) => ({ type: 'dependsOn', targetRef })),
+      };
+    };
+    const extra = new Map<number, boolean>();
+    for (let i = 0; i < args.writes; i += 1) {
+      extra.set(i, false);
+      await entities.items.upsert(toEntityDocument(entityOf(i, 'initial', false)));
+    }
+    const rows = [];
+    for (const delay of args.delaysInMs) {
+      const done = new Map<string, number>(); // marker → when the projection's handler returned with it
+      const trigger = startChangeFeedTrigger({
+        functionName: 'projectEdges',
+        monitored: entities,
+        leases,
+        leaseContainerPrefix: `bench-feedpoll-${delay}-${randomUUID()}-`,
+        startFromBeginning: false,
+        maxItemsPerInvocation: 100,
+        feedPollDelayInMs: delay,
+        logHandler: () => undefined,
+        handler: async (documents, context) => {
+          await projectEdges(documents, context);
+          const now = performance.now();
+          for (const doc of documents as EntityDocument[]) {
+            const marker = isTombstone(doc) ? undefined : doc.entity.metadata.description;
+            if (marker?.startsWith('feedpoll ')) done.set(marker, now);
+          }
+        },
+      });
+      try {
+        for (const deadline = Date.now() + 30_000; !trigger.idle; ) {
+          if (Date.now() > deadline) throw new Error(`the change-feed trigger (delay ${delay} ms) never caught up`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // Nothing changes in the window: every change-feed request is a poll that finds nothing.
+        const idle = await measured(() => new Promise((r) => setTimeout(r, args.idleWindowInMs)));
+        const idlePolls = stats(idle.cosmos, runtime.config.cosmos.entitiesContainer).changefeed ?? 0;
+        const latencies: number[] = [];
+        for (let i = 0; i < args.writes; i += 1) {
+          // A random moment in the poll cycle, so the samples cover the whole delay.
+          await new Promise((r) => setTimeout(r, random() * delay));
+          const marker = `feedpoll ${delay} ${i}`;
+          extra.set(i, !extra.get(i));
+          await entities.items.upsert(toEntityDocument(entityOf(i, marker, extra.get(i)!)));
+          const written = performance.now();
+          for (const deadline = Date.now() + 60_000; !done.has(marker); ) {
+            if (Date.now() > deadline) throw new Error(`delay ${delay} ms: write ${i} never reached the edges`);
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          latencies.push(done.get(marker)! - written);
+        }
+        rows.push({
+          feedPollDelayInMs: delay,
+          idle: { windowMs: args.idleWindowInMs, polls: idlePolls, pollsPerHour: Math.round((idlePolls * 3_600_000) / args.idleWindowInMs) },
+          mirrorToEdgesMs: summarize(latencies),
+        });
+      } finally {
+        await trigger.stop();
+      }
+    }
+    await resetRuntime();
+    return { writes: args.writes, rows };
+  },
+
   async historyReads(args: {
     entities: Array<{ kind: string; namespace: string; name: string }>;
     pageSize: number;

@@ -1,7 +1,7 @@
 import './lib/bootstrap';
 import { app, type InvocationContext } from '@azure/functions';
 import { registrationSettings } from '../shared/platform/config';
-import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
+import { HISTORY_FEED_POLL_DELAY_IN_MS } from '../shared/history/history-recorder';
 import { ENTITY_FEED_PROCESSORS } from '../shared/monitoring/backlogs';
 import { getRuntime } from '../shared/runtime';
 import { withInvocation } from './lib/invocation';
@@ -27,7 +27,7 @@ app.cosmosDB('recordHistory', {
   maxItemsPerInvocation: 100,
   // A new deployment records the mirror as it is: every entity's current version becomes its first record.
   startFromBeginning: true,
-  feedPollDelay: PROJECTION_FEED_POLL_DELAY_IN_MS,
+  feedPollDelay: HISTORY_FEED_POLL_DELAY_IN_MS,
   retry: { strategy: 'exponentialBackoff', maxRetryCount: 5, minimumInterval: { seconds: 5 }, maximumInterval: { minutes: 5 } },
   handler: recordHistory,
 });

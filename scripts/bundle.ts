@@ -1,36 +1,77 @@
 /**
- * `npm run build:bundle` — bundles the compiled function files (`package.json` `main`, i.e. `dist/functions/*.js`;
- * compiled first when stale) into one file, `dist-bundle/main.js` (+ `main.js.map`), with esbuild. Fewer files to
- * find, read and compile at cold start; see docs/deploy.md ("A single-file bundle") and bench/cold-start.ts.
+ * `npm run build:bundle` (also part of `npm run build`) — bundles the compiled function files (`dist/functions/*.js`,
+ * {@link FUNCTION_FILES}; compiled first when stale) into one file, `dist-bundle/main.js` (+ `main.js.map`), with
+ * esbuild. That file is what is deployed: `package.json` `main` points at it. Fewer files to find, read and compile
+ * at cold start; see docs/deploy.md ("What is deployed: a single-file bundle") and bench/cold-start.ts.
  * `--outfile <path>` writes elsewhere (it must stay inside the repository, so the externals resolve from node_modules).
  *
  * The input is tsc's CommonJS output, not the TypeScript sources: every `require` then resolves with the `require`
  * condition, so the bundle holds exactly the CommonJS builds Node loads for the unbundled app (from the sources,
  * esbuild would pick the ESM builds of the Azure SDKs for `import`s and the CommonJS ones for `require`s — two copies
  * of `@azure/core-rest-pipeline`, `@azure/logger` and others). The entry requires the files in the order of the
- * `main` glob, as the host does.
+ * glob, sorted as the host sorts the files of a `main` glob.
  *
  * Not bundled ({@link BUNDLE_EXTERNALS}), and so still loaded from node_modules: what the host provides, and the
  * packages that break or change behaviour when bundled.
+ *
+ * Bundled but initialised lazily ({@link BUNDLE_LAZY}): packages that other bundled packages `require` at load time
+ * but that this app never uses, or uses only later — the OpenTelemetry exporters, propagators and instrumentations the
+ * Application Insights distro (through `@opentelemetry/sdk-node`) requires whatever its configuration, and the gRPC
+ * stack of the Service Bus extension, needed at the first message settlement. Each is replaced by a small module
+ * whose properties initialise the real one on first access; esbuild's CommonJS wrappers are initialised on first
+ * `require` anyway, so what is never touched is only parsed, never run.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Plugin } from 'esbuild';
 
 export const ROOT = resolve(__dirname, '..');
+
+/** The compiled function files, relative to the repository: what the bundle is built from (and the unbundled layout). */
+export const FUNCTION_FILES = 'dist/functions/*.js';
+
+/** Where `npm run build` writes the bundle, relative to the repository; `package.json` `main`. */
+export const BUNDLE_FILE = 'dist-bundle/main.js';
 
 /** Left to `require` at run time, with the reason for each. */
 export const BUNDLE_EXTERNALS: Readonly<Record<string, string>> = {
   '@azure/functions-core': 'provided by the Functions worker at run time; not an npm package',
-  applicationinsights:
-    'loaded only when telemetry is configured; hooks `require` (require-in-the-middle) to instrument modules and reads files relative to its own directory',
   '@azure/core-tracing':
-    'the Azure SDK instrumentation of applicationinsights installs its tracer when this module is required; inside a bundle that never happens and Cosmos DB / Service Bus calls stop being traced',
-  '@opentelemetry/api': 'one copy shared with applicationinsights (its global registration is per copy and version)',
-  '@opentelemetry/api-logs': 'one copy shared with applicationinsights',
-  '@azure/functions-extensions-servicebus':
-    'reads its gRPC settlement .proto relative to its own directory on the first settlement; that path cannot be exercised without the real host',
+    'the Azure SDK instrumentation of the Application Insights distro installs its tracer through a require hook on this module; bundled, the hook never fires and Cosmos DB / Service Bus calls stop being traced',
+  '@opentelemetry/api':
+    'its global registration (tracer, meter and logger providers) is per copy: one copy for the app, the distro and the Azure SDK instrumentation, which @azure/core-tracing reaches from node_modules',
+  '@opentelemetry/api-logs': 'as @opentelemetry/api: one copy for the app and the distro',
+};
+
+/**
+ * Bundled, but initialised on first use instead of when first required (see the header), with the reason each is not
+ * needed at load. A package listed here that something does use at load is simply initialised then: the stand-in
+ * forwards every property read, `in`, and key listing to the real module.
+ */
+export const BUNDLE_LAZY: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(
+    ['trace', 'metrics', 'logs'].flatMap((signal) =>
+      ['http', 'grpc', 'proto'].map((protocol) => [`@opentelemetry/exporter-${signal}-otlp-${protocol}`, 'OTLP export: only with OTEL_EXPORTER_OTLP_* / the distro\'s otlp*ExporterConfig, which this app does not set']),
+    ),
+  ),
+  '@opentelemetry/exporter-zipkin': 'an exporter sdk-node offers; not configured',
+  '@opentelemetry/exporter-prometheus': 'an exporter sdk-node offers; not configured',
+  '@opentelemetry/propagator-b3': 'a propagator sdk-node offers through OTEL_PROPAGATORS; W3C trace context is used',
+  '@opentelemetry/propagator-jaeger': 'as propagator-b3',
+  '@opentelemetry/configuration': 'sdk-node\'s declarative (file) configuration; not used',
+  yaml: 'read by @opentelemetry/configuration only',
+  '@opentelemetry/instrumentation-mongodb': 'an instrumentation of the distro, disabled (only azureSdk and http are enabled)',
+  '@opentelemetry/instrumentation-mysql': 'as instrumentation-mongodb',
+  '@opentelemetry/instrumentation-pg': 'as instrumentation-mongodb',
+  '@opentelemetry/instrumentation-redis': 'as instrumentation-mongodb',
+  '@opentelemetry/instrumentation-redis-4': 'as instrumentation-mongodb',
+  '@opentelemetry/instrumentation-bunyan': 'a log instrumentation of the distro, disabled',
+  '@opentelemetry/instrumentation-winston': 'as instrumentation-bunyan',
+  '@microsoft/applicationinsights-web-snippet': 'the distro\'s browser SDK loader, disabled',
+  '@grpc/grpc-js': 'the Service Bus extension settles messages over gRPC with the host: first needed at the first settlement',
+  '@grpc/proto-loader': 'as @grpc/grpc-js (reads proto/settlement.proto, copied next to the bundle)',
 };
 
 export interface BundleOptions {
@@ -38,6 +79,13 @@ export interface BundleOptions {
   outfile?: string;
   /** Module names left external; default the keys of {@link BUNDLE_EXTERNALS}. `@azure/functions-core` is always added. */
   external?: readonly string[];
+  /** Packages initialised on first use; default the keys of {@link BUNDLE_LAZY}. */
+  lazy?: readonly string[];
+  /**
+   * Minify whitespace and syntax, not identifiers (function and class names, and so stack traces, stay as they
+   * are): less source for V8 to scan at load. Default true.
+   */
+  minify?: boolean;
   /** Linked source map (`main.js.map`, mapped through tsc's maps to the TypeScript sources). Default true. */
   sourcemap?: boolean;
   /**
@@ -53,6 +101,8 @@ export interface BundleResult {
   /** The function files bundled, in load order (relative to the repository). */
   entries: string[];
   external: string[];
+  /** Of `lazy`, the packages the bundle holds (the others were not required by anything bundled). */
+  lazy: string[];
   bytes: number;
   /** Source files esbuild put in the bundle, and how many of them came from node_modules. */
   inputs: number;
@@ -61,15 +111,13 @@ export interface BundleResult {
 }
 
 /**
- * The files the host loads: `package.json` `main` (a file or a `dir/*.js`-style pattern), sorted as the host's glob
- * returns them.
+ * The files a `main`-style pattern (a file, or `dir/*.js`; default {@link FUNCTION_FILES}) matches, sorted as the
+ * host's glob returns them.
  */
-export function functionEntryFiles(root: string = ROOT): string[] {
-  const main = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main?: string }).main;
-  if (!main) throw new Error('package.json has no "main"');
+export function functionEntryFiles(root: string = ROOT, main: string = FUNCTION_FILES): string[] {
   const pattern = basename(main);
   const dir = join(root, dirname(main));
-  if (/[*?[\]{}]/.test(dirname(main))) throw new Error(`package.json "main" (${main}): only the file name part may be a pattern`);
+  if (/[*?[\]{}]/.test(dirname(main))) throw new Error(`${main}: only the file name part may be a pattern`);
   if (!/[*?]/.test(pattern)) return existsSync(join(dir, pattern)) ? [join(dir, pattern)] : [];
   const regex = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
   if (!existsSync(dir)) return [];
@@ -79,12 +127,50 @@ export function functionEntryFiles(root: string = ROOT): string[] {
     .map((f) => join(dir, f));
 }
 
+/** `package.json` `main`: what the Functions host loads. */
+export function packageMain(root: string = ROOT): string {
+  const main = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main?: string }).main;
+  if (!main) throw new Error('package.json has no "main"');
+  return main;
+}
+
+/** How long compileIfStale waits for another process's compilation of the same dist/ before giving up. */
+const COMPILE_LOCK_TIMEOUT_IN_MS = 180_000;
+
 /**
  * Compiles dist/ with tsc (`tsconfig.build.json`) when a compiled file is missing or older than its source or the
  * tsconfig files; returns how long tsc took, or undefined when dist/ was up to date. Also returns compiled function
  * files whose source is gone: tsc never deletes outputs, and the host would load them too.
+ *
+ * One compilation at a time per repository (`dist/.compile.lock`, created atomically): processes that build bundles
+ * side by side — two test files, a test and the benchmark — would otherwise write the same files while the other
+ * reads them. A second process waits until the first has finished, then finds dist/ fresh.
  */
 export function compileIfStale(root: string = ROOT): { tscMs?: number; orphans: string[] } {
+  const lock = join(root, 'dist', '.compile.lock');
+  mkdirSync(dirname(lock), { recursive: true });
+  const deadline = Date.now() + COMPILE_LOCK_TIMEOUT_IN_MS;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A lock older than the timeout was left by a process that died while compiling (gone already: try again).
+      const lockedAt = statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+      if (Date.now() - lockedAt > COMPILE_LOCK_TIMEOUT_IN_MS) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`another process has been compiling dist/ for ${COMPILE_LOCK_TIMEOUT_IN_MS / 1000} s (${lock})`, { cause: error });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    return compileUnlocked(root);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function compileUnlocked(root: string): { tscMs?: number; orphans: string[] } {
   const list = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? list(join(dir, entry.name)) : [join(dir, entry.name)]));
   const sources = ['functions', 'shared'].flatMap((dir) => list(join(root, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')));
@@ -107,8 +193,9 @@ export function compileIfStale(root: string = ROOT): { tscMs?: number; orphans: 
 }
 
 export async function bundleFunctions(options: BundleOptions = {}): Promise<BundleResult> {
-  const outfile = resolve(options.outfile ?? join(ROOT, 'dist-bundle', 'main.js'));
+  const outfile = resolve(options.outfile ?? join(ROOT, BUNDLE_FILE));
   const external = [...new Set(['@azure/functions-core', ...(options.external ?? Object.keys(BUNDLE_EXTERNALS))])];
+  const lazy = (options.lazy ?? Object.keys(BUNDLE_LAZY)).filter((name) => !external.includes(name));
   const fromSources = options.from === 'sources';
   const entries = fromSources
     ? readdirSync(join(ROOT, 'functions'))
@@ -116,9 +203,10 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
         .sort()
         .map((f) => join(ROOT, 'functions', f))
     : functionEntryFiles(ROOT);
-  if (entries.length === 0) throw new Error('no compiled function files (package.json "main"); run `npm run build` first');
+  if (entries.length === 0) throw new Error(`no compiled function files (${FUNCTION_FILES}); run \`npm run build\` first`);
   // Loaded here, not at the top: importing this module (e.g. for functionEntryFiles) needs no esbuild.
   const { build } = await import('esbuild');
+  const lazyUsed = new Set<string>();
   const started = performance.now();
   const result = await build({
     stdin: {
@@ -141,6 +229,8 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
     metafile: true,
     logLevel: 'warning',
     legalComments: 'none',
+    ...(options.minify !== false && { minifyWhitespace: true, minifySyntax: true }),
+    plugins: lazy.length > 0 ? [lazyPackages(lazy, lazyUsed)] : [],
   });
   // The Service Bus extension, when bundled, looks for its settlement contract next to the bundle.
   if (!external.includes('@azure/functions-extensions-servicebus')) {
@@ -153,10 +243,67 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
     outfile,
     entries: entries.map((file) => relative(ROOT, file)),
     external,
+    lazy: lazy.filter((name) => lazyUsed.has(name)),
     bytes: statSync(outfile).size,
     inputs: inputs.length,
     nodeModulesInputs: inputs.filter((i) => i.includes('node_modules/')).length,
     buildMs: Math.round(performance.now() - started),
+  };
+}
+
+const LAZY_NAMESPACE = 'lazy-package';
+
+/**
+ * An esbuild plugin: a bare `require`/`import` of one of `packages` (not of its subpaths) from bundled code resolves
+ * to a stand-in that requires the real package — bundled as usual — on the first property read, `in` or key listing.
+ * `used` receives the names that were resolved so. For packages whose exports are an object (a function export could
+ * not be called through the stand-in).
+ * `__esModule` is answered without loading when the real module's source marks itself so (as tsc's output does), so
+ * TypeScript's and esbuild's interop helpers (`__importStar`, `__importDefault`, `__toESM`) treat the stand-in as
+ * they would the real module without touching it; otherwise reading it loads the real module.
+ */
+export function lazyPackages(packages: readonly string[], used: Set<string> = new Set()): Plugin {
+  const escaped = packages.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+  const filter = new RegExp(`^(${escaped.join('|')})$`);
+  return {
+    name: 'lazy-packages',
+    setup(build) {
+      build.onResolve({ filter }, async (args) => {
+        // The stand-in's own require of the real package, and build.resolve below, resolve normally.
+        if (args.pluginData === 'real' || args.namespace === LAZY_NAMESPACE) return undefined;
+        const real = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: 'real' });
+        if (real.errors.length > 0) return { errors: real.errors };
+        // One stand-in per resolved file: importers that resolve the name to different versions get different ones.
+        used.add(args.path);
+        return { path: real.path, namespace: LAZY_NAMESPACE };
+      });
+      build.onResolve({ filter: /.*/, namespace: LAZY_NAMESPACE }, async (args) => {
+        const real = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: 'real' });
+        return real.errors.length > 0 ? { errors: real.errors } : { path: real.path, external: real.external };
+      });
+      build.onLoad({ filter: /.*/, namespace: LAZY_NAMESPACE }, (args) => {
+        const realPath = args.path;
+        // tsc's and esbuild's CommonJS output mark ES modules so; read from the source, so nothing runs at build time.
+        const esModule = /Object\.defineProperty\(\s*(?:module\.)?exports\s*,\s*["']__esModule["']|exports\.__esModule\s*=/.test(readFileSync(realPath, 'utf8'));
+        return {
+          resolveDir: dirname(realPath),
+          loader: 'js',
+          contents: [
+            `let real;`,
+            `const load = () => (real ??= require(${JSON.stringify(realPath)}));`,
+            `module.exports = new Proxy({}, {`,
+            `  get: (_, key) => (key === '__esModule' && real === undefined ? ${esModule ? 'true' : 'load().__esModule'} : load()[key]),`,
+            `  has: (_, key) => key in load(),`,
+            `  ownKeys: () => Reflect.ownKeys(load()),`,
+            `  getOwnPropertyDescriptor: (_, key) => {`,
+            `    const descriptor = Reflect.getOwnPropertyDescriptor(load(), key);`,
+            `    return descriptor && { value: load()[key], writable: false, enumerable: descriptor.enumerable, configurable: true };`,
+            `  },`,
+            `});`,
+          ].join('\n'),
+        };
+      });
+    },
   };
 }
 
@@ -169,7 +316,8 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${relative(process.cwd(), result.outfile)}: ${result.entries.length} function files, ${result.inputs} modules ` +
       `(${result.nodeModulesInputs} from node_modules), ${(result.bytes / 2 ** 20).toFixed(1)} MiB, in ${result.buildMs} ms\n` +
-      `external (loaded from node_modules at run time): ${result.external.join(', ')}\n`,
+      `external (loaded from node_modules at run time): ${result.external.join(', ')}\n` +
+      `initialised on first use: ${result.lazy.join(', ') || 'none'}\n`,
   );
 }
 

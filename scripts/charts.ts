@@ -4,7 +4,7 @@
  * `--check` fails when a committed chart is not what the results say (the unit tests run the same comparison).
  *
  * - reconcile-time.svg, reconcile-rss.svg: wall time and peak RSS of the reconcile runs against the catalog's size, from
- *   the full run with the most sizes (the latest of those);
+ *   the full or scale run with the most sizes (the latest of those);
  * - latency.svg: p50 / p95 / p99 of every latency the benchmark measures, each from the latest result that has it;
  * - detection-idle.svg: what the change-events module reads in an idle minute, with publication generations and with
  *   the full diff.
@@ -32,9 +32,20 @@ interface BenchReport {
     size: number;
     entities: number;
     reconcile: { initial: ReconcileRun; zeroChange: ReconcileRun[]; onePercent: ReconcileRun };
-    incremental?: { latencyMs: { mirror: Summary; edges: Summary } };
+    incremental?: { latencyMs: { mirror: Summary; edges: Summary; mirrorToEdges?: Summary } };
   }>;
-  authored?: { size?: number; latencyMs?: { backstage: Summary; mirror: Summary } };
+  authored?: { size?: number; latencyMs?: AuthoredLatency };
+}
+interface AuthoredLatency {
+  backstage: Summary;
+  mirror: Summary;
+  backstageToMirror?: Summary;
+  mirrorToEdges?: Summary;
+}
+/** `npm run bench -- --sizes …` above 20 000 (bench/scale.ts): the reconcile runs only. */
+interface ScaleReport {
+  kind: 'scale';
+  scale: Array<{ entities: number; initial: ReconcileRun; zeroChange: ReconcileRun; onePercent: ReconcileRun }>;
 }
 interface DetectionResult {
   size: number;
@@ -42,14 +53,19 @@ interface DetectionResult {
   latencyMs: { stitchedToSent: Summary };
 }
 
-/** Every results file, oldest first (the names start with the date). */
+/** Every results file, oldest first: by the `startedAt` it records, else by the date its name starts with. */
 function results(dir: string): Array<{ file: string; data: unknown }> {
+  const when = (file: string, data: unknown) => {
+    const startedAt = (data as { startedAt?: unknown } | null)?.startedAt;
+    return typeof startedAt === 'string' ? startedAt : `${file.slice(0, 10)}T00:00:00.000Z`;
+  };
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((file) => ({ file, data: JSON.parse(readFileSync(join(dir, file), 'utf8')) as unknown }));
+    .map((file) => ({ file, data: JSON.parse(readFileSync(join(dir, file), 'utf8')) as unknown }))
+    .sort((a, b) => when(a.file, a.data).localeCompare(when(b.file, b.data)) || a.file.localeCompare(b.file));
 }
 
+const isScale = (data: unknown): data is ScaleReport => typeof data === 'object' && data !== null && (data as ScaleReport).kind === 'scale' && Array.isArray((data as ScaleReport).scale);
 const isReport = (data: unknown): data is BenchReport => typeof data === 'object' && data !== null && Array.isArray((data as BenchReport).sizes);
 const isDetection = (data: unknown): data is DetectionResult => typeof data === 'object' && data !== null && 'idlePerMinute' in data;
 const isAuthored = (data: unknown): data is Required<BenchReport>['authored'] & { size: number } =>
@@ -65,12 +81,20 @@ export function chartSpecs(dir: string = RESULTS_DIR): Record<string, TopLevelSp
   const all = results(dir);
   const specs: Record<string, TopLevelSpec> = {};
   const full = all.filter((r): r is { file: string; data: BenchReport } => isReport(r.data) && r.data.kind === 'full');
-  const bySizes = [...full].sort((a, b) => a.data.sizes.length - b.data.sizes.length || a.file.localeCompare(b.file)).at(-1);
+  // The reconcile by size: every run reduced to (entities, run, seconds, MB); the one with the most sizes wins.
+  const sized = [
+    ...full.map(({ file, data }) => ({
+      file,
+      sizes: data.sizes.map((s) => ({ entities: s.entities, initial: s.reconcile.initial, zeroChange: { ms: median(s.reconcile.zeroChange.map((z) => z.ms)), peakRssMb: Math.max(...s.reconcile.zeroChange.map((z) => z.peakRssMb)) }, onePercent: s.reconcile.onePercent })),
+    })),
+    ...all.filter((r): r is { file: string; data: ScaleReport } => isScale(r.data)).map(({ file, data }) => ({ file, sizes: data.scale })),
+  ];
+  const bySizes = sized.sort((a, b) => a.sizes.length - b.sizes.length || a.file.localeCompare(b.file)).at(-1);
   if (bySizes) {
-    const rows = bySizes.data.sizes.flatMap((s) => [
-      { entities: s.entities, run: 'initial load', seconds: s.reconcile.initial.ms / 1000, mb: s.reconcile.initial.peakRssMb },
-      { entities: s.entities, run: 'zero-change reconcile', seconds: median(s.reconcile.zeroChange.map((z) => z.ms)) / 1000, mb: Math.max(...s.reconcile.zeroChange.map((z) => z.peakRssMb)) },
-      { entities: s.entities, run: '1 % changed', seconds: s.reconcile.onePercent.ms / 1000, mb: s.reconcile.onePercent.peakRssMb },
+    const rows = bySizes.sizes.flatMap((s) => [
+      { entities: s.entities, run: 'initial load', seconds: s.initial.ms / 1000, mb: s.initial.peakRssMb },
+      { entities: s.entities, run: 'zero-change reconcile', seconds: s.zeroChange.ms / 1000, mb: s.zeroChange.peakRssMb },
+      { entities: s.entities, run: '1 % changed', seconds: s.onePercent.ms / 1000, mb: s.onePercent.peakRssMb },
     ]);
     const x = { field: 'entities', type: 'quantitative', title: 'entities in the catalog', scale: { type: 'log', nice: false }, axis: { format: '~s' } } as const;
     const color = { field: 'run', type: 'nominal', title: null, legend: { orient: 'top' } } as const;
@@ -107,6 +131,8 @@ export function chartSpecs(dir: string = RESULTS_DIR): Record<string, TopLevelSp
     const largest = [...withIncremental.data.sizes].filter((s) => s.incremental).sort((a, b) => a.size - b.size).at(-1)!;
     add('event → mirror write', largest.incremental!.latencyMs.mirror, withIncremental.file);
     add('event → edges written', largest.incremental!.latencyMs.edges, withIncremental.file);
+    const mirrorToEdges = largest.incremental!.latencyMs.mirrorToEdges;
+    if (mirrorToEdges) add('mirror write → edges written', mirrorToEdges, withIncremental.file);
   }
   const authored = all
     .map((r) => ({ file: r.file, data: isAuthored(r.data) ? r.data : isReport(r.data) && r.data.authored?.latencyMs ? r.data.authored : undefined }))
@@ -115,6 +141,9 @@ export function chartSpecs(dir: string = RESULTS_DIR): Record<string, TopLevelSp
   if (authored) {
     add('authored PUT → Backstage', authored.data!.latencyMs!.backstage, authored.file);
     add('authored PUT → mirror', authored.data!.latencyMs!.mirror, authored.file);
+    const { backstageToMirror, mirrorToEdges } = authored.data!.latencyMs!;
+    if (backstageToMirror) add('catalog change served → mirror', backstageToMirror, authored.file);
+    if (mirrorToEdges) add('mirror → edges (authored run)', mirrorToEdges, authored.file);
   }
   const detection = all.filter((r): r is { file: string; data: DetectionResult } => isDetection(r.data)).at(-1);
   if (detection) add('catalog change stitched → event sent', detection.data.latencyMs.stitchedToSent, detection.file);

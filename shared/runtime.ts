@@ -38,6 +38,7 @@ import { DeadLetterAdmin } from './queue/deadletters';
 import { SyncMessageProcessor } from './queue/processor';
 import { createServiceBusClient, EventQueue } from './queue/queue';
 import { CatalogReader } from './sync/catalog-reader';
+import { CoalescedEntityReads } from './sync/entity-reads';
 import { SyncEngine } from './sync/engine';
 import { BacklogMonitor } from './monitoring/backlogs';
 import { LeaseStore } from './monitoring/lease-store';
@@ -126,7 +127,8 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const intake = new EventIntake({ config: config.intake, scope, senderRole: config.auth.senderRole, validator, queue, deliveries, logger: component('intake'), metrics });
   const history = new HistoryRecorder({ store: historyStore, logger: component('history'), metrics, retentionInSeconds: config.history.retentionInSeconds });
   const mirror = { catalog, store: entityStore, metrics, scope, history, tombstoneTtlInSeconds: config.sync.tombstoneTtlInSeconds, traceparent: currentTraceparent };
-  const engine = new SyncEngine({ ...mirror, logger: component('sync'), maxAttempts: config.sync.maxAttempts });
+  // The sync's single-entity reads share by-refs requests while others are in flight (a storm costs batches).
+  const engine = new SyncEngine({ ...mirror, reads: new CoalescedEntityReads(catalog, { metrics }), logger: component('sync'), maxAttempts: config.sync.maxAttempts });
   const reconciler = new Reconciler({ ...mirror, ...config.reconcile, engine, logger: component('sync') });
   const deadLetters = new DeadLetterAdmin(serviceBusClient, config.serviceBus.queueName, queue, component('deadletters'), metrics);
   const projector = new EdgeProjector({
@@ -141,7 +143,7 @@ export function createRuntime(config: AppConfig, overrides: RuntimeOverrides = {
   const selfCheck = new SelfCheck({ credential, probes: dependencyProbes(), logger: component('self-check'), metrics });
   const maintenance = new Maintenance({ reconciler, projector, selfCheck, logger: component('maintenance') });
   const maintenanceRuns = new MaintenanceRuns({ store: runStore, maintenance, queue, logger: component('maintenance'), metrics });
-  const processor = new SyncMessageProcessor({ engine, queue, maintenanceRuns, logger: component('queue'), metrics, retry: config.queueRetry });
+  const processor = new SyncMessageProcessor({ engine, queue, maintenanceRuns, batches: reconciler, logger: component('queue'), metrics, retry: config.queueRetry });
   const backlogs = new BacklogMonitor({
     leases: new LeaseStore(database.container(config.cosmos.leasesContainer), storeOptions),
     entities: entityStore,

@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TokenCredential } from '@azure/core-auth';
 import type { CosmosClient } from '@azure/cosmos';
 import { InvocationContext } from '@azure/functions';
@@ -35,8 +35,13 @@ export interface FunctionRegistration {
 }
 
 export interface FunctionsHostOptions {
-  /** Where the function files are (`functions/*.ts` under tsx, or `dist/functions/*.js`). */
-  functionsDir: string;
+  /**
+   * What to load: every function file of `functionsDir` (`functions/*.ts` under tsx, or `dist/functions/*.js`), in
+   * name order, or `files` in the order given — e.g. the deployed bundle, `dist-bundle/main.js` (`package.json`
+   * `main`). Exactly one of the two.
+   */
+  functionsDir?: string;
+  files?: string[];
   hostJsonPath: string;
   port?: number;
   /** Resolves a trigger's connection setting prefix to what the runners need. */
@@ -64,7 +69,7 @@ export interface FunctionsHost {
 }
 
 /** Loads the function files with a stand-in for `@azure/functions-core` that records registrations and hooks. */
-function loadRegistrations(functionsDir: string): { functions: FunctionRegistration[]; hooks: Map<string, Array<(context: unknown) => unknown>> } {
+function loadRegistrations(load: Pick<FunctionsHostOptions, 'functionsDir' | 'files'>): { functions: FunctionRegistration[]; hooks: Map<string, Array<(context: unknown) => unknown>> } {
   const functions: FunctionRegistration[] = [];
   const hooks = new Map<string, Array<(context: unknown) => unknown>>();
   const core = {
@@ -81,7 +86,15 @@ function loadRegistrations(functionsDir: string): { functions: FunctionRegistrat
     },
     log: () => undefined,
   };
-  const sentinel = join(functionsDir, '__azure_functions_core_stand_in__.js');
+  if ((load.functionsDir === undefined) === (load.files === undefined)) throw new Error('the dev host needs either functionsDir or files');
+  const files = load.functionsDir
+    ? readdirSync(load.functionsDir)
+        .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => join(load.functionsDir!, f))
+    : load.files!;
+  if (files.length === 0) throw new Error(`no function files to load${load.functionsDir ? ` in ${load.functionsDir}` : ''}`);
+  const sentinel = join(load.functionsDir ?? dirname(files[0]!), '__azure_functions_core_stand_in__.js');
   const moduleApi = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string; _cache: Record<string, unknown> };
   const original = moduleApi._resolveFilename;
   moduleApi._resolveFilename = function (request: string, ...rest: unknown[]) {
@@ -91,9 +104,8 @@ function loadRegistrations(functionsDir: string): { functions: FunctionRegistrat
   const cached = { id: sentinel, filename: sentinel, loaded: true, exports: core };
   moduleApi._cache[sentinel] = cached;
   try {
-    const files = readdirSync(functionsDir).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts')).sort();
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- the stand-in is wired into CommonJS resolution for this synchronous loop only; each file must load and register inside it, in order
-    for (const file of files) require(join(functionsDir, file));
+    for (const file of files) require(file);
   } finally {
     moduleApi._resolveFilename = original;
   }
@@ -101,7 +113,7 @@ function loadRegistrations(functionsDir: string): { functions: FunctionRegistrat
 }
 
 export async function startFunctionsHost(options: FunctionsHostOptions): Promise<FunctionsHost> {
-  const { functions, hooks } = loadRegistrations(options.functionsDir);
+  const { functions, hooks } = loadRegistrations(options);
   const hostJson = JSON.parse(readFileSync(options.hostJsonPath, 'utf8')) as {
     extensions?: { http?: { routePrefix?: string }; serviceBus?: { maxConcurrentSessions?: number; sessionIdleTimeout?: string } };
   };

@@ -30,6 +30,13 @@ import { abortOnly, type OperationOptions } from '../platform/options';
 import type { HistoryStore } from './history-store';
 import { buildHistoryRecord, historyRecordId, type PreviousRecord } from './record';
 
+/**
+ * The recordHistory trigger's `feedPollDelay`: the Functions host's default. It is the backstop of the write path,
+ * which records each version as the sync writes it, so nothing waits on it; a shorter delay would only add idle polls
+ * (docs/performance.md#the-change-feeds-poll-delay).
+ */
+export const HISTORY_FEED_POLL_DELAY_IN_MS = 5_000;
+
 /** A version a writer has just put in the mirror, and what it replaced when the writer knows. */
 export interface WrittenVersion {
   doc: EntityDocument;

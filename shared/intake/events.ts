@@ -141,6 +141,18 @@ export const syncMessageBodySchema = z.strictObject({
   source: printable(1024),
 });
 
+/** The subject of a batch message: several entities' events, synced together (a burst; see intake.ts). */
+export const SYNC_BATCH_SUBJECT = 'sync-batch';
+
+/** Entities per batch message (and per `by-refs` request of its sync). */
+export const MAX_SYNC_BATCH_ENTITIES = 100;
+
+export const syncBatchBodySchema = z.strictObject({
+  entities: z.array(syncMessageBodySchema).min(1).max(MAX_SYNC_BATCH_ENTITIES),
+});
+
+export type SyncBatchBody = z.infer<typeof syncBatchBodySchema>;
+
 export interface QueuedEvent {
   /** The Service Bus message id: the CloudEvent id (so a re-delivered webhook is dropped as a duplicate). */
   messageId: string;

@@ -10,12 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenValidator } from '../http/auth';
 import type { IntakeConfig } from '../platform/config';
-import { coalesceEvents, validateEvent, type CatalogEvent, type EventValidationError } from './events';
+import { coalesceEvents, MAX_SYNC_BATCH_ENTITIES, validateEvent, type CatalogEvent, type EventValidationError } from './events';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { json, problem, ProblemType, readBodyUpTo, toProblem, type ApiRequest, type ApiResponse } from '../http/problem';
 import { QueueUnavailableError, WebhookReplayError, WebhookSignatureError } from '../platform/errors';
-import { type EventQueue, toServiceBusMessage } from '../queue/queue';
+import { type EventQueue, toServiceBusMessage, toSyncBatchMessage } from '../queue/queue';
+import { chunk } from '../platform/collections';
 import { parseEntityRef } from '../model/refs';
 import type { SyncScope } from '../sync/scope';
 import { WebhookVerifier } from './webhooks';
@@ -171,11 +172,15 @@ export class EventIntake {
     const inScope = this.options.scope ? events.filter((event) => this.options.scope!.includesRef(parseEntityRef(event.data.entityRef))) : events;
     const outOfScope = events.length - inScope.length;
     const queued = coalesceEvents(inScope);
+    // A burst (a re-stitch, a renamed owner: the module sends its events 100 to a request) is synced a batch at a
+    // time, as the reconcile syncs; a few entities keep a message each, in their own sessions.
+    const minBatch = this.options.config.batchSyncMinEvents;
+    const messages =
+      minBatch > 0 && queued.length >= minBatch
+        ? chunk(queued, MAX_SYNC_BATCH_ENTITIES).map((events) => toSyncBatchMessage(events, { attempt: 1, traceparent }))
+        : queued.map((event) => toServiceBusMessage(event, { attempt: 1, traceparent }));
     try {
-      if (queued.length > 0) await this.options.queue.enqueue(
-        queued.map((event) => toServiceBusMessage(event, { attempt: 1, traceparent })),
-        call.abortSignal ? { abortSignal: call.abortSignal } : {},
-      );
+      if (messages.length > 0) await this.options.queue.enqueue(messages, call.abortSignal ? { abortSignal: call.abortSignal } : {});
     } catch (error) {
       // Nothing was enqueued: give the webhook-id back, so the sender's retry is accepted.
       if (webhookId !== undefined && deliveries) {
@@ -192,6 +197,7 @@ export class EventIntake {
     }
     this.options.metrics?.increment('intake.events', events.length);
     this.options.metrics?.increment('intake.enqueued', queued.length);
+    if (messages.length < queued.length) this.options.metrics?.increment('intake.batches', messages.length);
     if (outOfScope > 0) this.options.metrics?.increment('intake.out_of_scope', outOfScope);
     logger.info('Catalog events accepted', { operation: 'intake', accepted: events.length, enqueued: queued.length, outOfScope });
     trackEvent('CatalogEventsAccepted', { accepted: events.length, enqueued: queued.length, outOfScope });

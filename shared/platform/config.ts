@@ -111,6 +111,12 @@ export interface IntakeConfig {
   webhookToleranceInSeconds: number;
   maxBodyBytes: number;
   maxBatchEvents: number;
+  /**
+   * A request carrying at least this many entities (after coalescing) is queued as batch messages of up to
+   * 100 entities, synced a batch at a time (a burst costs what a reconcile of it costs);
+   * fewer go one message per entity. 0: always one message per entity.
+   */
+  batchSyncMinEvents: number;
 }
 
 export interface TelemetrySettings {
@@ -254,6 +260,7 @@ function toAppConfig(s: Settings): AppConfig {
       webhookToleranceInSeconds: s.WEBHOOK_TOLERANCE_SECONDS,
       maxBodyBytes: s.INTAKE_MAX_BODY_BYTES,
       maxBatchEvents: s.INTAKE_MAX_BATCH_EVENTS,
+      batchSyncMinEvents: s.INTAKE_BATCH_SYNC_MIN_EVENTS,
     },
     queueRetry: { maxAttempts: s.QUEUE_MAX_ATTEMPTS, baseDelayInMs: s.QUEUE_RETRY_BASE_DELAY_MS, maxDelayInMs: s.QUEUE_RETRY_MAX_DELAY_MS },
     telemetry: telemetryOf(s),

@@ -180,6 +180,7 @@ export const fields = {
   WEBHOOK_TOLERANCE_SECONDS: int(1, 300).default(300), // the Standard Webhooks library enforces ±5 min itself
   INTAKE_MAX_BODY_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   INTAKE_MAX_BATCH_EVENTS: int(1, 10_000).default(500),
+  INTAKE_BATCH_SYNC_MIN_EVENTS: int(0, 10_000).default(20),
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: z
     .string()

@@ -3,7 +3,8 @@
  *
  * Replay re-enqueues a fresh message (new id, attempt 1, `originalMessageId` kept) in the entity's session and
  * only then completes the dead letter, so a failure in between leaves a duplicate at worst — harmless, since
- * the sync is level-triggered — never a loss.
+ * the sync is level-triggered — never a loss. A dead-lettered batch message (intake.ts) is replayed as one such
+ * message per entity.
  */
 import { randomUUID } from 'node:crypto';
 import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
@@ -12,7 +13,7 @@ import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import { type EventQueue, serviceBusCall, toServiceBusMessage } from './queue';
-import { syncMessageBodySchema } from '../intake/events';
+import { syncBatchBodySchema, syncMessageBodySchema } from '../intake/events';
 import { toDocumentId } from '../model/refs';
 
 export interface DeadLetterEntry {
@@ -86,30 +87,35 @@ export class DeadLetterAdmin {
             await this.settle('abandon', () => receiver.abandonMessage(message));
             continue;
           }
-          const body = syncMessageBodySchema.safeParse(message.body);
-          if (!body.success) {
+          const single = syncMessageBodySchema.safeParse(message.body);
+          const batchBody = single.success ? undefined : syncBatchBodySchema.safeParse(message.body);
+          const entities = single.success ? [single.data] : batchBody?.success ? batchBody.data.entities : undefined;
+          if (!entities) {
             await this.settle('abandon', () => receiver.abandonMessage(message));
             result.skipped.push({ sequenceNumber, why: 'the body does not follow the sync contract; fix or remove it by hand' });
             continue;
           }
-          const newMessageId = randomUUID();
           const properties = message.applicationProperties ?? {};
+          const replays = entities.map((entity) => ({ entity, newMessageId: randomUUID() }));
           await this.queue.enqueue(
-            [
+            replays.map(({ entity, newMessageId }) =>
               toServiceBusMessage(
-                { messageId: newMessageId, sessionId: message.sessionId ?? toDocumentId(body.data.entityRef), body: body.data },
+                // A single message keeps its session; a batch's entities go to their own.
+                { messageId: newMessageId, sessionId: (single.success && message.sessionId) || toDocumentId(entity.entityRef), body: entity },
                 {
                   attempt: 1,
                   originalMessageId: String(properties.originalMessageId ?? message.messageId),
                   ...(typeof properties.traceparent === 'string' && { traceparent: properties.traceparent }),
                 },
               ),
-            ],
+            ),
             options.abortSignal ? { abortSignal: options.abortSignal } : {},
           );
           await this.settle('complete', () => receiver.completeMessage(message));
-          result.replayed.push({ sequenceNumber, entityRef: body.data.entityRef, newMessageId });
-          this.logger.info('Dead letter replayed', { operation: 'replay', entityRef: body.data.entityRef, sequenceNumber, newMessageId });
+          for (const { entity, newMessageId } of replays) {
+            result.replayed.push({ sequenceNumber, entityRef: entity.entityRef, newMessageId });
+            this.logger.info('Dead letter replayed', { operation: 'replay', entityRef: entity.entityRef, sequenceNumber, newMessageId });
+          }
         }
         const done = wanted ? [...wanted].every((n) => seen.has(n)) : result.replayed.length >= options.max;
         if (batch.length === 0 || fresh.length === 0 || done) break;

@@ -8,7 +8,11 @@
  *   `maxAttempts` → dead-letter with reason `RetriesExhausted`;
  * - a permanent failure (a message that does not follow the contract, an invalid ref, Backstage rejecting the
  *   request as malformed) → dead-letter at once with the reason;
- * - a maintenance command (subject `maintenance`, session `~maintenance`) → handed to {@link MaintenanceRuns}.
+ * - a maintenance command (subject `maintenance`, session `~maintenance`) → handed to {@link MaintenanceRuns};
+ * - a batch message (subject `sync-batch`: a burst of events the intake queued together) → its entities synced as
+ *   the reconcile syncs a batch ({@link Reconciler.syncMany}); those that failed are retried as a smaller batch with
+ *   the same backoff, and after `maxAttempts` each goes on as a message of its own (its own retries, its own
+ *   dead-letter) — so no entity of a batch is ever dropped. A batch that does not follow the contract is dead-lettered.
  * If even scheduling the retry fails, the handler throws and the host's redelivery (bounded by the queue's max
  * delivery count, then the dead-letter queue) takes over.
  */
@@ -17,13 +21,15 @@ import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import { backoffDelay } from '../platform/backoff';
 import { RequestChargeTracker } from '../platform/cosmos';
 import { BackstageRequestError, describeError, InvalidEntityRefError, OperationAbortedError } from '../platform/errors';
-import { syncMessageBodySchema, type SyncMessageBody } from '../intake/events';
+import { SYNC_BATCH_SUBJECT, syncBatchBodySchema, syncMessageBodySchema, type SyncBatchBody, type SyncMessageBody } from '../intake/events';
 import type { Logger } from '../platform/logger';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { Metrics } from '../platform/metrics';
 import type { QueueRetryConfig } from '../platform/config';
-import type { EventQueue } from './queue';
+import { toServiceBusMessage, type EventQueue, type SyncMessageProperties } from './queue';
+import { toDocumentId } from '../model/refs';
 import type { SyncEngine, SyncOutcome, SyncResult } from '../sync/engine';
+import type { Reconciler } from '../sync/reconcile';
 import { MAINTENANCE_SUBJECT, type MaintenanceRuns, type RunCommandOutcome } from '../maintenance-runs/runs';
 import { trackEvent } from '../platform/telemetry';
 
@@ -35,6 +41,7 @@ export interface Settlement {
 
 export type MessageOutcome =
   | { action: 'completed'; outcome: SyncOutcome; attempt: number }
+  | { action: 'batch-completed'; attempt: number; entities: number; failed: number; next?: 'retry-scheduled' | 'split' }
   | RunCommandOutcome
   | { action: 'retry-scheduled'; attempt: number; nextAttempt: number; delayInMs: number; error: string }
   | { action: 'dead-lettered'; attempt: number; reason: string; description: string };
@@ -47,6 +54,8 @@ export interface ProcessorOptions {
   retry: QueueRetryConfig;
   /** Runs the maintenance commands that share the queue (subject {@link MAINTENANCE_SUBJECT}, their own session). */
   maintenanceRuns?: Pick<MaintenanceRuns, 'execute'>;
+  /** Syncs the entities of batch messages (subject {@link SYNC_BATCH_SUBJECT}). */
+  batches?: Pick<Reconciler, 'syncMany'>;
   random?: () => number;
   now?: () => number;
 }
@@ -74,6 +83,7 @@ export class SyncMessageProcessor {
     const traceparent = typeof properties.traceparent === 'string' ? properties.traceparent : undefined;
     const logger = (call.logger ?? this.options.logger).child({ messageId: message.messageId, attempt });
     const metrics = this.options.metrics;
+    if (message.subject === SYNC_BATCH_SUBJECT && this.options.batches) return this.processBatch(message, settle, { attempt, logger, ...(traceparent && { traceparent }) }, call);
 
     const parsed = syncMessageBodySchema.safeParse(message.body);
     if (!parsed.success) {
@@ -144,23 +154,99 @@ export class SyncMessageProcessor {
         `Gave up after ${attempt} attempts; last error: ${describeError(error)}`,
       );
     }
-    const delayInMs = backoffDelay(attempt - 1, {
-      baseDelayInMs: retry.baseDelayInMs,
-      maxDelayInMs: retry.maxDelayInMs,
-      ...(this.options.random && { random: this.options.random }),
-    });
-    await this.options.queue.scheduleRetry(
-      message.messageId === undefined || message.messageId === '' ? randomUUID() : String(message.messageId),
-      body,
-      message.sessionId ?? '',
-      { attempt: attempt + 1, ...(traceparent && { traceparent }), originalMessageId: originalId(message) },
-      new Date(this.now() + delayInMs),
-      abortOnly(call),
+    const delayInMs = await this.scheduleNextAttempt(message, attempt, traceparent, (id, properties, at) =>
+      this.options.queue.scheduleRetry(id, body, message.sessionId ?? '', properties, at, abortOnly(call)),
     );
     await settle.complete();
     this.options.metrics?.increment('sync.retries', 1);
     entityLogger.warn('Sync failed; retry scheduled', { operation: 'syncEntity', error, nextAttempt: attempt + 1, delayInMs });
     return { action: 'retry-scheduled', attempt, nextAttempt: attempt + 1, delayInMs, error: describeError(error) };
+  }
+
+  /** A batch message: its entities synced together; what failed goes on (see the class comment). */
+  private async processBatch(
+    message: ServiceBusReceivedMessage,
+    settle: Settlement,
+    { attempt, logger, traceparent }: { attempt: number; logger: Logger; traceparent?: string },
+    call: OperationOptions,
+  ): Promise<MessageOutcome> {
+    const parsed = syncBatchBodySchema.safeParse(message.body);
+    if (!parsed.success) {
+      const description = parsed.error.issues
+        .slice(0, 5)
+        .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
+        .join('; ');
+      return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The batch message body does not follow the sync contract: ${description}`);
+    }
+    const body = parsed.data;
+    const started = performance.now();
+    // By document id: a failure may name the entity as the catalog spells it, not as the event did.
+    let failedIds: Set<string>;
+    let lastError: string;
+    try {
+      const result = await this.options.batches!.syncMany(body.entities, { ...abortOnly(call), logger });
+      failedIds = new Set(result.failures.map((f) => toDocumentId(f.entityRef)));
+      lastError = result.failures[0]?.error ?? '';
+      logger.info('Batch synced', {
+        operation: 'syncEntity',
+        entities: body.entities.length,
+        created: result.created,
+        updated: result.updated,
+        unchanged: result.unchanged,
+        tombstoned: result.tombstoned,
+        failed: result.failed,
+        backstageRequests: result.backstageRequests,
+        durationInMs: Math.round(performance.now() - started),
+      });
+    } catch (error) {
+      // The invocation was cancelled (host shutdown): let the host abandon; the message comes back.
+      if (error instanceof OperationAbortedError) throw error;
+      failedIds = new Set(body.entities.map((e) => toDocumentId(e.entityRef)));
+      lastError = describeError(error);
+      logger.warn('Batch sync failed', { operation: 'syncEntity', entities: body.entities.length, error });
+    }
+    this.options.metrics?.record('sync.batch_size', body.entities.length);
+    if (failedIds.size === 0) {
+      await settle.complete();
+      return { action: 'batch-completed', attempt, entities: body.entities.length, failed: 0 };
+    }
+    const failed: SyncBatchBody = { entities: body.entities.filter((e) => failedIds.has(toDocumentId(e.entityRef))) };
+    if (attempt < this.options.retry.maxAttempts) {
+      const delayInMs = await this.scheduleNextAttempt(message, attempt, traceparent, (id, properties, at) =>
+        this.options.queue.scheduleBatchRetry(id, failed, message.sessionId ?? '', properties, at, abortOnly(call)),
+      );
+      await settle.complete();
+      this.options.metrics?.increment('sync.retries', 1);
+      logger.warn('Batch sync failed for some entities; retry of those scheduled', { operation: 'syncEntity', failed: failed.entities.length, nextAttempt: attempt + 1, delayInMs, error: lastError });
+      return { action: 'batch-completed', attempt, entities: body.entities.length, failed: failed.entities.length, next: 'retry-scheduled' };
+    }
+    // Out of batch attempts: each entity goes on alone, with its own retries and, in the end, its own dead letter.
+    const messageId = messageIdOf(message);
+    await this.options.queue.enqueue(
+      failed.entities.map((entity) =>
+        toServiceBusMessage({ messageId: `${messageId}:${toDocumentId(entity.entityRef)}`.slice(0, 128), sessionId: toDocumentId(entity.entityRef), body: entity }, { attempt: 1, ...(traceparent && { traceparent }) }),
+      ),
+      abortOnly(call),
+    );
+    await settle.complete();
+    logger.warn('Batch sync failed for some entities after every attempt; each queued on its own', { operation: 'syncEntity', failed: failed.entities.length, error: lastError });
+    return { action: 'batch-completed', attempt, entities: body.entities.length, failed: failed.entities.length, next: 'split' };
+  }
+
+  /**
+   * Schedules the attempt after `attempt` (exponential backoff with jitter) through `schedule`, with the properties a
+   * retry carries; answers the delay.
+   */
+  private async scheduleNextAttempt(
+    message: ServiceBusReceivedMessage,
+    attempt: number,
+    traceparent: string | undefined,
+    schedule: (failingMessageId: string, properties: SyncMessageProperties, at: Date) => Promise<void>,
+  ): Promise<number> {
+    const { retry } = this.options;
+    const delayInMs = backoffDelay(attempt - 1, { baseDelayInMs: retry.baseDelayInMs, maxDelayInMs: retry.maxDelayInMs, ...(this.options.random && { random: this.options.random }) });
+    await schedule(messageIdOf(message), { attempt: attempt + 1, ...(traceparent && { traceparent }), originalMessageId: originalId(message) }, new Date(this.now() + delayInMs));
+    return delayInMs;
   }
 
   private async deadLetter(settle: Settlement, logger: Logger, attempt: number, reason: string, description: string): Promise<MessageOutcome> {
@@ -176,6 +262,11 @@ export class SyncMessageProcessor {
 function positiveInteger(value: unknown): number | undefined {
   const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
   return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The message's id (what retries derive theirs from); a random one for a message sent without. */
+function messageIdOf(message: ServiceBusReceivedMessage): string {
+  return message.messageId === undefined || message.messageId === '' ? randomUUID() : String(message.messageId);
 }
 
 function originalId(message: ServiceBusReceivedMessage): string {

@@ -11,7 +11,7 @@ import { noAnswerStatus, recordDependencyCall } from '../platform/dependencies';
 import { OperationAbortedError, QueueUnavailableError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import { abortOnly, withDeadline, type OperationOptions } from '../platform/options';
-import type { QueuedEvent, SyncMessageBody } from '../intake/events';
+import { SYNC_BATCH_SUBJECT, type QueuedEvent, type SyncBatchBody, type SyncMessageBody } from '../intake/events';
 
 /**
  * The client retries nothing itself: every operation goes through {@link serviceBusCall}, which retries what the SDK
@@ -86,6 +86,14 @@ export function retryMessageId(failingMessageId: string, nextAttempt: number): s
   return `retry-${nextAttempt}-${hash}`;
 }
 
+function applicationProperties(properties: SyncMessageProperties): Record<string, string | number> {
+  return {
+    attempt: properties.attempt,
+    ...(properties.traceparent && { traceparent: properties.traceparent }),
+    ...(properties.originalMessageId && { originalMessageId: properties.originalMessageId }),
+  };
+}
+
 export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageProperties): ServiceBusMessage {
   return {
     messageId: event.messageId,
@@ -93,11 +101,29 @@ export function toServiceBusMessage(event: QueuedEvent, properties: SyncMessageP
     contentType: 'application/json',
     subject: event.body.type,
     body: event.body,
-    applicationProperties: {
-      attempt: properties.attempt,
-      ...(properties.traceparent && { traceparent: properties.traceparent }),
-      ...(properties.originalMessageId && { originalMessageId: properties.originalMessageId }),
-    },
+    applicationProperties: applicationProperties(properties),
+  };
+}
+
+/**
+ * One message for several entities' events (subject {@link SYNC_BATCH_SUBJECT}), synced together. Its id is derived
+ * from the events' message ids, so the same request sent again enqueues the same message and duplicate detection
+ * drops it; its session is its own (`~batch:` and the same hash, which no entity id can take), so batches are synced
+ * side by side and no entity's session waits for one.
+ */
+export function toSyncBatchMessage(events: readonly QueuedEvent[], properties: SyncMessageProperties): ServiceBusMessage {
+  const hash = createHash('sha256').update(events.map((e) => e.messageId).sort().join('\n')).digest('hex').slice(0, 40);
+  return batchMessage(`batch-${hash}`, `~batch:${hash}`, { entities: events.map((e) => e.body) }, properties);
+}
+
+function batchMessage(messageId: string, sessionId: string, body: SyncBatchBody, properties: SyncMessageProperties): ServiceBusMessage {
+  return {
+    messageId,
+    sessionId,
+    contentType: 'application/json',
+    subject: SYNC_BATCH_SUBJECT,
+    body,
+    applicationProperties: applicationProperties(properties),
   };
 }
 
@@ -177,7 +203,15 @@ export class EventQueue {
     at: Date,
     options: OperationOptions = {},
   ): Promise<void> {
-    const message = toServiceBusMessage({ messageId: retryMessageId(failingMessageId, properties.attempt), sessionId, body }, properties);
+    await this.schedule(toServiceBusMessage({ messageId: retryMessageId(failingMessageId, properties.attempt), sessionId, body }, properties), at, options);
+  }
+
+  /** The next attempt of a batch message, for the entities that failed (its id derived as {@link scheduleRetry}'s). */
+  async scheduleBatchRetry(failingMessageId: string, body: SyncBatchBody, sessionId: string, properties: SyncMessageProperties, at: Date, options: OperationOptions = {}): Promise<void> {
+    await this.schedule(batchMessage(retryMessageId(failingMessageId, properties.attempt), sessionId, body, properties), at, options);
+  }
+
+  private async schedule(message: ServiceBusMessage, at: Date, options: OperationOptions): Promise<void> {
     try {
       await withDeadline(options.abortSignal, this.options.sendTimeoutInMs, (abortSignal) =>
         serviceBusCall('schedule', this.options.metrics, { abortSignal }, () => this.sender.scheduleMessages(message, at, { abortSignal })),

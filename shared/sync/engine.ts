@@ -15,6 +15,7 @@ import type { Metrics } from '../platform/metrics';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { WrittenVersion } from '../history/history-recorder';
 import type { CatalogReader } from './catalog-reader';
+import type { EntityReads } from './entity-reads';
 import type { EntityStore } from './entity-store';
 import { SyncScope, type ScopeExclusion } from './scope';
 
@@ -64,6 +65,8 @@ export interface VersionHistory {
 export interface SyncEngineOptions extends MirrorWriterOptions {
   /** Optimistic-concurrency attempts per entity before giving up. */
   maxAttempts: number;
+  /** Where single entities are read from; `catalog` itself by default (the runtime coalesces them: entity-reads.ts). */
+  reads?: EntityReads;
 }
 
 /** Cosmos statuses that mean another writer got there first: read both sides again. */
@@ -84,7 +87,8 @@ export class SyncEngine {
     const name = parseEntityRef(ref);
     const id = toDocumentId(name);
     const entityRef = formatEntityRef(name);
-    const { store, catalog, maxAttempts } = this.options;
+    const { store, maxAttempts } = this.options;
+    const reads = this.options.reads ?? this.options.catalog;
     const charge = options.charge ?? new RequestChargeTracker();
     const before = charge.total;
     const call: StoreCallOptions = { ...abortOnly(options), charge };
@@ -104,7 +108,7 @@ export class SyncEngine {
       if (attempt === 1 && options.knownEtag !== undefined && current && !isTombstone(current) && current.sourceEtag === options.knownEtag && isIntact(current)) {
         return done('unchanged', attempt, false);
       }
-      const entity = await catalog.getEntityByRef(entityRef, abortOnly(options));
+      const entity = await reads.getEntityByRef(entityRef, abortOnly(options));
       const decision = entity ? this.scope.decide(entity) : undefined;
       if (decision && !decision.inScope && decision.reason === 'setting') return done('out-of-scope', attempt, true, 'setting');
 

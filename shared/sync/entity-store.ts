@@ -20,6 +20,10 @@ export interface LiveEntitySummary {
   kind: string;
 }
 
+const INDEX_FIELDS = 'c.id, c.entityRef, c.kind, c["namespace"], c.name, c.uid, c.sourceEtag, c.deleted, c._etag';
+
+const toIndexItem = (r: MirrorIndexItem): MirrorIndexItem => ({ ...r, uid: r.uid ?? null, sourceEtag: r.sourceEtag ?? null, deleted: r.deleted === true });
+
 export type WriteOperation = { kind: 'create'; doc: EntityDocument } | { kind: 'replace'; doc: EntityDocument; ifMatch: string };
 
 export type StoredEntityDocument = EntityDocument & SystemProperties;
@@ -63,14 +67,23 @@ export class EntityStore extends CosmosStore {
 
   /** Streams the index of every document (tombstones included), a page at a time. */
   async *streamIndex(options: StoreCallOptions & { pageSize?: number } = {}): AsyncGenerator<MirrorIndexItem[]> {
-    const pages = this.queryPages<MirrorIndexItem>(
-      'query the mirror index',
-      'SELECT c.id, c.entityRef, c.kind, c["namespace"], c.name, c.uid, c.sourceEtag, c.deleted, c._etag FROM c',
+    const pages = this.queryPages<MirrorIndexItem>('query the mirror index', `SELECT ${INDEX_FIELDS} FROM c`, options);
+    for await (const page of pages) yield page.map(toIndexItem);
+  }
+
+  /** The index items of those of `ids` the mirror has (tombstones included). One query. */
+  async indexOf(ids: readonly string[], options: StoreCallOptions = {}): Promise<MirrorIndexItem[]> {
+    if (ids.length === 0) return [];
+    const parameters = ids.map((value, i) => ({ name: `@i${i}`, value }));
+    const items = await this.queryAll<MirrorIndexItem>(
+      'index entities',
+      {
+        query: `SELECT ${INDEX_FIELDS} FROM c WHERE c.id IN (${parameters.map((p) => p.name).join(', ')})`,
+        parameters,
+      },
       options,
     );
-    for await (const page of pages) {
-      yield page.map((r) => ({ ...r, uid: r.uid ?? null, sourceEtag: r.sourceEtag ?? null, deleted: r.deleted === true }));
-    }
+    return items.map(toIndexItem);
   }
 
   /** Which of `ids` are live (not tombstoned) in the mirror, with their refs and kinds. One query. */

@@ -7,6 +7,7 @@
 import type { Entity } from '@backstage/catalog-model';
 import pLimit from 'p-limit';
 import { toEntityDocument, toTombstone } from '../model/documents';
+import { toDocumentId } from '../model/refs';
 import { chunk } from '../platform/collections';
 import { RequestChargeTracker, type StoreCallOptions, type WriteOutcome } from '../platform/cosmos';
 import { describeError, isTransient, OperationAbortedError } from '../platform/errors';
@@ -106,21 +107,7 @@ export class Reconciler {
     const call: Call = { charge, logger, ...abortOnly(options) };
     const backstageBefore = catalog.requestCount;
     const progress = options.onProgress ?? (() => {});
-    const result: ReconcileResult = {
-      seen: 0,
-      created: 0,
-      updated: 0,
-      unchanged: 0,
-      tombstoned: 0,
-      failed: 0,
-      writes: 0,
-      requestCharge: 0,
-      backstageRequests: 0,
-      durationInMs: 0,
-      deletionGuard: { allowed: true, tripped: false, forced: false, pendingTombstones: 0 },
-      scope: { excludedBySetting: 0, excludedByAnnotation: 0, envelopeOnly: 0, fieldsOmitted: 0, leftScope: { setting: 0, annotation: 0 } },
-      failures: [],
-    };
+    const result = emptyResult();
     const scope = this.scope;
     const counts = result.scope;
     logger.info('Reconcile started', { force: options.force === true });
@@ -262,6 +249,44 @@ export class Reconciler {
     const summary = { ...stats, ...(failures.length > 0 && { failures: failures.slice(0, 10) }) };
     if (result.failed > 0) logger.warn('Reconcile finished', summary);
     else logger.info('Reconcile finished', summary);
+    return result;
+  }
+
+  /**
+   * The entities of a burst of events (a batch message, intake.ts), synced as the reconcile syncs a batch: the
+   * mirror's index of them in one query first, then — for those whose event's etag the mirror does not hold already —
+   * their full entities in one `by-refs` request per {@link ReconcilerOptions.fetchBatchSize}, and the writes with
+   * `IfMatch` on what the index read (so nothing older than the mirror's version can be written, whatever else writes
+   * the same entity meanwhile). Entities Backstage no longer has, or that left the scope, and writes that lost a race
+   * go through the single-entity sync. Every ref is accounted for: in `failures` (all of them, unlike a reconcile's)
+   * when it could not be synced.
+   */
+  async syncMany(items: ReadonlyArray<{ entityRef: string; etag?: string }>, options: ReconcileOptions = {}): Promise<ReconcileResult> {
+    const started = performance.now();
+    const charge = new RequestChargeTracker();
+    const call: Call = { charge, logger: options.logger ?? this.logger, ...abortOnly(options) };
+    const backstageBefore = this.options.catalog.requestCount;
+    if (items.length > MAX_FAILURES_KEPT) throw new RangeError(`syncMany takes at most ${MAX_FAILURES_KEPT} entities (every failure is kept)`);
+    const result = emptyResult();
+    const wanted = new Map<string, { entityRef: string; etag?: string }>();
+    for (const item of items) wanted.set(toDocumentId(item.entityRef), item);
+    const inMirror = new Map((await this.options.store.indexOf([...wanted.keys()], call)).map((m) => [m.id, m]));
+    const toSync: CatalogProjectionItem[] = [];
+    for (const [id, item] of wanted) {
+      result.seen += 1;
+      const mirrored = inMirror.get(id);
+      // The event named the version the mirror already holds: nothing to read.
+      if (item.etag !== undefined && mirrored && !mirrored.deleted && mirrored.sourceEtag === item.etag) result.unchanged += 1;
+      else toSync.push({ id, entityRef: item.entityRef, uid: undefined, etag: item.etag });
+    }
+    for (const batch of chunk(toSync, this.options.fetchBatchSize)) await this.reconcileBatch(batch, inMirror, result, call);
+    result.requestCharge = round(charge.total);
+    result.writes = ['create', 'replace'].reduce((n, op) => n + charge.count(op), 0);
+    result.backstageRequests = this.options.catalog.requestCount - backstageBefore;
+    result.durationInMs = Math.round(performance.now() - started);
+    for (const outcome of ['created', 'updated', 'unchanged', 'tombstoned', 'failed'] as const) {
+      if (result[outcome] > 0) this.options.metrics?.increment('sync.entities', result[outcome], { outcome, path: 'batch' });
+    }
     return result;
   }
 
@@ -420,9 +445,30 @@ export class Reconciler {
 
   private recordFailure(result: ReconcileResult, entityRef: string, error: unknown, logger: Logger): void {
     result.failed += 1;
-    if (result.failures.length < 100) result.failures.push({ entityRef, error: describeError(error) });
+    if (result.failures.length < MAX_FAILURES_KEPT) result.failures.push({ entityRef, error: describeError(error) });
     logger.warn('Entity failed to sync during reconcile', { entityRef, error });
   }
+}
+
+/** Failures a result lists (a reconcile counts the rest); a {@link Reconciler.syncMany} batch fits whole. */
+const MAX_FAILURES_KEPT = 100;
+
+function emptyResult(): ReconcileResult {
+  return {
+    seen: 0,
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    tombstoned: 0,
+    failed: 0,
+    writes: 0,
+    requestCharge: 0,
+    backstageRequests: 0,
+    durationInMs: 0,
+    deletionGuard: { allowed: true, tripped: false, forced: false, pendingTombstones: 0 },
+    scope: { excludedBySetting: 0, excludedByAnnotation: 0, envelopeOnly: 0, fieldsOmitted: 0, leftScope: { setting: 0, annotation: 0 } },
+    failures: [],
+  };
 }
 
 function round(value: number): number {

@@ -1,17 +1,19 @@
 /**
- * The single-file bundle (`npm run build:bundle`, scripts/bundle.ts) is the same app: loaded in a fresh Node process
- * as the host would load it, it registers exactly the functions, bindings, retry options and hooks that the compiled
- * files `package.json` `main` matches register, its `appStart` hook accepts a production configuration, and it takes
- * nothing of the app from dist/ or of the bundled packages from node_modules — only the externals. With Application
- * Insights configured, the Azure SDKs' spans still reach OpenTelemetry (why `@azure/core-tracing` stays external).
+ * The single-file bundle (scripts/bundle.ts; `npm run build` writes it, `package.json` `main` points at it: it is
+ * what is deployed) is the same app: loaded in a fresh Node process as the host would load it, it registers exactly
+ * the functions, bindings, retry options and hooks that the compiled files (dist/functions/*.js) register, its
+ * `appStart` hook accepts a production configuration, and it takes nothing of the app from dist/ and nothing but the
+ * externals from node_modules — with Application Insights configured too: the distro is bundled, and the Azure SDKs'
+ * spans still reach OpenTelemetry (why `@azure/core-tracing` stays external).
  *
  * No stand-ins: this runs esbuild (through the CLI, in its own process) and loads both layouts in child processes.
+ * The bundle running end to end against the stand-ins is in telemetry.test.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { loadInFreshProcess, type ChildResult } from '../../bench/cold-start';
-import { BUNDLE_EXTERNALS, functionEntryFiles, ROOT } from '../../scripts/bundle';
+import { BUNDLE_EXTERNALS, BUNDLE_FILE, functionEntryFiles, packageMain, ROOT } from '../../scripts/bundle';
 
 jest.setTimeout(180_000);
 
@@ -72,10 +74,9 @@ test('the appStart hook accepts a production configuration in both layouts', () 
   expect(bundled.appStart).toEqual(['ok']);
 });
 
-test('the bundle takes nothing of the app from dist/ and no bundled package from node_modules', () => {
-  const files = bundled.inventory!.files.map((f) => f.file);
-  expect(files).toContain(join(outDir, 'main.js'));
-  expect(files.filter((f) => f.startsWith(join(ROOT, 'dist') + sep))).toEqual([]);
+/** The packages a load took from node_modules. */
+function nodeModulesPackages(result: ChildResult): string[] {
+  const files = result.inventory!.files.map((f) => f.file);
   const packages = new Set(
     files
       .filter((f) => f.includes(`${sep}node_modules${sep}`))
@@ -85,25 +86,41 @@ test('the bundle takes nothing of the app from dist/ and no bundled package from
         return parts[at + 1]!.startsWith('@') ? `${parts[at + 1]}/${parts[at + 2]}` : parts[at + 1]!;
       }),
   );
-  for (const bundledPackage of ['@azure/functions', '@azure/cosmos', '@azure/identity', '@backstage/catalog-client', 'zod', 'jose']) {
-    expect(packages).not.toContain(bundledPackage);
-  }
-  // The externals are loaded from node_modules (applicationinsights only when telemetry is configured).
-  expect(packages).toContain('@azure/functions-extensions-servicebus');
-  expect(packages).toContain('@azure/core-tracing');
-  expect(packages).not.toContain('applicationinsights');
-  expect(Object.keys(BUNDLE_EXTERNALS)).toContain('applicationinsights');
+  return [...packages].sort();
+}
+
+/** The externals that are npm packages (`@azure/functions-core` is the worker's). */
+const externalPackages = Object.keys(BUNDLE_EXTERNALS)
+  .filter((name) => name !== '@azure/functions-core')
+  .sort();
+
+test('package.json main is the bundle `npm run build` writes, and the Service Bus settlement contract is next to it', () => {
+  expect(packageMain()).toBe(BUNDLE_FILE);
+  expect(existsSync(join(outDir, 'proto', 'settlement.proto'))).toBe(true);
 });
 
-test('with Application Insights configured, the bundle registers the distro\'s hooks and the Azure SDKs are still traced', () => {
+test('the bundle takes nothing of the app from dist/ and nothing but the externals from node_modules', () => {
+  const files = bundled.inventory!.files.map((f) => f.file);
+  expect(files).toContain(join(outDir, 'main.js'));
+  expect(files.filter((f) => f.startsWith(join(ROOT, 'dist') + sep))).toEqual([]);
+  expect(nodeModulesPackages(bundled)).toEqual(externalPackages);
+  // …whereas the unbundled app takes the bundled packages from there.
+  expect(nodeModulesPackages(unbundled)).toEqual(expect.arrayContaining(['@azure/functions', '@azure/cosmos', '@azure/functions-extensions-servicebus', 'zod', 'jose']));
+});
+
+test('with Application Insights configured, the bundle starts its own copy of the distro and the Azure SDKs are still traced', () => {
   expect(bundledTelemetry.loadError).toBeNull();
   expect(byName(bundledTelemetry)).toEqual(byName(unbundled));
   expect([...bundledTelemetry.hooks].sort()).toEqual([...unbundledTelemetry.hooks].sort());
+  // The distro's invocation hook (trace context from the host) is registered, as in the unbundled app.
   expect(bundledTelemetry.hooks).toContain('preInvocation');
+  expect(bundled.hooks).not.toContain('preInvocation');
   expect(bundledTelemetry.appStart).toEqual(['ok']);
   expect(unbundledTelemetry.azureSdkTracing).toBe(true);
   expect(bundledTelemetry.azureSdkTracing).toBe(true);
   // …and the probe can tell: without telemetry, core-tracing keeps its no-op default.
   expect(bundled.azureSdkTracing).toBe(false);
-  expect(bundledTelemetry.inventory!.files.map((f) => f.file)).toEqual(expect.arrayContaining([expect.stringContaining(`${sep}node_modules${sep}applicationinsights${sep}`)]));
+  // The distro came from the bundle: still nothing but the externals from node_modules.
+  expect(nodeModulesPackages(bundledTelemetry)).toEqual(externalPackages);
+  expect(nodeModulesPackages(unbundledTelemetry)).toContain('applicationinsights');
 });

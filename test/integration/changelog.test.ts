@@ -28,6 +28,7 @@ import { loadConfig } from '../../shared/platform/config';
 import type { InMemoryMetrics } from '../../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../../shared/runtime';
 import { rawContainers } from '../support/containers';
+import { HISTORY_FEED_POLL_DELAY_IN_MS } from '../../shared/history/history-recorder';
 import { bodyJson } from '../support/http';
 import { eventually, provisionCosmos, standins, testEnvironment, uniqueName, userToken } from '../support/stack';
 import { startHistoryTrigger } from '../support/triggers';
@@ -35,8 +36,6 @@ import { startHistoryTrigger } from '../support/triggers';
 jest.setTimeout(600_000);
 
 const HARNESS = { token: 'changelog-harness-token' };
-/** The recordHistory function's poll delay in production (functions/recordHistory.ts): versions closer than this coalesce on the feed. */
-const PRODUCTION_POLL_DELAY_IN_MS = 2_000;
 
 let stack: LocalStack;
 let emulator: CosmosEmulator;
@@ -315,7 +314,8 @@ test('property: a change-log follower with random page sizes and restarts sees e
   const feedDelivered = new Map<string, number>();
   const feed = startHistoryTrigger({
     logHandler: () => undefined,
-    feedPollDelayInMs: PRODUCTION_POLL_DELAY_IN_MS,
+    // The recordHistory function's own delay: versions closer than this coalesce on the feed.
+    feedPollDelayInMs: HISTORY_FEED_POLL_DELAY_IN_MS,
     observe: (documents) => documents.forEach((d) => feedDelivered.set((d as EntityDocument).id, (feedDelivered.get((d as EntityDocument).id) ?? 0) + 1)),
   });
   const totals = { runs: 0, steps: 0, versions: 0, deliveredByFeed: 0, pages: 0, restarts: 0, reread: 0 };

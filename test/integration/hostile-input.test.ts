@@ -1130,7 +1130,8 @@ describe('the OpenAPI contract', () => {
     });
     const forced = await requestRun({ query: 'force=true' });
     expect({ status: forced.status, run: bodyJson(forced) }).toMatchObject({ status: 200, run: { status: 'succeeded', force: true, result: { deletionGuard: { forced: true } } } });
-  });
+    // Starting a Backstage and two runs: well within a minute alone, not always on a loaded 2-core machine.
+  }, 180_000);
 
   test('authoring: created, read back, replaced under If-Match, deleted; an entity a catalog file owns is refused', async () => {
     const owned = await call('putAuthored', {

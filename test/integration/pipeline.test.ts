@@ -21,6 +21,7 @@ import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { eventually, provisionCosmos, startBroker, testEnvironment, userToken } from '../support/stack';
 import { startSyncTrigger } from '../support/triggers';
 import { bodyJson } from '../support/http';
+import { rawContainers } from '../support/containers';
 
 jest.setTimeout(120_000);
 
@@ -133,7 +134,8 @@ test('a burst of 200 events for 20 entities syncs each entity once: at most 20 w
   const before = writes();
   const events = Array.from({ length: 200 }, (_, i) => event(refs[i % refs.length]!));
   const accepted = [];
-  for (let i = 0; i < events.length; i += 50) accepted.push(await post(events.slice(i, i + 50)));
+  // Ten events to a request (under INTAKE_BATCH_SYNC_MIN_EVENTS): one message per entity, each in its entity's session.
+  for (let i = 0; i < events.length; i += 10) accepted.push(await post(events.slice(i, i + 10)));
   expect(accepted.reduce((n, a) => n + a.accepted, 0)).toBe(200);
   await settled();
 
@@ -144,6 +146,33 @@ test('a burst of 200 events for 20 entities syncs each entity once: at most 20 w
     expect(mirrored?.entityRef.toLowerCase()).toBe(ref);
     expect(mirrored?.deleted).toBeUndefined();
   }
+  for (const ref of unknown) expect(await doc(ref.replace('/', ':'))).toBeUndefined();
+  expect(broker.stats(QUEUE).deadLettered).toBe(0);
+});
+
+test('a burst in one request is synced as one batch: one by-refs read for all its entities, and a failed read retries the batch', async () => {
+  const live = (await fixture.entities()).map((e) => `${e.kind}:${e.metadata.namespace}/${e.metadata.name}`.toLowerCase());
+  const unknown = ['component:default/ghost-1', 'component:default/ghost-2', 'api:default/ghost-3', 'resource:default/ghost-4'];
+  expect(live.length + unknown.length).toBe(20); // INTAKE_BATCH_SYNC_MIN_EVENTS's default: a batch
+  // Every live entity changed, as far as the mirror knows.
+  const entities = rawContainers(getRuntime()).entities;
+  for (const ref of live) {
+    const id = ref.replace('/', ':');
+    const { resource } = await entities.item(id, id).read<LiveEntityDocument>();
+    await entities.item(id, id).replace({ ...resource!, sourceEtag: `stale-${randomUUID()}` });
+  }
+  const before = { enqueued: broker.stats(QUEUE).enqueued, requests: proxy.requests, writes: writes() };
+  proxy.failNext(1, { status: 503, headers: { 'retry-after': '0' } }, /entities\/by-refs/);
+  const accepted = await post([...live, ...unknown].map((ref) => event(ref)));
+  expect(accepted).toEqual({ accepted: 20, enqueued: 20, outOfScope: 0 });
+  await settled();
+
+  // One batch message, and its retry after the failed read (BACKSTAGE_MAX_RETRIES is 0 here).
+  expect(broker.stats(QUEUE).enqueued - before.enqueued).toBe(2);
+  // The failed by-refs, the one that answered, and a by-name for each ghost (the single-entity sync confirms it absent).
+  expect(proxy.requests - before.requests).toBe(2 + unknown.length);
+  expect(writes() - before.writes).toBe(live.length);
+  for (const ref of live) expect((await doc(ref.replace('/', ':')))?.sourceEtag).not.toMatch(/^stale-/);
   for (const ref of unknown) expect(await doc(ref.replace('/', ':'))).toBeUndefined();
   expect(broker.stats(QUEUE).deadLettered).toBe(0);
 });

@@ -31,7 +31,8 @@ beforeAll(async () => {
   proxy = await startFaultProxy(fixture.baseUrl);
   broker = await startBroker();
   // A short Backstage timeout: the crash test holds syncs in hung Backstage reads, which end when they time out.
-  const env = testEnvironment({ BACKSTAGE_BASE_URL: proxy.url, BACKSTAGE_REQUEST_TIMEOUT_MS: '3000', ServiceBusConnection: broker.connectionString, LOG_LEVEL: 'error' });
+  // One message per entity, whatever the request's size: what is under test is how sessions drain and come back.
+  const env = testEnvironment({ BACKSTAGE_BASE_URL: proxy.url, BACKSTAGE_REQUEST_TIMEOUT_MS: '3000', ServiceBusConnection: broker.connectionString, INTAKE_BATCH_SYNC_MIN_EVENTS: '0', LOG_LEVEL: 'error' });
   Object.assign(process.env, env);
   (await provisionCosmos(loadConfig(env))).dispose();
 });
@@ -98,7 +99,7 @@ async function expectWholeMirror(): Promise<void> {
 
 test('a worker stopped gracefully mid-batch finishes what it holds; another worker takes the rest; nothing lost', async () => {
   await emptyMirror();
-  proxy.failAll({ delayInMs: 300 }, /\/entities\/by-name\//);
+  proxy.failAll({ delayInMs: 300 }, /\/entities\/by-(name|refs)/);
   const enqueuedBefore = broker.stats(QUEUE).enqueued;
   const total = await postEventsForEveryEntity();
   const first = worker();
@@ -126,7 +127,7 @@ test('a worker stopped gracefully mid-batch finishes what it holds; another work
 test('a worker that loses its connection with invocations in flight: their messages come back and are synced again', async () => {
   await emptyMirror();
   // Every sync is held in its Backstage read, so no message in flight can be settled before the crash.
-  proxy.failAll({ hang: true }, /\/entities\/by-name\//);
+  proxy.failAll({ hang: true }, /\/entities\/by-(name|refs)/);
   const total = await postEventsForEveryEntity();
   const crashing = worker();
   await eventually(async () => crashing.inFlight >= 2, 'invocations in flight', 30_000);

@@ -1,0 +1,127 @@
+/**
+ * The scale run: `npm run bench -- --sizes 10000,50000,100000` (any size above {@link SCALE_THRESHOLD} makes the
+ * whole run a scale run). For each size, only what grows with the catalog: the initial load, a zero-change reconcile,
+ * 1 % changed, and their baselines (the bare catalog stream, the bare mirror index stream, the bare write) — wall
+ * time, peak RSS, Backstage and Cosmos requests, writes. The event path, the projection, the graph, the history reads
+ * and the separate benches do not change with the catalog's size and are left to the ordinary run: the emulator
+ * evaluates every document of a partition for every query, so the projection's two queries per document alone would
+ * take hours at 100k.
+ *
+ * Loading: the generated catalog goes into the Backstage stand-in as one full mutation of its entity provider (the
+ * fastest faithful way: the catalog processes and stitches every entity as it would any provider's), its database in
+ * memory — on disk, SQLite's journal syncs made ingestion several times slower.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateCatalog } from '../local/catalog-generator';
+import { allEntities, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
+import { runScenario } from './harness';
+import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
+
+/** Sizes above this turn `npm run bench` into a scale run. */
+export const SCALE_THRESHOLD = 20_000;
+
+const STATIC_TOKEN = 'bench-scale-static-token';
+
+export interface ScaleRun {
+  ms: number;
+  peakRssMb: number;
+  backstageRequests: number;
+  cosmosRequests: number;
+  writes: number;
+}
+
+export interface ScaleSizeReport {
+  size: number;
+  entities: number;
+  /** Ingestion into Backstage (the provider's mutation → every entity stitched and the catalog settled). */
+  backstageIngestInS: number;
+  initial: ScaleRun;
+  zeroChange: ScaleRun;
+  onePercent: ScaleRun & { stale: number };
+  bareStream: { ms: number; peakRssMb: number; backstageRequests: number };
+  bareIndex: { ms: number; peakRssMb: number; cosmosRequests: number };
+  bareWrite: { bulkMs: number; pointMs: number };
+  /** Per 1 000 entities, for reading the growth. */
+  perThousand: { initialMs: number; zeroChangeMs: number; onePercentMs: number };
+}
+
+type Reconcile = ScenarioResult<'reconcile'>;
+
+const run = (r: { result: Reconcile; peakRssMb: number }): ScaleRun => ({
+  ms: Math.round(r.result.ms),
+  peakRssMb: r.peakRssMb,
+  backstageRequests: r.result.result.backstageRequests,
+  cosmosRequests: (r.result.cosmos).all.total,
+  writes: r.result.result.writes,
+});
+
+export async function scaleSize(size: number, options: { seed: number; local: LocalStack; log: (line: string) => void }): Promise<ScaleSizeReport> {
+  const { local, log } = options;
+  const identity = local.identity!;
+  const cosmos = local.cosmos!;
+  const generated = generateCatalog(size, options.seed);
+  const backstageStack = await startLocalStack({
+    backstage: { trust: { jwksUri: identity.jwksUri, issuer: identity.issuer }, staticToken: STATIC_TOKEN, processingIntervalSeconds: 3600 },
+  });
+  const dir = mkdtempSync(join(tmpdir(), `bench-scale-${size}-`));
+  try {
+    const backstage = backstageStack.backstage!;
+    const started = performance.now();
+    log(`scale ${size}: loading ${generated.length} entities into Backstage`);
+    await backstage.loadCatalog(generated);
+    await waitForCatalog(backstage, { count: generated.length, settled: true }, { timeoutInMs: Math.max(600_000, generated.length * 200), pollIntervalInMs: 2_000, what: `${generated.length} entities` });
+    const ingestInS = Math.round((performance.now() - started) / 100) / 10;
+    const entities = await allEntities(backstage);
+    log(`scale ${size}: Backstage holds ${entities.length} entities (ingested in ${ingestInS} s)`);
+    const entitiesFile = join(dir, 'entities.json');
+    writeFileSync(entitiesFile, JSON.stringify(entities));
+
+    const env = local.settings({ LOG_LEVEL: 'error', AZURE_CLIENT_ID: 'bench-app', COSMOS_DATABASE_NAME: `bench-scale-${size}-${Date.now()}`, BACKSTAGE_BASE_URL: backstage.baseUrl });
+    const scenario = <K extends ScenarioName>(name: K, args: ScenarioArgs<K>) => {
+      log(`scale ${size}: ${name}`);
+      return runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000 });
+    };
+    await scenario('provision', {});
+    const initial = await scenario('reconcile', {});
+    const stream = await scenario('bareStream', {});
+    const index = await scenario('bareIndex', {});
+    const zero = await scenario('reconcile', {});
+    const stale = Math.max(1, Math.round(entities.length / 100));
+    const changed = await scenario('reconcile', { staleCount: stale });
+    const bare = await scenario('bareWrite', { entitiesFile });
+    const perThousand = (ms: number) => Math.round((ms / entities.length) * 1000);
+    return {
+      size,
+      entities: entities.length,
+      backstageIngestInS: ingestInS,
+      initial: run(initial),
+      zeroChange: run(zero),
+      onePercent: { ...run(changed), stale: changed.result.stale },
+      bareStream: { ms: Math.round(stream.result.ms), peakRssMb: stream.peakRssMb, backstageRequests: stream.result.backstageRequests },
+      bareIndex: { ms: Math.round(index.result.ms), peakRssMb: index.peakRssMb, cosmosRequests: index.result.cosmosRequests },
+      bareWrite: { bulkMs: Math.round(bare.result.bulk.ms), pointMs: Math.round(bare.result.point.ms) },
+      perThousand: { initialMs: perThousand(initial.result.ms), zeroChangeMs: perThousand(zero.result.ms), onePercentMs: perThousand(changed.result.ms) },
+    };
+  } finally {
+    await backstageStack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The scale run's table. */
+export function formatScale(sizes: ScaleSizeReport[]): string[] {
+  const lines = [
+    '| entities | run | wall s | per 1 000 entities | peak RSS MB | Backstage requests | Cosmos requests | writes |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const s of sizes) {
+    const row = (label: string, r: ScaleRun) => lines.push(`| ${s.entities} | ${label} | ${(r.ms / 1000).toFixed(1)} | ${Math.round((r.ms / s.entities) * 1000)} ms | ${r.peakRssMb} | ${r.backstageRequests} | ${r.cosmosRequests} | ${r.writes} |`);
+    row('initial load', s.initial);
+    row('zero-change reconcile', s.zeroChange);
+    row(`1 % changed (${s.onePercent.stale})`, s.onePercent);
+    lines.push(`| ${s.entities} | bare catalog stream / mirror index / bulk write / point writes | ${(s.bareStream.ms / 1000).toFixed(1)} / ${(s.bareIndex.ms / 1000).toFixed(1)} / ${(s.bareWrite.bulkMs / 1000).toFixed(1)} / ${(s.bareWrite.pointMs / 1000).toFixed(1)} | – | ${Math.max(s.bareStream.peakRssMb, s.bareIndex.peakRssMb)} | ${s.bareStream.backstageRequests} | ${s.bareIndex.cosmosRequests} | – |`);
+  }
+  return lines;
+}

@@ -1,0 +1,126 @@
+/**
+ * scripts/bundle.ts's lazily initialised packages: bundled, but a package's own code runs only when something first
+ * reads from its exports — and what the bundled code then sees is the real module's exports, also through the interop
+ * helpers TypeScript (`__importStar`, `__importDefault`) and esbuild put around `require`.
+ *
+ * Real esbuild builds of small fixture packages (in a scratch directory) run in a fresh VM context each.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runInNewContext } from 'node:vm';
+import { build } from 'esbuild';
+import { BUNDLE_EXTERNALS, BUNDLE_LAZY, lazyPackages } from '../../scripts/bundle';
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'bundle-lazy-'));
+  const pkg = (name: string, source: string) => {
+    mkdirSync(join(dir, 'node_modules', name), { recursive: true });
+    writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }));
+    writeFileSync(join(dir, 'node_modules', name, 'index.js'), source);
+  };
+  // As tsc compiles a module: `__esModule`, exports defined as getters.
+  pkg(
+    'lazy-esm-interop',
+    `globalThis.loaded.push('lazy-esm-interop');
+Object.defineProperty(exports, '__esModule', { value: true });
+class Exporter { constructor(options) { this.options = options; } }
+Object.defineProperty(exports, 'Exporter', { enumerable: true, get: () => Exporter });
+exports.answer = 42;`,
+  );
+  // Plain CommonJS, no `__esModule`.
+  pkg('lazy-plain', `globalThis.loaded.push('lazy-plain'); module.exports = { name: 'plain', nested: { value: 1 } };`);
+  pkg('eager', `globalThis.loaded.push('eager'); module.exports = { name: 'eager' };`);
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Bundles `entry` with the two fixture packages lazy, runs it, and returns its exports and what loaded when. */
+async function run(entry: string): Promise<{ loaded: string[]; exports: Record<string, (...args: unknown[]) => unknown>; lazy: Set<string> }> {
+  const lazy = new Set<string>();
+  const result = await build({
+    stdin: { contents: entry, resolveDir: dir, loader: 'js' },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    logLevel: 'silent',
+    plugins: [lazyPackages(['lazy-esm-interop', 'lazy-plain'], lazy)],
+  });
+  const loaded: string[] = [];
+  const module = { exports: {} as Record<string, (...args: unknown[]) => unknown> };
+  runInNewContext(result.outputFiles[0]!.text, { module, exports: module.exports, globalThis: { loaded }, require }, { filename: 'bundle.js' });
+  return { loaded, exports: module.exports, lazy };
+}
+
+test('a lazy package runs only when its exports are first read; an ordinary one when required', async () => {
+  const { loaded, exports, lazy } = await run(`
+    const interop = require('lazy-esm-interop');
+    const plain = require('lazy-plain');
+    require('eager');
+    module.exports.answer = () => interop.answer;
+    module.exports.make = (options) => new interop.Exporter(options);
+    module.exports.plainName = () => plain.name;
+  `);
+  expect(lazy).toEqual(new Set(['lazy-esm-interop', 'lazy-plain']));
+  expect(loaded).toEqual(['eager']);
+  expect(exports.answer!()).toBe(42);
+  expect(loaded).toEqual(['eager', 'lazy-esm-interop']);
+  // The real class, constructed as usual.
+  const made = exports.make!({ a: 1 }) as { options: unknown; constructor: { name: string } };
+  expect(made.options).toEqual({ a: 1 });
+  expect(made.constructor.name).toBe('Exporter');
+  expect(loaded).toEqual(['eager', 'lazy-esm-interop']);
+  expect(exports.plainName!()).toBe('plain');
+  expect(loaded).toEqual(['eager', 'lazy-esm-interop', 'lazy-plain']);
+});
+
+test("TypeScript's __importStar leaves a package marked `__esModule` lazy; key listing and __importDefault see the real exports", async () => {
+  const { loaded, exports } = await run(`
+    var __importStar = function (mod) {
+      if (mod && mod.__esModule) return mod;
+      var result = {};
+      if (mod != null) for (var k of Object.getOwnPropertyNames(mod)) if (k !== 'default') result[k] = mod[k];
+      result.default = mod;
+      return result;
+    };
+    var __importDefault = function (mod) { return mod && mod.__esModule ? mod : { default: mod }; };
+    const star = __importStar(require('lazy-esm-interop'));
+    const loadedAfterStar = [...globalThis.loaded];
+    const plainDefault = __importDefault(require('lazy-plain'));
+    module.exports.loadedAfterStar = () => loadedAfterStar;
+    module.exports.keys = () => Object.keys(star).sort();
+    module.exports.hasAnswer = () => 'answer' in star;
+    module.exports.plainDefault = () => plainDefault.default.nested.value;
+    module.exports.spread = () => ({ ...require('lazy-plain') });
+  `);
+  expect(exports.loadedAfterStar!()).toEqual([]);
+  // A package its source does not mark as an ES module is loaded by the helper's `__esModule` read: only the real
+  // module can tell.
+  expect(loaded).toEqual(['lazy-plain']);
+  expect(exports.keys!()).toEqual(['Exporter', 'answer']);
+  expect(exports.hasAnswer!()).toBe(true);
+  expect(exports.plainDefault!()).toBe(1);
+  expect(exports.spread!()).toEqual({ name: 'plain', nested: { value: 1 } });
+  expect(loaded).toEqual(['lazy-plain', 'lazy-esm-interop']);
+});
+
+test('esbuild interop (import from a lazy package in ES module syntax) sees the real exports', async () => {
+  const { loaded, exports } = await run(`
+    import { answer } from 'lazy-esm-interop';
+    import plain from 'lazy-plain';
+    export const read = () => [answer, plain.name];
+  `);
+  expect(exports.read!()).toEqual([42, 'plain']);
+  expect(loaded.sort()).toEqual(['lazy-esm-interop', 'lazy-plain']);
+});
+
+test('no package is both external and lazy, and every entry says why', () => {
+  for (const name of Object.keys(BUNDLE_LAZY)) expect(Object.keys(BUNDLE_EXTERNALS)).not.toContain(name);
+  for (const reason of [...Object.values(BUNDLE_LAZY), ...Object.values(BUNDLE_EXTERNALS)]) expect(reason.length).toBeGreaterThan(10);
+  // The bundle script reads the Service Bus extension's contract from its package; it must exist to be copied.
+  const proto = join(require.resolve('@azure/functions-extensions-servicebus').replace(/[/\\][^/\\]+$/, ''), 'proto', 'settlement.proto');
+  expect(readFileSync(proto, 'utf8')).toContain('service Settlement');
+});
