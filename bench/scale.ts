@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCatalog } from '../local/catalog-generator';
-import { allEntities, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
+import { allEntities, provisionerClient, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
 import { runScenario } from './harness';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
@@ -23,6 +23,8 @@ import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 export const SCALE_THRESHOLD = 20_000;
 
 const STATIC_TOKEN = 'bench-scale-static-token';
+/** The Cosmos request timeout of the scale run's processes (see the comment where it is set). */
+const SCALE_COSMOS_REQUEST_TIMEOUT_IN_MS = 120_000;
 
 export interface ScaleRun {
   ms: number;
@@ -66,6 +68,7 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
     backstage: { trust: { jwksUri: identity.jwksUri, issuer: identity.issuer }, staticToken: STATIC_TOKEN, processingIntervalSeconds: 3600 },
   });
   const dir = mkdtempSync(join(tmpdir(), `bench-scale-${size}-`));
+  const databaseName = `bench-scale-${size}-${Date.now()}`;
   try {
     const backstage = backstageStack.backstage!;
     const started = performance.now();
@@ -78,7 +81,16 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
     const entitiesFile = join(dir, 'entities.json');
     writeFileSync(entitiesFile, JSON.stringify(entities));
 
-    const env = local.settings({ LOG_LEVEL: 'error', AZURE_CLIENT_ID: 'bench-app', COSMOS_DATABASE_NAME: `bench-scale-${size}-${Date.now()}`, BACKSTAGE_BASE_URL: backstage.baseUrl });
+    // The stand-in evaluates a query over every document of the container for each page it serves, so one page of
+    // the mirror index at 50k and more takes seconds (Cosmos serves it from its index); the default 10 s request
+    // timeout is the service's, not the stand-in's.
+    const env = local.settings({
+      LOG_LEVEL: 'error',
+      AZURE_CLIENT_ID: 'bench-app',
+      COSMOS_DATABASE_NAME: databaseName,
+      BACKSTAGE_BASE_URL: backstage.baseUrl,
+      COSMOS_REQUEST_TIMEOUT_MS: String(SCALE_COSMOS_REQUEST_TIMEOUT_IN_MS),
+    });
     const scenario = <K extends ScenarioName>(name: K, args: ScenarioArgs<K>) => {
       log(`scale ${size}: ${name}`);
       return runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000 });
@@ -107,6 +119,19 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
   } finally {
     await backstageStack.stop();
     rmSync(dir, { recursive: true, force: true });
+    // The emulator runs in this process and keeps every database in memory: the next size starts without this one.
+    await dropDatabase(local, databaseName).catch((error: unknown) => log(`scale ${size}: could not drop ${databaseName}: ${String(error)}`));
+  }
+}
+
+async function dropDatabase(local: LocalStack, databaseName: string): Promise<void> {
+  const client = provisionerClient(local.cosmos!, local.identity!);
+  try {
+    await client.database(databaseName).delete();
+  } catch (error) {
+    if ((error as { code?: number }).code !== 404) throw error;
+  } finally {
+    client.dispose();
   }
 }
 

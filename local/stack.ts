@@ -356,13 +356,18 @@ function authoredProviderConfig(
   };
 }
 
-async function provision(cosmos: CosmosEmulator, identity: IdentityServer, databaseName: string): Promise<void> {
-  const client = new CosmosClient({
+/** A client of the emulator with the provisioner's identity (control plane: databases and containers). */
+export function provisionerClient(cosmos: CosmosEmulator, identity: IdentityServer): CosmosClient {
+  return new CosmosClient({
     endpoint: cosmos.endpoint,
     aadCredentials: provisionerCredential((o) => identity.mint(o)),
     agent: new https.Agent({ ca: cosmos.certificatePem, keepAlive: true }),
     connectionPolicy: { enableEndpointDiscovery: false },
   });
+}
+
+async function provision(cosmos: CosmosEmulator, identity: IdentityServer, databaseName: string): Promise<void> {
+  const client = provisionerClient(cosmos, identity);
   try {
     // The containers at the names the app's settings default to (the local app settings leave them there).
     const names = settingDefaults();
