@@ -28,7 +28,7 @@ import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import type { HistoryStore } from './history-store';
-import { buildHistoryRecord, historyRecordId, type PreviousRecord } from './record';
+import { buildHistoryRecord, historyRecordId, type HistoryRecord, type PreviousRecord } from './record';
 
 /**
  * The recordHistory trigger's `feedPollDelay`: the Functions host's default. It is the backstop of the write path,
@@ -57,6 +57,11 @@ export interface HistoryRecorderOptions {
   attemptsPerDocument?: number;
   retryBaseDelayInMs?: number;
   now?: () => Date;
+}
+
+export interface RecordWrittenOptions extends OperationOptions {
+  /** Write the records that need no query through the bulk executor (for hundreds at once). */
+  bulk?: boolean;
 }
 
 export interface HistoryBatchResult {
@@ -98,21 +103,22 @@ export class HistoryRecorder {
    * hold; only what they replaced is checked). Never throws: a version whose record could not be written (after a few
    * retries) is logged and left to the change feed.
    */
-  async recordWritten(versions: readonly WrittenVersion[], options: OperationOptions = {}): Promise<HistoryBatchResult> {
+  async recordWritten(versions: readonly WrittenVersion[], options: RecordWrittenOptions = {}): Promise<HistoryBatchResult> {
     return this.record(versions, 'write', options);
   }
 
-  private async record(versions: readonly WrittenVersion[], path: 'feed' | 'write', options: OperationOptions): Promise<HistoryBatchResult> {
+  private async record(versions: readonly WrittenVersion[], path: 'feed' | 'write', options: RecordWrittenOptions): Promise<HistoryBatchResult> {
     const logger = options.logger ?? this.options.logger;
     const charge = new RequestChargeTracker();
     const result: HistoryBatchResult = { documents: versions.length, recorded: 0, duplicates: 0, unchanged: 0, skipped: 0, failed: 0, requestCharge: 0 };
     // One entity's versions in the order given, one after the other; entities side by side.
     const byEntity = new Map<string, WrittenVersion[]>();
     for (const version of versions) byEntity.set(version.doc.id, [...(byEntity.get(version.doc.id) ?? []), version]);
-    const limit = pLimit(this.options.concurrency ?? 16);
     const call: StoreCallOptions = { ...abortOnly(options), charge, logger };
+    const oneByOne = path === 'write' && options.bulk ? await this.recordInBulk(byEntity, result, call) : [...byEntity.values()];
+    const limit = pLimit(this.options.concurrency ?? 16);
     await Promise.all(
-      [...byEntity.values()].map((entityVersions) =>
+      oneByOne.map((entityVersions) =>
         limit(async () => {
           for (const version of entityVersions) {
             let outcome: Outcome;
@@ -140,6 +146,48 @@ export class HistoryRecorder {
     result.requestCharge = Math.round(charge.total * 100) / 100;
     if (result.duplicates) this.options.metrics?.increment('history.duplicates', result.duplicates, { path });
     return result;
+  }
+
+  /**
+   * The write path's bulk form: the versions whose record needs no query (a create, or a replace whose writer handed
+   * over what it replaced), one per entity, go in one bulk call; returns the entities left to record one by one.
+   */
+  private async recordInBulk(byEntity: Map<string, WrittenVersion[]>, result: HistoryBatchResult, call: StoreCallOptions): Promise<WrittenVersion[][]> {
+    const rest: WrittenVersion[][] = [];
+    const records: HistoryRecord[] = [];
+    const versionOf: WrittenVersion[] = [];
+    for (const entityVersions of byEntity.values()) {
+      const version = entityVersions[0]!;
+      // A create is built against nothing; a replace against what it replaced, when the writer handed it over.
+      const previous = version.replaced ? asPrevious(version.replaced) : undefined;
+      if (entityVersions.length > 1 || (version.replaced !== null && !previous)) {
+        rest.push(entityVersions);
+        continue;
+      }
+      const record = buildHistoryRecord(version.doc, previous, { now: this.now(), ttlInSeconds: this.options.retentionInSeconds });
+      if (!record) {
+        result.unchanged += 1;
+        continue;
+      }
+      records.push(record);
+      versionOf.push(version);
+    }
+    if (records.length === 0) return rest;
+    const outcomes = await this.options.store.addMany(records, call);
+    outcomes.forEach((outcome, index) => {
+      if (outcome === true) {
+        result.recorded += 1;
+        this.options.metrics?.increment('history.records', 1, { path: 'write' });
+      } else if (outcome === false) {
+        result.duplicates += 1;
+      } else {
+        const version = versionOf[index]!;
+        (call.logger ?? this.options.logger).warn('History record not written; left to the change feed', { entityRef: version.doc.entityRef, version: historyRecordId(version.doc), error: outcome });
+        this.options.metrics?.increment('history.write_failures');
+        result.failed += 1;
+      }
+    });
+    return rest;
   }
 
   private async recordVersion({ doc, replaced }: WrittenVersion, path: 'feed' | 'write', options: StoreCallOptions): Promise<Outcome> {

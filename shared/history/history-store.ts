@@ -29,6 +29,16 @@ export class HistoryStore extends CosmosStore {
     return previous;
   }
 
+  /**
+   * Records many at once through the bulk executor (for hundreds: each call costs at least a second): per record,
+   * `true` when recorded, `false` when a record of that version was already there; a failure that did not heal in the
+   * store's retry rounds is its {@link CosmosOperationError}.
+   */
+  async addMany(records: readonly HistoryRecord[], options: StoreCallOptions = {}): Promise<Array<boolean | CosmosOperationError>> {
+    const outcomes = await this.bulkWriteAll(records.map((record) => ({ kind: 'create', doc: record, partitionKey: record.entityId })), options);
+    return outcomes.map((outcome) => (outcome.statusCode >= 200 && outcome.statusCode < 300 ? true : outcome.statusCode === 409 ? false : (outcome.error ?? new CosmosOperationError('no answer', undefined))));
+  }
+
   /** Whether the record `id` of `entityId` is there (a point read). */
   async has(entityId: string, id: string, options: StoreCallOptions = {}): Promise<boolean> {
     return (await this.readItem<HistoryRecord>(id, entityId, options)) !== undefined;

@@ -141,6 +141,8 @@ export interface ReconcileConfig {
   maxDeleteRatio: number;
   fetchBatchSize: number;
   concurrency: number;
+  /** A run with at least this many entities to write writes them through the bulk executor; 0 = never. */
+  bulkMinEntities: number;
 }
 
 export interface AppConfig {
@@ -220,6 +222,7 @@ function toAppConfig(s: Settings): AppConfig {
       maxDeleteRatio: s.RECONCILE_MAX_DELETE_RATIO,
       fetchBatchSize: s.RECONCILE_FETCH_BATCH_SIZE,
       concurrency: s.RECONCILE_CONCURRENCY,
+      bulkMinEntities: s.RECONCILE_BULK_MIN_ENTITIES,
     },
     auth: {
       trusts: [

@@ -12,15 +12,15 @@
  *   status, sub-status, request charge, retries);
  * - every SDK failure becomes a {@link CosmosOperationError} (status, `retryAfterInMs`, the SDK error as `cause`), or an
  *   {@link OperationAbortedError} when the caller's signal fired;
- * - point writes in bulk run concurrently, and the ones that failed transiently (429 after the SDK's own retries, 408,
- *   449, 5xx, no answer) are retried in
+ * - many writes at once run as concurrent point writes, or through the SDK's bulk executor for hundreds at a time, and
+ *   the ones that failed transiently (429 after the SDK's own retries, 408, 449, 5xx, no answer) are retried in
  *   rounds with backoff that honours the server's `retry-after`.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TokenCredential } from '@azure/core-auth';
-import { ChangeFeedStartFrom, CosmosClient, type Container, type CosmosDiagnostics, type ErrorResponse, type JSONObject, type SqlQuerySpec } from '@azure/cosmos';
+import { ChangeFeedStartFrom, CosmosClient, type BulkOperationResult, type Container, type CosmosDiagnostics, type ErrorResponse, type JSONObject, type OperationInput, type SqlQuerySpec } from '@azure/cosmos';
 import pLimit from 'p-limit';
 import type { SystemProperties } from '../model/documents';
 import { withRetries } from './backoff';
@@ -102,6 +102,11 @@ export interface CosmosStoreOptions {
   /** Calls slower than these are logged with their diagnostics; absent = only failures are. */
   slowCallThresholds?: SlowCallThresholds;
 }
+
+/** One write of {@link CosmosStore.bulkWriteAll}: the document, its partition key value, and for a replace its `IfMatch`. */
+export type BulkWrite =
+  | { kind: 'create'; doc: { id: string }; partitionKey: string }
+  | { kind: 'replace'; doc: { id: string }; partitionKey: string; ifMatch: string };
 
 /** What one write of a bulk write came to. */
 export interface WriteOutcome {
@@ -252,57 +257,126 @@ export abstract class CosmosStore {
   }
 
   /**
-   * Runs `write` for every operation as concurrent point writes (at most `concurrency` in flight, default 16).
-   * Operations that failed transiently — still 429 after the SDK's own throttling retries, or 408, 449, 5xx, or no
-   * answer at all — are retried in rounds (only those), up to `throttleRetry.maxRetries` rounds, honouring the largest
-   * `retryAfterInMs` Cosmos sent. Safe for the writes the stores make: a create that went in without its answer comes
-   * back 409 and a conditional replace 412, which the callers already treat as "look again". Returns one outcome per
-   * operation, in order; throws only when the caller's signal fires.
-   *
-   * Why not the SDK's bulk executor: `executeBulkOperations` waits in steps of one second for partial batches, so
-   * every call costs at least a second — slower than point writes at the batch sizes a sync produces.
+   * Runs `write` for every operation as concurrent point writes (at most `concurrency` in flight, default 16), retried
+   * as {@link CosmosStore.inRounds} says. Returns one outcome per operation, in order; throws only when the caller's
+   * signal fires.
    */
   protected async writeAll<Op>(
     operations: readonly Op[],
     write: (operation: Op, options: StoreCallOptions) => Promise<{ statusCode: number; etag?: string }>,
     options: StoreCallOptions & { concurrency?: number } = {},
   ): Promise<WriteOutcome[]> {
-    const outcomes: WriteOutcome[] = new Array<WriteOutcome>(operations.length);
     const limit = pLimit(options.concurrency ?? 16);
+    return this.inRounds(
+      operations,
+      (pending) =>
+        Promise.all(
+          pending.map((operation) =>
+            limit(async (): Promise<WriteOutcome> => {
+              try {
+                const { statusCode, etag } = await write(operation, options);
+                return { statusCode, ...(etag !== undefined && { etag }) };
+              } catch (error) {
+                if (error instanceof OperationAbortedError) throw error;
+                const failure = error instanceof CosmosOperationError ? error : new CosmosOperationError(String(error), undefined, error);
+                return { statusCode: failure.statusCode ?? 0, error: failure };
+              }
+            }),
+          ),
+        ),
+      options,
+    );
+  }
+
+  /**
+   * The same writes through the SDK's bulk executor (`executeBulkOperations`): the SDK packs them into batch requests
+   * of up to 100 operations per partition key range and paces them to the account's throughput, so a large one-shot
+   * write — an initial load — costs about a hundredth of the requests and much less client time than point writes.
+   * Each call costs at least a second (the executor waits in steps of one second for its partial batches), so callers
+   * use it for hundreds of writes, not a few. Failed operations are retried as {@link CosmosStore.inRounds} says;
+   * each operation's request charge is recorded under its own kind (`create`, `replace`), the call itself as one
+   * `bulk` dependency call.
+   */
+  protected async bulkWriteAll(operations: readonly BulkWrite[], options: StoreCallOptions = {}): Promise<WriteOutcome[]> {
+    return this.inRounds(operations, (pending) => this.bulkRound(pending, options), options);
+  }
+
+  private async bulkRound(operations: readonly BulkWrite[], options: StoreCallOptions): Promise<WriteOutcome[]> {
+    const inputs: OperationInput[] = operations.map((operation) =>
+      operation.kind === 'create'
+        ? { operationType: 'Create', partitionKey: operation.partitionKey, resourceBody: operation.doc as JSONObject }
+        : { operationType: 'Replace', id: operation.doc.id, partitionKey: operation.partitionKey, resourceBody: operation.doc as JSONObject, ifMatch: operation.ifMatch },
+    );
+    const what = `write ${operations.length} documents in bulk`;
+    const started = performance.now();
+    let results: BulkOperationResult[];
+    try {
+      results = await this.container.items.executeBulkOperations(inputs, abortOnly(options));
+    } catch (error) {
+      // The whole call failed (no operation has an answer): every operation keeps that failure.
+      const failure = toCosmosError(what, error, options);
+      this.observe('bulk', what, options, performance.now() - started, {
+        statusCode: statusOf(error) ?? noAnswerStatus(error, failure instanceof OperationAbortedError),
+        error: failure,
+      });
+      if (failure instanceof OperationAbortedError) throw failure;
+      const cosmosFailure = failure as CosmosOperationError;
+      return operations.map(() => ({ statusCode: cosmosFailure.statusCode ?? 0, error: cosmosFailure }));
+    }
+    let throttled = 0;
+    let requestCharge = 0;
+    const outcomes = operations.map((operation, index): WriteOutcome => {
+      const result = results[index];
+      const statusCode = result?.response?.statusCode ?? statusOf(result?.error) ?? 0;
+      const charge = result?.response?.requestCharge ?? chargeOf(result?.error);
+      requestCharge += charge ?? 0;
+      this.charge(operation.kind, charge, options);
+      if (statusCode === 429) throttled += 1;
+      if (statusCode >= 200 && statusCode < 300) return { statusCode, ...(result?.response?.eTag && { etag: result.response.eTag }) };
+      const error = new CosmosOperationError(`Cosmos DB ${operation.kind} ${operation.doc.id} in bulk failed${statusCode ? ` with ${statusCode}` : ''}: ${result?.error?.message ?? 'no answer'}`, statusCode || undefined, result?.error);
+      const retryAfterInMs = result?.error?.retryAfterInMs;
+      if (typeof retryAfterInMs === 'number') error.retryAfterInMs = retryAfterInMs;
+      return { statusCode, error };
+    });
+    // The call answered: each operation's own status is in its outcome (409 and 412 are answers the callers expect).
+    this.observe('bulk', what, options, performance.now() - started, { statusCode: 200, requestCharge });
+    if (throttled > 0) this.storeOptions.metrics?.increment('cosmos.throttled', throttled, { container: this.container.id, operation: 'bulk' });
+    return outcomes;
+  }
+
+  /**
+   * Runs `round` over the operations, then again over those that failed transiently — still 429 after the SDK's own
+   * throttling retries, or 408, 449, 5xx, or no answer at all — up to `throttleRetry.maxRetries` rounds, honouring
+   * the largest `retryAfterInMs` Cosmos sent. Safe for the writes the stores make: a create that went in without its
+   * answer comes back 409 and a conditional replace 412, which the callers already treat as "look again". Returns one
+   * outcome per operation, in order (an operation still failing keeps its last outcome); throws only when the
+   * caller's signal fires.
+   */
+  private async inRounds<Op>(operations: readonly Op[], round: (pending: readonly Op[]) => Promise<WriteOutcome[]>, options: StoreCallOptions): Promise<WriteOutcome[]> {
+    const outcomes: WriteOutcome[] = new Array<WriteOutcome>(operations.length);
     let pending = operations.map((operation, index) => ({ operation, index }));
-    const round = async () => {
+    const attempt = async () => {
+      const results = await round(pending.map((item) => item.operation));
       const retryable: typeof pending = [];
       let retryAfterInMs: number | undefined;
-      await Promise.all(
-        pending.map((item) =>
-          limit(async () => {
-            try {
-              const { statusCode, etag } = await write(item.operation, options);
-              outcomes[item.index] = { statusCode, ...(etag !== undefined && { etag }) };
-            } catch (error) {
-              if (error instanceof OperationAbortedError) throw error;
-              const failure = error instanceof CosmosOperationError ? error : new CosmosOperationError(String(error), undefined, error);
-              outcomes[item.index] = { statusCode: failure.statusCode ?? 0, error: failure };
-              if (failure.transient) {
-                retryable.push(item);
-                if (failure.retryAfterInMs !== undefined) retryAfterInMs = Math.max(retryAfterInMs ?? 0, failure.retryAfterInMs);
-              }
-            }
-          }),
-        ),
-      );
-      pending = retryable.sort((a, b) => a.index - b.index);
+      results.forEach((outcome, i) => {
+        const item = pending[i]!;
+        outcomes[item.index] = outcome;
+        if (!outcome.error?.transient) return;
+        retryable.push(item);
+        if (outcome.error.retryAfterInMs !== undefined) retryAfterInMs = Math.max(retryAfterInMs ?? 0, outcome.error.retryAfterInMs);
+      });
+      pending = retryable;
       if (pending.length > 0) throw new RetryableWrites(pending.length, retryAfterInMs);
     };
     try {
-      await withRetries(round, {
+      await withRetries(attempt, {
         ...this.storeOptions.throttleRetry,
         ...abortOnly(options),
         // Each 429 is already counted (cosmos.throttled) by the request that received it.
         shouldRetry: (error) => error instanceof RetryableWrites && { retryAfterInMs: error.retryAfterInMs },
       });
     } catch (error) {
-      // Rounds spent: the operations still failing keep their last outcome.
       if (!(error instanceof RetryableWrites)) throw error;
     }
     return outcomes;

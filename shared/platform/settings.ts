@@ -132,6 +132,7 @@ export const fields = {
   RECONCILE_MAX_DELETE_RATIO: number(0, 1).default(0.2),
   RECONCILE_FETCH_BATCH_SIZE: int(1, 1000).default(100),
   RECONCILE_CONCURRENCY: int(1, 64).default(4),
+  RECONCILE_BULK_MIN_ENTITIES: int(0, 10_000_000).default(1000),
 
   AUTH_ISSUER: csv,
   AUTH_AUDIENCE: csv,

@@ -59,7 +59,7 @@ export interface MirrorWriterOptions {
 /** The entity history's write path (history/history-recorder.ts): told of each version once it is in the mirror. */
 export interface VersionHistory {
   /** Never throws: a version it could not record is left to the change feed. */
-  recordWritten(versions: readonly WrittenVersion[], options?: OperationOptions): Promise<{ requestCharge: number }>;
+  recordWritten(versions: readonly WrittenVersion[], options?: OperationOptions & { bulk?: boolean }): Promise<{ requestCharge: number }>;
 }
 
 export interface SyncEngineOptions extends MirrorWriterOptions {

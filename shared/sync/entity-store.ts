@@ -53,8 +53,17 @@ export class EntityStore extends CosmosStore {
     return this.replaceDocument(doc, ifMatch, options);
   }
 
-  /** Runs creates and conditional replaces as concurrent point writes; one outcome per operation, in order. */
-  async writeMany(operations: readonly WriteOperation[], options: StoreCallOptions & { concurrency?: number } = {}): Promise<WriteOutcome[]> {
+  /**
+   * Runs creates and conditional replaces — as concurrent point writes, or with `bulk` through the bulk executor (for
+   * hundreds at once: each bulk call costs at least a second); one outcome per operation, in order.
+   */
+  async writeMany(operations: readonly WriteOperation[], options: StoreCallOptions & { concurrency?: number; bulk?: boolean } = {}): Promise<WriteOutcome[]> {
+    if (options.bulk) {
+      return this.bulkWriteAll(
+        operations.map((operation) => (operation.kind === 'create' ? { kind: 'create', doc: operation.doc, partitionKey: operation.doc.id } : { kind: 'replace', doc: operation.doc, partitionKey: operation.doc.id, ifMatch: operation.ifMatch })),
+        options,
+      );
+    }
     return this.writeAll(
       operations,
       async (operation, o) =>

@@ -78,7 +78,19 @@ export interface ReconcilerOptions extends MirrorWriterOptions {
   concurrency: number;
   /** Point writes in flight per batch (default 16). */
   writeConcurrency?: number;
+  /**
+   * A run with at least this many entities to fetch and write (an initial load, a re-stitched catalog) writes them —
+   * and their history records — through the bulk executor, {@link BULK_GROUP_SIZE} at a time; 0 = never (default 1 000).
+   */
+  bulkMinEntities?: number;
 }
+
+/**
+ * Entities per bulk group: read in `fetchBatchSize` requests, written in one bulk call (which costs at least a second,
+ * so it pays off only for hundreds of writes). Two groups are in flight, so one's reads overlap the other's writes.
+ */
+export const BULK_GROUP_SIZE = 1000;
+const BULK_GROUPS_IN_FLIGHT = 2;
 
 type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger };
 
@@ -181,15 +193,19 @@ export class Reconciler {
     });
     result.deletionGuard = { ...guard, pendingTombstones: guard.allowed ? 0 : toTombstone.length };
 
-    // 4. Fetch what is new or changed, in batches, and write it.
+    // 4. Fetch what is new or changed, in batches, and write it: batch by batch, or — for many — in bulk groups.
     const limit = pLimit(settings.concurrency);
-    const batches = chunk(toSync, settings.fetchBatchSize);
+    const bulkMin = settings.bulkMinEntities ?? 1000;
+    const bulk = bulkMin > 0 && toSync.length >= bulkMin;
+    const groups = chunk(toSync, bulk ? BULK_GROUP_SIZE : settings.fetchBatchSize);
+    const groupLimit = bulk ? pLimit(BULK_GROUPS_IN_FLIGHT) : limit;
+    if (bulk) logger.info('Reconcile writes in bulk', { entities: toSync.length, groups: groups.length });
     let written = 0;
     await Promise.all(
-      batches.map((batch) =>
-        limit(async () => {
-          await this.reconcileBatch(batch, inMirror, result, call);
-          written += batch.length;
+      groups.map((group) =>
+        groupLimit(async () => {
+          await this.reconcileBatch(group, inMirror, result, call, bulk ? { bulk, fetchLimit: (fn) => limit(fn) } : {});
+          written += group.length;
           progress({ phase: 'write', done: written, total: toSync.length });
         }),
       ),
@@ -331,29 +347,41 @@ export class Reconciler {
     return out;
   }
 
+  /**
+   * Fetches the batch's entities (one `by-refs` request per `fetchBatchSize`, under `fetchLimit` when given) and writes
+   * those that changed — in bulk when told. A read that failed transiently fails only its own entities.
+   */
   private async reconcileBatch(
     batch: CatalogProjectionItem[],
     inMirror: Map<string, MirrorIndexItem>,
     result: ReconcileResult,
     call: Call,
+    options: { bulk?: boolean; fetchLimit?: <T>(fn: () => Promise<T>) => Promise<T> } = {},
   ): Promise<void> {
-    let entities: Array<Entity | undefined>;
-    try {
-      entities = await this.options.catalog.getEntitiesByRefs(
-        batch.map((item) => item.entityRef),
-        abortOnly(call),
-      );
-    } catch (error) {
-      if (!isTransient(error) || error instanceof OperationAbortedError) throw error;
-      for (const item of batch) this.recordFailure(result, item.entityRef, error, call.logger);
-      return;
-    }
+    const fetchLimit = options.fetchLimit ?? (<T>(fn: () => Promise<T>) => fn());
+    const parts = chunk(batch, this.options.fetchBatchSize);
+    const fetched = await Promise.all(
+      parts.map((part) =>
+        fetchLimit(async () => {
+          try {
+            return await this.options.catalog.getEntitiesByRefs(
+              part.map((item) => item.entityRef),
+              abortOnly(call),
+            );
+          } catch (error) {
+            if (!isTransient(error) || error instanceof OperationAbortedError) throw error;
+            for (const item of part) this.recordFailure(result, item.entityRef, error, call.logger);
+            return undefined;
+          }
+        }),
+      ),
+    );
 
     const operations: WriteOperation[] = [];
     const fallbacks: string[] = [];
     const revived: boolean[] = [];
-    entities.forEach((entity, index) => {
-      const item = batch[index]!;
+    fetched.forEach((entities: Array<Entity | undefined> | undefined, partIndex) => entities?.forEach((entity, index) => {
+      const item = parts[partIndex]![index]!;
       if (!entity) {
         // Gone between the projection and the fetch: let the level-triggered path decide.
         fallbacks.push(item.entityRef);
@@ -373,9 +401,9 @@ export class Reconciler {
       }
       operations.push(mirrored ? { kind: 'replace', doc, ifMatch: mirrored._etag } : { kind: 'create', doc });
       revived.push(!mirrored || mirrored.deleted);
-    });
+    }));
 
-    const writes = await this.write(operations, call);
+    const writes = await this.write(operations, call, options.bulk === true);
     writes.forEach((write, index) => {
       const operation = operations[index]!;
       if (write.statusCode >= 200 && write.statusCode < 300) {
@@ -416,14 +444,14 @@ export class Reconciler {
    * Writes the batch, then records the versions that went in: a create as `created` (the mirror had no document), a
    * replace against the history (the index holds no content).
    */
-  private async write(operations: WriteOperation[], call: Call): Promise<WriteOutcome[]> {
+  private async write(operations: WriteOperation[], call: Call, bulk = false): Promise<WriteOutcome[]> {
     if (operations.length === 0) return [];
-    const writes = await this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16 });
+    const writes = await this.options.store.writeMany(operations, { ...call, concurrency: this.options.writeConcurrency ?? 16, bulk });
     const written = operations
       .filter((_, index) => writes[index]!.statusCode >= 200 && writes[index]!.statusCode < 300)
       .map(({ kind, doc }) => (kind === 'create' ? { doc, replaced: null } : { doc }));
     if (this.options.history && written.length > 0) {
-      const { requestCharge } = await this.options.history.recordWritten(written, { ...abortOnly(call), logger: call.logger });
+      const { requestCharge } = await this.options.history.recordWritten(written, { ...abortOnly(call), logger: call.logger, bulk });
       call.charge?.add('history', requestCharge);
     }
     return writes;

@@ -26,22 +26,31 @@ beforeAll(async () => {
   const emulator = stack.cosmos!;
   proxy = await startFaultProxy(emulator.endpoint, { tls: emulator.tls, targetCa: emulator.certificatePem });
   fixture = await startFixtureCatalog();
+  runtime = await runtimeBehindProxy();
+});
+
+/** A runtime of its own database, reaching Cosmos DB through the fault proxy. */
+async function runtimeBehindProxy(settings: Record<string, string> = {}): Promise<Runtime> {
   const config = loadConfig(
     testEnvironment({
       AZURE_CLIENT_ID: uniqueName('mi-reconcile-faults'),
       CosmosDBConnection__accountEndpoint: proxy.url,
-      COSMOS_CA_CERT_PATH: emulator.certificatePath,
+      COSMOS_CA_CERT_PATH: stack.cosmos!.certificatePath,
       COSMOS_THROTTLE_RETRY_BASE_DELAY_MS: '20',
       BACKSTAGE_BASE_URL: fixture.baseUrl,
       LOG_LEVEL: 'error',
+      ...settings,
     }),
   );
   (await provisionCosmos(config)).dispose();
-  runtime = createRuntime(config);
-});
+  const created = createRuntime(config);
+  runtimes.push(created);
+  return created;
+}
+const runtimes: Runtime[] = [];
 
 afterAll(async () => {
-  await runtime?.dispose();
+  for (const r of runtimes) await r.dispose();
   await fixture?.stop();
   await proxy?.close();
   await stack?.stop();
@@ -50,8 +59,9 @@ afterAll(async () => {
 // Creates share their path and method with queries (and query plans), which carry this header.
 const CREATES = { methods: ['POST'], path: /\/colls\/entities\/docs$/, headers: { 'x-ms-documentdb-isquery': null, 'x-ms-cosmos-is-query-plan-request': null } };
 const REPLACES = { methods: ['PUT'], path: /\/colls\/entities\/docs\/[^/]+$/ };
+const BULK_CALLS = { methods: ['POST'], path: /\/colls\/entities\/docs$/, headers: { 'x-ms-cosmos-is-batch-request': /^true$/i } };
 
-async function expectMirrorEqualsCatalog(): Promise<void> {
+async function expectMirrorEqualsCatalog(runtime: Runtime): Promise<void> {
   const catalog = await fixture.entities();
   const { resources } = await rawContainers(runtime).entities.items.query<LiveEntityDocument>('SELECT * FROM c').fetchAll();
   const docs = new Map(resources.map((d) => [d.id, d]));
@@ -69,7 +79,7 @@ test('creates answered 503 or reset before reaching Cosmos DB are retried: no en
   const result = await runtime.reconciler.reconcile();
   expect(proxy.faultsInjected - injected).toBe(4);
   expect({ failed: result.failed, failures: result.failures, created: result.created }).toEqual({ failed: 0, failures: [], created: catalog.length });
-  await expectMirrorEqualsCatalog();
+  await expectMirrorEqualsCatalog(runtime);
 });
 
 test('replaces applied with their answers lost: the retry comes back 412 and the entity is resolved, not failed', async () => {
@@ -84,5 +94,20 @@ test('replaces applied with their answers lost: the retry comes back 412 and the
   expect({ failed: result.failed, failures: result.failures }).toEqual({ failed: 0, failures: [] });
   // Each stale document was brought back by its replace, or by the single-entity path after a lost answer.
   expect(result.updated + result.unchanged).toBe(resources.length);
-  await expectMirrorEqualsCatalog();
+  await expectMirrorEqualsCatalog(runtime);
+});
+
+test('bulk writes answered 503, reset, or applied with their answer lost are retried: no entity fails', async () => {
+  const bulk = await runtimeBehindProxy({ RECONCILE_BULK_MIN_ENTITIES: '1' });
+  const catalog = await fixture.entities();
+  proxy.failNext(1, { status: 503, headers: { 'content-type': 'application/json', 'x-ms-substatus': '21008' }, body: JSON.stringify({ code: 'ServiceUnavailable', message: 'injected' }) }, BULK_CALLS);
+  proxy.failNext(1, { reset: true }, BULK_CALLS);
+  proxy.failNext(1, { dropResponse: true }, BULK_CALLS);
+  const injected = proxy.faultsInjected;
+  const result = await bulk.reconciler.reconcile();
+  expect(proxy.faultsInjected - injected).toBe(3);
+  expect({ failed: result.failed, failures: result.failures }).toEqual({ failed: 0, failures: [] });
+  // Creates whose answer was lost come back 409 on their retry and are resolved by the single-entity path.
+  expect(result.created + result.unchanged).toBe(catalog.length);
+  await expectMirrorEqualsCatalog(bulk);
 });
