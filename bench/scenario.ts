@@ -24,6 +24,7 @@ import { ensureCosmosResources } from '../local/cosmos-setup';
 import { isTombstone, toEntityDocument, type EntityDocument } from '../shared/model/documents';
 import { seededRandom } from '../local/catalog-generator';
 import type { HistoryRecorder } from '../shared/history/history-recorder';
+import { buildHistoryRecord, type HistoryRecord } from '../shared/history/record';
 import { DEPENDENCY_DURATION } from '../shared/platform/dependencies';
 import type { InMemoryMetrics } from '../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../shared/runtime';
@@ -90,8 +91,8 @@ function database() {
   return runtime.cosmosClient.database(runtime.config.cosmos.databaseName);
 }
 
-async function scratchContainer(id: string): Promise<Container> {
-  const { container } = await database().containers.createIfNotExists({ id, partitionKey: { paths: ['/id'] } });
+async function scratchContainer(id: string, partitionKeyPath = '/id'): Promise<Container> {
+  const { container } = await database().containers.createIfNotExists({ id, partitionKey: { paths: [partitionKeyPath] } });
   return container;
 }
 
@@ -282,12 +283,30 @@ const scenarios = {
    */
   async bareWrite(args: { entitiesFile: string }) {
     const docs = readEntities(args.entitiesFile).map((entity) => toEntityDocument(entity));
-    const bulkContainer = await scratchContainer(`bare-bulk-${randomUUID().slice(0, 8)}`);
-    const bulk = await measured(async () => {
-      const operations: OperationInput[] = docs.map((doc) => ({ operationType: 'Create', partitionKey: doc.id, resourceBody: doc as never }));
-      const results = await bulkContainer.items.executeBulkOperations(operations);
+    const bulkCreate = async (container: Container, items: ReadonlyArray<{ id: string }>, partitionKey: (item: never) => string) => {
+      const operations: OperationInput[] = items.map((item) => ({ operationType: 'Create', partitionKey: partitionKey(item as never), resourceBody: item as never }));
+      const results = await container.items.executeBulkOperations(operations);
       const failed = results.filter((r) => !r.response || r.response.statusCode >= 300);
       if (failed.length > 0) throw new Error(`${failed.length} bulk creates failed, e.g. ${JSON.stringify(failed[0]!.error ?? failed[0]!.response)}`);
+    };
+    const bulkContainer = await scratchContainer(`bare-bulk-${randomUUID().slice(0, 8)}`);
+    const bulk = await measured(async () => {
+      await bulkCreate(bulkContainer, docs, (doc: EntityDocument) => doc.id);
+      return 0;
+    });
+    // What an initial load has to write: each document and its first history record (built beforehand, not timed),
+    // the two containers side by side.
+    const now = new Date();
+    const records = docs.map((doc) => buildHistoryRecord(doc, undefined, { now, ttlInSeconds: 86_400 })!);
+    const withHistoryContainers = {
+      docs: await scratchContainer(`bare-docs-${randomUUID().slice(0, 8)}`),
+      history: await scratchContainer(`bare-history-${randomUUID().slice(0, 8)}`, '/entityId'),
+    };
+    const withHistory = await measured(async () => {
+      await Promise.all([
+        bulkCreate(withHistoryContainers.docs, docs, (doc: EntityDocument) => doc.id),
+        bulkCreate(withHistoryContainers.history, records, (record: HistoryRecord) => record.entityId),
+      ]);
       return 0;
     });
     const pointContainer = await scratchContainer(`bare-point-${randomUUID().slice(0, 8)}`);
@@ -301,6 +320,11 @@ const scenarios = {
       documents: docs.length,
       bulk: { ms: bulk.ms, failed: bulk.value, requests: stats(bulk.cosmos, bulkContainer.id).total },
       point: { ms: point.ms, requests: stats(point.cosmos, pointContainer.id).total },
+      bulkWithHistory: {
+        ms: withHistory.ms,
+        records: records.length,
+        requests: stats(withHistory.cosmos, withHistoryContainers.docs.id).total + stats(withHistory.cosmos, withHistoryContainers.history.id).total,
+      },
     };
   },
 

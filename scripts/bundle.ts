@@ -72,7 +72,11 @@ export const BUNDLE_LAZY: Readonly<Record<string, string>> = {
   '@microsoft/applicationinsights-web-snippet': 'the distro\'s browser SDK loader, disabled',
   '@grpc/grpc-js': 'the Service Bus extension settles messages over gRPC with the host: first needed at the first settlement',
   '@grpc/proto-loader': 'as @grpc/grpc-js (reads proto/settlement.proto, copied next to the bundle)',
+  'cross-fetch': "@backstage/catalog-client's default fetch (node-fetch and its URL parser): the app always passes its own fetchApi",
 };
+
+/** Of {@link BUNDLE_LAZY}, the packages whose exports are a function: their stand-in is a function too (see lazyPackages). */
+export const BUNDLE_LAZY_CALLABLE: readonly string[] = ['cross-fetch'];
 
 export interface BundleOptions {
   /** Default `dist-bundle/main.js` under the repository. */
@@ -230,7 +234,7 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
     logLevel: 'warning',
     legalComments: 'none',
     ...(options.minify !== false && { minifyWhitespace: true, minifySyntax: true }),
-    plugins: lazy.length > 0 ? [lazyPackages(lazy, lazyUsed)] : [],
+    plugins: lazy.length > 0 ? [lazyPackages(lazy, lazyUsed, BUNDLE_LAZY_CALLABLE)] : [],
   });
   // The Service Bus extension, when bundled, looks for its settlement contract next to the bundle.
   if (!external.includes('@azure/functions-extensions-servicebus')) {
@@ -256,13 +260,15 @@ const LAZY_NAMESPACE = 'lazy-package';
 /**
  * An esbuild plugin: a bare `require`/`import` of one of `packages` (not of its subpaths) from bundled code resolves
  * to a stand-in that requires the real package — bundled as usual — on the first property read, `in` or key listing.
- * `used` receives the names that were resolved so. For packages whose exports are an object (a function export could
- * not be called through the stand-in).
+ * `used` receives the names that were resolved so. The stand-in is an object, or — for the names in `callable`, whose
+ * exports are a function — a function that calls the real one (`typeof` then says `function` before loading, as it
+ * would of the real exports, so the interop helpers that test for an object leave it unloaded).
  * `__esModule` is answered without loading when the real module's source marks itself so (as tsc's output does), so
  * TypeScript's and esbuild's interop helpers (`__importStar`, `__importDefault`, `__toESM`) treat the stand-in as
  * they would the real module without touching it; otherwise reading it loads the real module.
  */
-export function lazyPackages(packages: readonly string[], used: Set<string> = new Set()): Plugin {
+export function lazyPackages(packages: readonly string[], used: Set<string> = new Set(), callable: readonly string[] = []): Plugin {
+  const callablePaths = new Set<string>();
   const escaped = packages.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
   const filter = new RegExp(`^(${escaped.join('|')})$`);
   return {
@@ -275,6 +281,7 @@ export function lazyPackages(packages: readonly string[], used: Set<string> = ne
         if (real.errors.length > 0) return { errors: real.errors };
         // One stand-in per resolved file: importers that resolve the name to different versions get different ones.
         used.add(args.path);
+        if (callable.includes(args.path)) callablePaths.add(real.path);
         return { path: real.path, namespace: LAZY_NAMESPACE };
       });
       build.onResolve({ filter: /.*/, namespace: LAZY_NAMESPACE }, async (args) => {
@@ -291,7 +298,9 @@ export function lazyPackages(packages: readonly string[], used: Set<string> = ne
           contents: [
             `let real;`,
             `const load = () => (real ??= require(${JSON.stringify(realPath)}));`,
-            `module.exports = new Proxy({}, {`,
+            // An arrow function has no non-configurable own property, so the traps below keep the Proxy invariants.
+            `module.exports = new Proxy(${callablePaths.has(realPath) ? '() => {}' : '{}'}, {`,
+            `  apply: (_, self, args) => Reflect.apply(load(), self, args),`,
             `  get: (_, key) => (key === '__esModule' && real === undefined ? ${esModule ? 'true' : 'load().__esModule'} : load()[key]),`,
             `  has: (_, key) => key in load(),`,
             `  ownKeys: () => Reflect.ownKeys(load()),`,

@@ -33,6 +33,15 @@ exports.answer = 42;`,
   // Plain CommonJS, no `__esModule`.
   pkg('lazy-plain', `globalThis.loaded.push('lazy-plain'); module.exports = { name: 'plain', nested: { value: 1 } };`);
   pkg('eager', `globalThis.loaded.push('eager'); module.exports = { name: 'eager' };`);
+  // A function export with properties, as cross-fetch's.
+  pkg(
+    'lazy-callable',
+    `globalThis.loaded.push('lazy-callable');
+const fetch = function (url) { return 'fetched ' + url + (this && this.suffix ? this.suffix : ''); };
+fetch.ponyfill = true;
+module.exports = exports = fetch;
+exports.default = fetch;`,
+  );
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,7 +56,7 @@ async function run(entry: string): Promise<{ loaded: string[]; exports: Record<s
     platform: 'node',
     format: 'cjs',
     logLevel: 'silent',
-    plugins: [lazyPackages(['lazy-esm-interop', 'lazy-plain'], lazy)],
+    plugins: [lazyPackages(['lazy-esm-interop', 'lazy-plain', 'lazy-callable'], lazy, ['lazy-callable'])],
   });
   const loaded: string[] = [];
   const module = { exports: {} as Record<string, (...args: unknown[]) => unknown> };
@@ -123,4 +132,24 @@ test('no package is both external and lazy, and every entry says why', () => {
   // The bundle script reads the Service Bus extension's contract from its package; it must exist to be copied.
   const proto = join(require.resolve('@azure/functions-extensions-servicebus').replace(/[/\\][^/\\]+$/, ''), 'proto', 'settlement.proto');
   expect(readFileSync(proto, 'utf8')).toContain('service Settlement');
+});
+
+test('a callable stand-in: the interop helper Backstage packages use leaves it unloaded; calling it calls the real function', async () => {
+  const { loaded, exports } = await run(`
+    // As @backstage/catalog-client's CommonJS build wraps cross-fetch.
+    function _interopDefaultCompat(e) { return e && typeof e === 'object' && 'default' in e ? e : { default: e }; }
+    const fetch = require('lazy-callable');
+    const fetchDefault = _interopDefaultCompat(fetch);
+    module.exports.type = () => typeof fetch;
+    module.exports.call = (url) => fetchDefault.default(url);
+    module.exports.callWithThis = (url) => fetch.call({ suffix: '!' }, url);
+    module.exports.ponyfill = () => fetch.ponyfill;
+  `);
+  expect(loaded).toEqual([]);
+  expect(exports.type!()).toBe('function');
+  expect(loaded).toEqual([]);
+  expect(exports.call!('a')).toBe('fetched a');
+  expect(loaded).toEqual(['lazy-callable']);
+  expect(exports.callWithThis!('b')).toBe('fetched b!');
+  expect(exports.ponyfill!()).toBe(true);
 });
