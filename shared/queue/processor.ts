@@ -87,11 +87,7 @@ export class SyncMessageProcessor {
 
     const parsed = syncMessageBodySchema.safeParse(message.body);
     if (!parsed.success) {
-      const description = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
-        .join('; ');
-      return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The message body does not follow the sync contract: ${description}`);
+      return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The message body does not follow the sync contract: ${describeIssues(parsed.error)}`);
     }
     const body: SyncMessageBody = parsed.data;
     const entityLogger = logger.child({ entityRef: body.entityRef });
@@ -172,11 +168,7 @@ export class SyncMessageProcessor {
   ): Promise<MessageOutcome> {
     const parsed = syncBatchBodySchema.safeParse(message.body);
     if (!parsed.success) {
-      const description = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
-        .join('; ');
-      return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The batch message body does not follow the sync contract: ${description}`);
+      return this.deadLetter(settle, logger, attempt, DeadLetterReason.invalidMessage, `The batch message body does not follow the sync contract: ${describeIssues(parsed.error)}`);
     }
     const body = parsed.data;
     const started = performance.now();
@@ -272,4 +264,12 @@ function messageIdOf(message: ServiceBusReceivedMessage): string {
 function originalId(message: ServiceBusReceivedMessage): string {
   const original = message.applicationProperties?.originalMessageId;
   return typeof original === 'string' ? original : String(message.messageId ?? '');
+}
+
+/** A dead-letter description of why a body failed its schema: its first five issues, each with where it is. */
+function describeIssues(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.map(String).join('.') || 'body'}: ${i.message}`)
+    .join('; ');
 }
