@@ -279,7 +279,8 @@ const scenarios = {
 
   /**
    * The lower bound of an initial load: the same documents written into the same emulator with nothing else to
-   * do — the SDK's bulk executor in one call, and point creates with 64 in flight. The faster one is the limit.
+   * do — the SDK's bulk executor in one call, and point creates with 64 in flight — and, since an initial load also
+   * writes each entity's first history record, the documents and those records in bulk, side by side.
    */
   async bareWrite(args: { entitiesFile: string }) {
     const docs = readEntities(args.entitiesFile).map((entity) => toEntityDocument(entity));
