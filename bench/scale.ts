@@ -82,9 +82,9 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
     const entitiesFile = join(dir, 'entities.json');
     writeFileSync(entitiesFile, JSON.stringify(entities));
 
-    // The stand-in evaluates a query over every document of the container for each page it serves, so one page of
-    // the mirror index at 50k and more takes seconds (Cosmos serves it from its index); the default 10 s request
-    // timeout is the service's, not the stand-in's.
+    // The stand-in evaluates a query over every document of the container for each page it serves (Cosmos serves a
+    // page from its index): at 100k a page of the mirror index costs it a few hundred milliseconds, more with the
+    // machine busy. The default 10 s request timeout is meant for the service, not for that.
     const env = local.settings({
       LOG_LEVEL: 'error',
       AZURE_CLIENT_ID: 'bench-app',

@@ -22,6 +22,9 @@ export interface LiveEntitySummary {
 
 const INDEX_FIELDS = 'c.id, c.entityRef, c.kind, c["namespace"], c.name, c.uid, c.sourceEtag, c.deleted, c._etag';
 
+/** Items per page of {@link EntityStore.streamIndex}. */
+export const INDEX_PAGE_SIZE = 5000;
+
 const toIndexItem = (r: MirrorIndexItem): MirrorIndexItem => ({ ...r, uid: r.uid ?? null, sourceEtag: r.sourceEtag ?? null, deleted: r.deleted === true });
 
 export type WriteOperation = { kind: 'create'; doc: EntityDocument } | { kind: 'replace'; doc: EntityDocument; ifMatch: string };
@@ -74,9 +77,13 @@ export class EntityStore extends CosmosStore {
     );
   }
 
-  /** Streams the index of every document (tombstones included), a page at a time. */
+  /**
+   * Streams the index of every document (tombstones included), a page at a time — {@link INDEX_PAGE_SIZE} items by
+   * default: an item is a few hundred bytes, so a page stays far below the 4 MB a response may carry, and a large
+   * mirror is read in a few requests.
+   */
   async *streamIndex(options: StoreCallOptions & { pageSize?: number } = {}): AsyncGenerator<MirrorIndexItem[]> {
-    const pages = this.queryPages<MirrorIndexItem>('query the mirror index', `SELECT ${INDEX_FIELDS} FROM c`, options);
+    const pages = this.queryPages<MirrorIndexItem>('query the mirror index', `SELECT ${INDEX_FIELDS} FROM c`, { pageSize: INDEX_PAGE_SIZE, ...options });
     for await (const page of pages) yield page.map(toIndexItem);
   }
 

@@ -87,10 +87,12 @@ export interface ReconcilerOptions extends MirrorWriterOptions {
 
 /**
  * Entities per bulk group: read in `fetchBatchSize` requests, written in one bulk call (which costs at least a second,
- * so it pays off only for hundreds of writes). Two groups are in flight, so one's reads overlap the other's writes.
+ * so it pays off only for hundreds of writes). Four groups are in flight, so that reads overlap writes and the calls'
+ * one-second steps overlap one another (a group makes two calls one after the other: its documents, then their
+ * history records); their memory is bounded by the groups, whatever the catalog's size.
  */
 export const BULK_GROUP_SIZE = 1000;
-const BULK_GROUPS_IN_FLIGHT = 2;
+const BULK_GROUPS_IN_FLIGHT = 4;
 
 type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger };
 
