@@ -63,6 +63,14 @@ export function requiredAction(method: string, url: string, headers: http.Incomi
   return item(method.toLowerCase());
 }
 
+/** A batch request's operation types and the item action each needs. */
+const BATCH_VERBS: Readonly<Record<string, string>> = { Create: 'create', Upsert: 'upsert', Read: 'read', Replace: 'replace', Delete: 'delete', Patch: 'replace' };
+
+/** A bulk or transactional batch request: one POST to a container's docs carrying many operations. */
+export function isBatchRequest(headers: http.IncomingHttpHeaders): boolean {
+  return headers['x-ms-cosmos-is-batch-request'] !== undefined || headers['x-ms-cosmos-batch-atomic'] !== undefined;
+}
+
 /** Principals of recent `authorization` headers: a client sends the same token for an hour, so decode it once. */
 const principals = new Map<string, string | undefined>();
 
@@ -109,17 +117,44 @@ export class CosmosRbac {
     return [...this.refused];
   }
 
-  /** Answers the request with Cosmos's 403 when its principal may not do it; returns whether it did. */
+  /**
+   * Answers the request with Cosmos's 403 when its principal may not do it; returns whether it did. A batch request
+   * (bulk or transactional) is held to the actions of all its operations — the strict reading, which a role that
+   * passes here also passes on the service — and is left to {@link CosmosRbac.refuseBatch}, which needs its body.
+   */
   refuse(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (this.principalKind(req) === undefined || isBatchRequest(req.headers)) return false;
+    return this.refuseUnless(req, res, [requiredAction(req.method ?? 'GET', req.url ?? '/', req.headers)]);
+  }
+
+  /** Whether a batch request's body must be read to authorize it (its principal is held to roles). */
+  needsBatchBody(req: http.IncomingMessage): boolean {
+    return isBatchRequest(req.headers) && this.principalKind(req) !== undefined;
+  }
+
+  /** {@link CosmosRbac.refuse} for a batch request: every operation's action must be granted (`Create` → `items/create`, …). */
+  refuseBatch(req: http.IncomingMessage, res: http.ServerResponse, operations: unknown): boolean {
+    const { resource, container } = requiredAction('POST', req.url ?? '/', {});
+    const verbs = new Set((Array.isArray(operations) ? operations : []).map((o: { operationType?: unknown }) => BATCH_VERBS[String(o?.operationType)] ?? 'create'));
+    return this.refuseUnless(req, res, [...verbs].map((verb) => ({ action: `${CONTAINER_ACTIONS}/items/${verb}`, resource, ...(container !== undefined && { container }) })));
+  }
+
+  private principalKind(req: http.IncomingMessage): string | undefined {
     const principal = principalOf(req.headers);
-    const kind = principal === undefined ? undefined : this.kinds.get(principal);
-    if (principal === undefined || kind === undefined) return false;
-    const { action, resource, container } = requiredAction(req.method ?? 'GET', req.url ?? '/', req.headers);
+    return principal === undefined ? undefined : this.kinds.get(principal);
+  }
+
+  private refuseUnless(req: http.IncomingMessage, res: http.ServerResponse, needed: ReadonlyArray<{ action: string; resource: string; container?: string }>): boolean {
+    const principal = principalOf(req.headers)!;
+    const kind = this.principalKind(req)!;
     const roles = this.roles.filter((role) => role.principal === kind);
-    const allowed = action.endsWith('/readMetadata')
-      ? roles.length > 0
-      : container !== undefined && roles.some((role) => role.container === container && role.dataActions.some((a) => `${CONTAINER_ACTIONS}/${a}` === action));
-    if (allowed) return false;
+    const missing = needed.find(({ action, container }) =>
+      action.endsWith('/readMetadata')
+        ? roles.length === 0
+        : container === undefined || !roles.some((role) => role.container === container && role.dataActions.some((a) => `${CONTAINER_ACTIONS}/${a}` === action)),
+    );
+    if (!missing) return false;
+    const { action, resource } = missing;
     const denial = { principal, action, resource };
     this.refused.push(denial);
     this.onDenied?.(denial);

@@ -6,10 +6,11 @@
  */
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { createHttpsServer } from '@vercel/cosmosdb-server';
 import { generateLocalCertificate } from './tls';
 import { listen } from './listen';
-import { CosmosRbac, type CosmosDenial } from './cosmos-rbac';
+import { CosmosRbac, isBatchRequest, type CosmosDenial } from './cosmos-rbac';
 
 /** What kind of operation an HTTP request to the emulator is, for counting. */
 export type CosmosRequestKind = 'read' | 'query' | 'create' | 'upsert' | 'replace' | 'delete' | 'patch' | 'batch' | 'changefeed' | 'metadata';
@@ -45,7 +46,25 @@ export async function startCosmosEmulator(options: { port?: number; host?: strin
   server.removeAllListeners('request');
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (rbac.refuse(req, res)) return;
-    for (const handler of handlers) handler.call(server, req, res);
+    if (!rbac.needsBatchBody(req)) {
+      for (const handler of handlers) handler.call(server, req, res);
+      return;
+    }
+    // A batch is authorized per operation: read its body, then hand the emulator the same request with that body.
+    void readAll(req).then(
+      (body) => {
+        let operations: unknown;
+        try {
+          operations = JSON.parse(body.toString('utf8'));
+        } catch {
+          operations = undefined;
+        }
+        if (rbac.refuseBatch(req, res, operations)) return;
+        const replay = Object.assign(Readable.from([body]), { headers: req.headers, method: req.method, url: req.url, httpVersion: req.httpVersion, socket: req.socket });
+        for (const handler of handlers) handler.call(server, replay as unknown as http.IncomingMessage, res);
+      },
+      () => res.destroy(),
+    );
   });
   const counts = emptyCounts();
   let byContainer: Record<string, CosmosRequestCounts> = {};
@@ -95,11 +114,20 @@ function classify(method: string, url: string, headers: Record<string, string | 
   if (method === 'GET') return headers['a-im'] ? 'changefeed' : single ? 'read' : 'query';
   if (method === 'POST') {
     if (headers['x-ms-documentdb-isquery'] || headers['x-ms-cosmos-is-query-plan-request']) return 'query';
-    if (headers['x-ms-cosmos-is-batch-request'] || headers['x-ms-cosmos-batch-atomic'] !== undefined) return 'batch';
+    if (isBatchRequest(headers)) return 'batch';
     return headers['x-ms-documentdb-is-upsert'] === 'True' || headers['x-ms-documentdb-is-upsert'] === 'true' ? 'upsert' : 'create';
   }
   if (method === 'PUT') return 'replace';
   if (method === 'PATCH') return 'patch';
   if (method === 'DELETE') return 'delete';
   return 'metadata';
+}
+
+function readAll(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
 }

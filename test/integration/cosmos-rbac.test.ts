@@ -5,7 +5,7 @@
  * the app as the `app` principal under the same rules, so a data action the code needs and the roles lack fails there.)
  */
 import * as https from 'node:https';
-import { CosmosClient, type Container } from '@azure/cosmos';
+import { CosmosClient, type Container, type OperationInput } from '@azure/cosmos';
 import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos';
 import { ensureCosmosResources, provisionerCredential } from '../../local/cosmos-setup';
 import { loadCosmosRoles } from '../../local/cosmos-rbac';
@@ -96,6 +96,34 @@ test('app: creates and replaces mirror documents but never deletes one; cannot c
   expect(await outcome(() => authored.item('component:default:authored-two', 'component:default:authored-two').replace({ id: 'component:default:authored-two', deleted: true }))).toBe('ok');
   expect(await outcome(() => authored.item('component:default:authored-two', 'component:default:authored-two').delete())).toEqual(refused(app.principal, items('delete'), 'authored'));
   expect(await outcome(() => clientAs(mint, app.principal).database(DATABASE).containers.create({ id: 'sneaky', partitionKey: { paths: ['/id'] } }))).toMatchObject({ status: 403 });
+});
+
+test("app: a bulk call needs the action of every operation in it", async () => {
+  const app = as('app');
+  const bulk = async (container: string, operations: OperationInput[]) => {
+    try {
+      const results = await app.container(container).items.executeBulkOperations(operations);
+      return results.map((r) => r.response?.statusCode ?? r.error?.code);
+    } catch (error) {
+      return { status: (error as { code?: number }).code ?? 0, message: (error as Error).message };
+    }
+  };
+  // The mirror: creates and conditional replaces go through; a delete among them refuses the call.
+  expect(await bulk('entities', [
+    { operationType: 'Create', partitionKey: 'component:default:bulk-1', resourceBody: { id: 'component:default:bulk-1' } },
+    { operationType: 'Replace', id: 'component:default:web', partitionKey: 'component:default:web', resourceBody: { id: 'component:default:web', v: 2 } },
+  ])).toEqual([201, 200]);
+  const withDelete = await bulk('entities', [
+    { operationType: 'Create', partitionKey: 'component:default:bulk-2', resourceBody: { id: 'component:default:bulk-2' } },
+    { operationType: 'Delete', id: 'component:default:bulk-1', partitionKey: 'component:default:bulk-1' },
+  ]);
+  expect(JSON.stringify(withDelete)).toContain('403');
+  expect(emulator.rbac.denials().filter((d) => d.principal === app.principal).map((d) => d.action)).toEqual([items('delete')]);
+  // Nothing of the refused call was applied.
+  expect(await outcome(() => app.container('entities').item('component:default:bulk-2', 'component:default:bulk-2').read().then((r) => r.statusCode === 404 || Promise.reject(new Error('applied'))))).toBe('ok');
+  // History records are created, never replaced.
+  expect(await bulk('history', [{ operationType: 'Create', partitionKey: 'component:default:web', resourceBody: { id: 'r1', entityId: 'component:default:web' } }])).toEqual([201]);
+  expect(JSON.stringify(await bulk('history', [{ operationType: 'Replace', id: 'r1', partitionKey: 'component:default:web', resourceBody: { id: 'r1', entityId: 'component:default:web' } }]))).toContain('403');
 });
 
 test('backstage: reads the authored container, writes nothing, sees nothing of the mirror', async () => {
