@@ -92,9 +92,12 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
       BACKSTAGE_BASE_URL: backstage.baseUrl,
       COSMOS_REQUEST_TIMEOUT_MS: String(SCALE_COSMOS_REQUEST_TIMEOUT_IN_MS),
     });
-    const scenario = <K extends ScenarioName>(name: K, args: ScenarioArgs<K>) => {
+    const scenario = async <K extends ScenarioName>(name: K, args: ScenarioArgs<K>) => {
       log(`scale ${size}: ${name}`);
-      return runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000 });
+      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000 });
+      // In the log too: a run of hours keeps what each step measured even if a later step fails.
+      log(`scale ${size}: ${name} → ${JSON.stringify({ peakRssMb: report.peakRssMb, ...summaryOf(report.result) })}`);
+      return report;
     };
     await scenario('provision', {});
     const initial = await scenario('reconcile', {});
@@ -150,4 +153,16 @@ export function formatScale(sizes: ScaleSizeReport[]): string[] {
     lines.push(`| ${s.entities} | bare catalog stream / mirror index / bulk write / point writes / bulk write with history | ${(s.bareStream.ms / 1000).toFixed(1)} / ${(s.bareIndex.ms / 1000).toFixed(1)} / ${(s.bareWrite.bulkMs / 1000).toFixed(1)} / ${(s.bareWrite.pointMs / 1000).toFixed(1)} / ${s.bareWrite.bulkWithHistoryMs === undefined ? '–' : (s.bareWrite.bulkWithHistoryMs / 1000).toFixed(1)} | – | ${Math.max(s.bareStream.peakRssMb, s.bareIndex.peakRssMb)} | ${s.bareStream.backstageRequests} | ${s.bareIndex.cosmosRequests} | – |`);
   }
   return lines;
+}
+
+/** A scenario result's figures for the log line: its numbers, one level deep (nested objects' numbers too). */
+function summaryOf(result: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(result as Record<string, unknown>)) {
+    if (typeof value === 'number') out[key] = Math.round(value);
+    else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) if (typeof v === 'number') out[`${key}.${k}`] = Math.round(v);
+    }
+  }
+  return out;
 }
