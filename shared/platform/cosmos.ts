@@ -304,8 +304,8 @@ export abstract class CosmosStore {
   private async bulkRound(operations: readonly BulkWrite[], options: StoreCallOptions): Promise<WriteOutcome[]> {
     const inputs: OperationInput[] = operations.map((operation) =>
       operation.kind === 'create'
-        ? { operationType: 'Create', partitionKey: operation.partitionKey, resourceBody: operation.doc as JSONObject }
-        : { operationType: 'Replace', id: operation.doc.id, partitionKey: operation.partitionKey, resourceBody: operation.doc as JSONObject, ifMatch: operation.ifMatch },
+        ? { operationType: 'Create', partitionKey: operation.partitionKey, resourceBody: operation.doc }
+        : { operationType: 'Replace', id: operation.doc.id, partitionKey: operation.partitionKey, resourceBody: operation.doc, ifMatch: operation.ifMatch },
     );
     const what = `write ${operations.length} documents in bulk`;
     const started = performance.now();
