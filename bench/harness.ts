@@ -67,11 +67,11 @@ export interface ScenarioReport<T> {
 export function runScenario<K extends ScenarioName>(
   scenario: K,
   args: ScenarioArgs<K>,
-  options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number },
+  options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number; nodeArgs?: string[] },
 ): Promise<ScenarioReport<ScenarioResult<K>>> {
   type T = ScenarioResult<K>;
   const child = fork(join(__dirname, 'scenario.ts'), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...(options.nodeArgs ?? []), '--import', 'tsx'],
     env: { ...process.env, ...options.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });

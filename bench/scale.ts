@@ -10,6 +10,12 @@
  * Loading: the generated catalog goes into the Backstage stand-in as one full mutation of its entity provider (the
  * fastest faithful way: the catalog processes and stitches every entity as it would any provider's), its database in
  * memory — on disk, SQLite's journal syncs made ingestion several times slower.
+ *
+ * Memory: the budget is the smallest Flex Consumption instance, 512 MB. Node sizes its heap from the memory limit of
+ * the container it runs in — about half of it (Node 20 in a 512 MB memory cgroup: a 259 MB heap limit) — and lets the
+ * heap grow lazily up to that limit. This machine's processes have no such limit (a heap limit of gigabytes), so
+ * every measured process is given the heap limit it would have on the instance (`--instance-memory-mb`, default 512;
+ * 0 = this machine's): what it then needs beyond it is measured, not V8's leniency with memory nobody asked back.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +27,13 @@ import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 /** Sizes above this turn `npm run bench` into a scale run. */
 export const SCALE_THRESHOLD = 20_000;
+/** The memory budget of every measured process: the smallest Flex Consumption instance. */
+export const SCALE_MEMORY_BUDGET_IN_MB = 512;
+/** The instance the measured processes emulate by default (see the module comment). */
+export const SCALE_INSTANCE_MEMORY_IN_MB = SCALE_MEMORY_BUDGET_IN_MB;
+
+/** The node flags that give a process the heap limit Node gives itself within `instanceMemoryMb` (half of it). */
+export const heapArgsFor = (instanceMemoryMb: number): string[] => (instanceMemoryMb > 0 ? [`--max-heap-size=${Math.round(instanceMemoryMb / 2)}`] : []);
 
 const STATIC_TOKEN = 'bench-scale-static-token';
 /** The Cosmos request timeout of the scale run's processes (see the comment where it is set). */
@@ -60,7 +73,7 @@ const run = (r: { result: Reconcile; peakRssMb: number }): ScaleRun => ({
   writes: r.result.result.writes,
 });
 
-export async function scaleSize(size: number, options: { seed: number; local: LocalStack; log: (line: string) => void }): Promise<ScaleSizeReport> {
+export async function scaleSize(size: number, options: { seed: number; instanceMemoryMb: number; local: LocalStack; log: (line: string) => void }): Promise<ScaleSizeReport> {
   const { local, log } = options;
   const identity = local.identity!;
   const cosmos = local.cosmos!;
@@ -94,7 +107,7 @@ export async function scaleSize(size: number, options: { seed: number; local: Lo
     });
     const scenario = async <K extends ScenarioName>(name: K, args: ScenarioArgs<K>) => {
       log(`scale ${size}: ${name}`);
-      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000 });
+      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000, nodeArgs: heapArgsFor(options.instanceMemoryMb) });
       // In the log too: a run of hours keeps what each step measured even if a later step fails.
       log(`scale ${size}: ${name} → ${JSON.stringify({ peakRssMb: report.peakRssMb, ...summaryOf(report.result) })}`);
       return report;
