@@ -65,6 +65,10 @@ param alertEmail string = ''
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Memory of each Flex Consumption instance, in MB. The Node worker gets half of it as its heap limit. 512 holds a 100 000-entity catalog (docs/performance.md#scale); 2048 leaves room beyond that.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
 var tags = { 'azd-env-name': environmentName, application: 'backstage-cosmos-sync' }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 
@@ -217,6 +221,7 @@ module function 'app/function.bicep' = {
       catalogFilter: syncCatalogFilter
     }
     maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
     integrationSubnetId: privateNetworking ? network!.outputs.integrationSubnetId : ''
   }
   // Telemetry from the first start goes through the private link scope's endpoint.

@@ -26,6 +26,8 @@ param reconcileSchedule string
 @description('The sync scope settings: includeKinds, excludeKinds, includeNamespaces, excludeNamespaces (comma-separated) and catalogFilter (JSON); empty strings = unset.')
 param syncScope object
 param maximumInstanceCount int
+@description('Memory of each instance, in MB; the Node worker\'s heap limit is half of it.')
+param instanceMemoryMB int
 @description('Subnet for VNet integration (its NAT gateway gives the app one outbound IP); empty = none.')
 param integrationSubnetId string
 
@@ -62,7 +64,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
         }
       }
-      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
+      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: instanceMemoryMB }
       runtime: { name: 'node', version: '22' }
     }
   }
@@ -125,6 +127,11 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
     // The host refuses bodies this large before the app reads a byte; the intake's own limit (INTAKE_MAX_BODY_BYTES,
     // 1 MiB by default) answers anything between with a problem+json 413. The infra test keeps them together.
     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(intakeMaxBodyBytes + 65536)
+
+    // The worker's heap limit: half the instance's memory, the share Node takes of a container's memory limit by
+    // itself — set here so it does not depend on how the platform exposes that limit. The scale benchmark gives its
+    // processes the same limit (docs/performance.md#scale). Append flags (e.g. --enable-source-maps) to this line.
+    languageWorkers__node__arguments: '--max-heap-size=${instanceMemoryMB / 2}'
   }
 }
 

@@ -200,7 +200,7 @@ test('the Function App sets every setting without a default, only settings the c
   const set = new Map([...settings.matchAll(/^\s{4}(\w+):\s*(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
   const read = new Set(settingNames().filter((name) => !LOCAL_ONLY_SETTINGS.includes(name)));
   const host = (name: string) =>
-    /^AzureWebJobsStorage__/.test(name) || /^(CosmosDBConnection|ServiceBusConnection)__(credential|clientId)$/.test(name) || name === 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT';
+    /^AzureWebJobsStorage__/.test(name) || /^(CosmosDBConnection|ServiceBusConnection)__(credential|clientId)$/.test(name) || ['FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', 'languageWorkers__node__arguments'].includes(name);
   const missing = [...read].filter((name) => !(name in defaults) && !set.has(name));
   const unread = [...set.keys()].filter((name) => !read.has(name) && !host(name));
   // A literal equal to the code's default is a second copy of it, which would silently stay behind when the default changes.
@@ -416,6 +416,15 @@ test("the host's request-size limit sits just above the intake's own", () => {
   const fn = sources.get('app/function.bicep')!;
   expect(Number(fn.match(/^var intakeMaxBodyBytes = (\d+)$/m)?.[1])).toBe(defaults.INTAKE_MAX_BODY_BYTES);
   expect(fn).toMatch(/FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string\(intakeMaxBodyBytes \+ 65536\)/);
+});
+
+test("the worker's heap limit is half the instance's memory, which is a parameter with 512 MB among its values", () => {
+  const fn = sources.get('app/function.bicep')!;
+  expect(fn).toMatch(/scaleAndConcurrency: \{ maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: instanceMemoryMB \}/);
+  expect(fn).toMatch(/^\s{4}languageWorkers__node__arguments: '--max-heap-size=\$\{instanceMemoryMB \/ 2\}'$/m);
+  const main = sources.get('main.bicep')!;
+  expect(main).toMatch(/@allowed\(\[512, 2048, 4096\]\)\nparam instanceMemoryMB int = 2048$/m);
+  expect(main).toMatch(/^\s{4}instanceMemoryMB: instanceMemoryMB$/m);
 });
 
 test('no basic-auth publishing: FTP and SCM credentials are off', () => {
