@@ -108,6 +108,28 @@ test('the bundle takes nothing of the app from dist/ and nothing but the externa
   expect(nodeModulesPackages(unbundled)).toEqual(expect.arrayContaining(['@azure/functions', '@azure/cosmos', '@azure/functions-extensions-servicebus', 'zod', 'jose']));
 });
 
+test('the lazy packages are files of their own next to the bundle: none is read at start; those the app uses later load on their own', () => {
+  const lazyFiles = readdirSync(join(outDir, 'lazy')).filter((f) => f.endsWith('.js'));
+  const fileOf = (name: string) => lazyFiles.find((f) => f.startsWith(`${name}.`));
+  for (const name of ['grpc_grpc-js', 'grpc_proto-loader', 'cross-fetch', 'opentelemetry_exporter-trace-otlp-http']) expect(fileOf(name)).toBeDefined();
+  for (const result of [bundled, bundledTelemetry]) {
+    expect(result.inventory!.files.filter((f) => f.file.startsWith(join(outDir, 'lazy') + sep))).toEqual([]);
+  }
+  // What the Service Bus extension (settlement over gRPC) and @backstage/catalog-client read from them.
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const [grpc, loader, fetch] = process.argv.slice(1).map((f) => require(f));
+       process.stdout.write(JSON.stringify([typeof grpc.credentials.createInsecure, typeof grpc.Metadata, typeof loader.loadSync, typeof fetch, typeof fetch.default]));`,
+      ...['grpc_grpc-js', 'grpc_proto-loader', 'cross-fetch'].map((name) => join(outDir, 'lazy', fileOf(name)!)),
+    ],
+    { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+  );
+  expect(probe.stderr).toBe('');
+  expect(JSON.parse(probe.stdout)).toEqual(['function', 'function', 'function', 'function', 'function']);
+});
+
 test('with Application Insights configured, the bundle starts its own copy of the distro and the Azure SDKs are still traced', () => {
   expect(bundledTelemetry.loadError).toBeNull();
   expect(byName(bundledTelemetry)).toEqual(byName(unbundled));

@@ -3,14 +3,16 @@
  * reads from its exports — and what the bundled code then sees is the real module's exports, also through the interop
  * helpers TypeScript (`__importStar`, `__importDefault`) and esbuild put around `require`.
  *
- * Real esbuild builds of small fixture packages (in a scratch directory) run in a fresh VM context each.
+ * Real esbuild builds of small fixture packages (in a scratch directory) run in a fresh VM context each. With lazy
+ * files (what `npm run build` does), a lazy package is in a file of its own, read only when first used.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { build } from 'esbuild';
-import { BUNDLE_EXTERNALS, BUNDLE_LAZY, lazyPackages } from '../../scripts/bundle';
+import { BUNDLE_EXTERNALS, BUNDLE_LAZY, buildLazyFiles, lazyPackages, type LazyChunks } from '../../scripts/bundle';
 
 let dir: string;
 
@@ -33,6 +35,9 @@ exports.answer = 42;`,
   // Plain CommonJS, no `__esModule`.
   pkg('lazy-plain', `globalThis.loaded.push('lazy-plain'); module.exports = { name: 'plain', nested: { value: 1 } };`);
   pkg('eager', `globalThis.loaded.push('eager'); module.exports = { name: 'eager' };`);
+  pkg('shared-dep', `globalThis.loaded.push('shared-dep'); module.exports = { id: 'shared' };`);
+  // A lazy package that requires another lazy package and a package the bundle holds too.
+  pkg('lazy-outer', `globalThis.loaded.push('lazy-outer'); const plain = require('lazy-plain'); module.exports = { outer: true, shared: require('shared-dep').id, plainName: () => plain.name };`);
   // A function export with properties, as cross-fetch's.
   pkg(
     'lazy-callable',
@@ -152,4 +157,57 @@ test('a callable stand-in: the interop helper Backstage packages use leaves it u
   expect(loaded).toEqual(['lazy-callable']);
   expect(exports.callWithThis!('b')).toBe('fetched b!');
   expect(exports.ponyfill!()).toBe(true);
+});
+
+test('lazy files: each lazy package in its own file, read on first use; a lazy package inside another is a stand-in too', async () => {
+  const out = join(dir, 'out-files');
+  const chunks: LazyChunks = { requirePrefix: './lazy/', files: new Map() };
+  const used = new Set<string>();
+  const packages = ['lazy-outer', 'lazy-plain', 'lazy-esm-interop'];
+  const esbuildOptions = { bundle: true, platform: 'node', format: 'cjs', logLevel: 'silent', metafile: true } as const;
+  const main = await build({
+    ...esbuildOptions,
+    stdin: {
+      contents: `require('shared-dep'); require('eager'); const outer = require('lazy-outer'); const interop = require('lazy-esm-interop');
+        module.exports = { outerShared: () => outer.shared, outerPlain: () => outer.plainName(), answer: () => interop.answer };`,
+      resolveDir: dir,
+      loader: 'js',
+    },
+    outfile: join(out, 'main.js'),
+    plugins: [lazyPackages(packages, used, [], chunks)],
+  });
+  const { files, sharedWithMain } = await buildLazyFiles({ chunks, packages, used, callable: [], lazyDir: join(out, 'lazy'), esbuildOptions, mainInputs: Object.keys(main.metafile.inputs) });
+  // Three files: lazy-plain's was found inside lazy-outer's, not in main.js.
+  expect(files.map((file) => file.slice(out.length + 1).replace(/\.[0-9a-f]{8}\.js$/, ''))).toEqual(['lazy/lazy-esm-interop', 'lazy/lazy-outer', 'lazy/lazy-plain']);
+  expect(readdirSync(join(out, 'lazy')).filter((f) => f.endsWith('.js'))).toHaveLength(3);
+  expect(readFileSync(join(out, 'main.js'), 'utf8')).not.toMatch(/lazy-outer'\)|outer: true|name: "plain"/);
+  // shared-dep is in main.js and in lazy-outer's file: a second copy, reported.
+  expect(Object.entries(sharedWithMain).filter(([, shared]) => shared.length > 0).map(([file, shared]) => [file.replace(/\.[0-9a-f]{8}\.js$/, ''), shared])).toEqual([['lazy/lazy-outer', [expect.stringMatching(/(^|\/)node_modules\/shared-dep\/index\.js$/)]]]);
+
+  const loaded: string[] = [];
+  const read: string[] = [];
+  const realRequire = createRequire(join(out, 'main.js'));
+  const tracingRequire = Object.assign((id: string) => {
+    if (id.startsWith('.')) read.push(id.replace(/\.[0-9a-f]{8}\.js$/, ''));
+    return realRequire(id);
+  }, realRequire);
+  (globalThis as { loaded?: string[] }).loaded = loaded;
+  try {
+    const module = { exports: {} as Record<string, () => unknown> };
+    // The lazy files are required from main.js with Node's own require, relative to it.
+    runInNewContext(readFileSync(join(out, 'main.js'), 'utf8'), { module, exports: module.exports, require: tracingRequire, globalThis: { loaded } }, { filename: join(out, 'main.js') });
+    expect(loaded).toEqual(['shared-dep', 'eager']);
+    expect(read).toEqual([]);
+    expect(module.exports.answer!()).toBe(42);
+    expect(read).toEqual(['./lazy/lazy-esm-interop']);
+    expect(module.exports.outerShared!()).toBe('shared');
+    expect(read).toEqual(['./lazy/lazy-esm-interop', './lazy/lazy-outer']);
+    expect(loaded).toEqual(['shared-dep', 'eager', 'lazy-esm-interop', 'lazy-outer', 'shared-dep']);
+    // lazy-plain's file is read only when lazy-outer first uses it.
+    expect(module.exports.outerPlain!()).toBe('plain');
+    expect(loaded.at(-1)).toBe('lazy-plain');
+  } finally {
+    delete (globalThis as { loaded?: string[] }).loaded;
+  }
+  expect(existsSync(join(out, 'lazy'))).toBe(true);
 });
