@@ -5,7 +5,8 @@
  *
  *   npm run bench                         1k and 10k catalogs (about 14 minutes on 2 cores)
  *   npm run bench -- --quick              one 300-entity catalog, a smoke check (about 2 minutes)
- *   npm run bench -- --sizes 50000        opt-in sizes (comma-separated)
+ *   npm run bench -- --sizes 50000        opt-in sizes (comma-separated); above 20 000, a scale run (bench/scale.ts)
+ *   npm run bench -- --scale --sizes 10000  a scale run at any sizes
  *   options: --seed 42 --changes 50 --repeat 3 --rtt 5 --out bench/results --no-write
  *            --instance-memory-mb 512 (scale runs: the memory of the instance each measured process emulates)
  *
@@ -35,6 +36,8 @@ const STATIC_TOKEN = 'bench-harness-static-token';
 
 interface Options {
   quick: boolean;
+  /** A scale run (bench/scale.ts), whatever the sizes; also implied by a size above {@link SCALE_THRESHOLD}. */
+  scale: boolean;
   sizes: number[];
   seed: number;
   changes: number;
@@ -52,6 +55,7 @@ function options(): Options {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      scale: { type: 'boolean', default: false },
       sizes: { type: 'string' },
       seed: { type: 'string', default: '42' },
       changes: { type: 'string' },
@@ -64,9 +68,11 @@ function options(): Options {
     },
   });
   const quick = values.quick === true;
+  const sizes = (values.sizes ?? (quick ? '300' : '1000,10000')).split(',').map((s) => Number(s.trim()));
   return {
     quick,
-    sizes: (values.sizes ?? (quick ? '300' : '1000,10000')).split(',').map((s) => Number(s.trim())),
+    scale: values.scale === true || sizes.some((size) => size > SCALE_THRESHOLD),
+    sizes,
     seed: Number(values.seed),
     changes: Number(values.changes ?? (quick ? 10 : 50)),
     perRound: 10,
@@ -194,7 +200,7 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 async function main(): Promise<void> {
   const opts = options();
   const started = Date.now();
-  if (opts.sizes.some((size) => size > SCALE_THRESHOLD)) return scaleRun(opts, started);
+  if (opts.scale) return scaleRun(opts, started);
   // The stand-ins every size shares; each size gets its own Backstage (benchSize).
   // The baselines bulk-upsert into scratch containers, which the app's roles do not allow: no role enforcement here.
   const local = await startLocalStack({ identity: true, cosmos: { appRoles: false }, serviceBus: true });
