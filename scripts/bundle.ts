@@ -17,10 +17,12 @@
  * Bundled separately and loaded lazily ({@link BUNDLE_LAZY}): packages that other bundled packages `require` at load
  * time but that this app never uses, or uses only later — the OpenTelemetry exporters, propagators and
  * instrumentations the Application Insights distro (through `@opentelemetry/sdk-node`) requires whatever its
- * configuration, and the gRPC stack of the Service Bus extension, needed at the first message settlement. Each is
+ * configuration, what the Azure SDKs require for features this app does not use (Cosmos DB's client-side encryption,
+ * Service Bus administration, MSAL's certificate assertions), zod's translations, and the gRPC stack of the Service
+ * Bus extension, needed at the first message settlement. Each is
  * replaced in `main.js` by a small module whose properties load the real one on first access, from its own file
  * (`lazy/<package>.<hash>.js` next to `main.js`, a bundle of the package and what it requires): what is never
- * touched is neither read nor parsed at start (2.4 MiB of the 8.3 the bundle held when they were inside it).
+ * touched is neither read nor parsed at start (3.2 MiB of the 8.3 MiB the bundle would hold with them inside).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -64,11 +66,19 @@ export const BUNDLE_LAZY: Readonly<Record<string, string>> = {
   '@opentelemetry/propagator-jaeger': 'as propagator-b3',
   '@opentelemetry/configuration': 'sdk-node\'s declarative (file) configuration; not used',
   yaml: 'read by @opentelemetry/configuration only',
-  // instrumentation-mongodb, -mysql, -pg and -redis are not here: the distro constructs them (disabled) at start.
-  '@opentelemetry/instrumentation-redis-4': 'an instrumentation of the distro, disabled (only azureSdk and http are enabled)',
+  ...Object.fromEntries(
+    ['mongodb', 'mysql', 'pg', 'redis', 'redis-4'].map((name) => [
+      `@opentelemetry/instrumentation-${name}`,
+      'an instrumentation of the distro, disabled (shared/platform/telemetry.ts enables only azureSdk and http): never constructed',
+    ]),
+  ),
   '@opentelemetry/instrumentation-bunyan': 'a log instrumentation of the distro, disabled',
   '@opentelemetry/instrumentation-winston': 'as instrumentation-bunyan',
   '@microsoft/applicationinsights-web-snippet': 'the distro\'s browser SDK loader, disabled',
+  '@azure/keyvault-keys': "Cosmos DB's client-side encryption (its Key Vault key resolver): this app does not encrypt client-side",
+  '@azure/core-xml': "the Service Bus administration client's ATOM (XML) serialisation: this app does not administer Service Bus",
+  jsonwebtoken: "MSAL's client assertions (certificate credentials): signed only when a certificate credential is used",
+  'zod/v4/locales': "zod's error messages in every language (required by `zod` for its `locales` export): only English is used, which zod loads itself",
   '@grpc/grpc-js': 'the Service Bus extension settles messages over gRPC with the host: first needed at the first settlement',
   '@grpc/proto-loader': 'as @grpc/grpc-js (reads proto/settlement.proto, copied next to the bundle)',
   'cross-fetch': "@backstage/catalog-client's default fetch (node-fetch and its URL parser): the app always passes its own fetchApi",
@@ -336,7 +346,8 @@ export async function buildLazyFiles(options: {
 
 /**
  * An esbuild plugin: a bare `require`/`import` of one of `packages` (not of its subpaths) from bundled code resolves
- * to a stand-in that requires the real package on the first property read, `in` or key listing — bundled as usual,
+ * to a stand-in — and where a name is a module of a package (`zod/v4/locales`), so does a relative `require` of that
+ * module's file from inside the package — a stand-in that requires the real package on the first property read, `in` or key listing — bundled as usual,
  * or, with `chunks`, from the package's own file (left for the caller to build; see {@link LazyChunks}).
  * `used` receives the names that were resolved so. The stand-in is an object, or — for the names in `callable`, whose
  * exports are a function — a function that calls the real one (`typeof` then says `function` before loading, as it
@@ -348,26 +359,51 @@ export async function buildLazyFiles(options: {
 export function lazyPackages(packages: readonly string[], used: Set<string> = new Set(), callable: readonly string[] = [], chunks?: LazyChunks): Plugin {
   const callablePaths = new Set<string>();
   const targetOf = new Map<string, string>();
-  const escaped = packages.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
-  const filter = new RegExp(`^(${escaped.join('|')})$`);
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const filter = new RegExp(`^(${packages.map(escape).join('|')})$`);
   return {
     name: 'lazy-packages',
     setup(build) {
+      // A package's module (`zod/v4/locales`) is also reached by relative requires inside the package: those are
+      // matched on the file they resolve to (Node's resolution of the name from where the build resolves, which is
+      // esbuild's for a CommonJS bundle on Node).
+      const from = build.initialOptions.stdin?.resolveDir ?? build.initialOptions.absWorkingDir ?? ROOT;
+      const modules = new Map<string, string>();
+      for (const name of packages.filter((n) => n.split('/').length > (n.startsWith('@') ? 2 : 1))) {
+        try {
+          modules.set(require.resolve(name, { paths: [from] }), name);
+        } catch {
+          // Not installed: nothing requires it.
+        }
+      }
+      const standIn = (name: string, realPath: string) => {
+        // One stand-in per resolved file: importers that resolve the name to different versions get different ones.
+        used.add(name);
+        if (callable.includes(name)) callablePaths.add(realPath);
+        if (chunks) {
+          const file = chunks.files.get(realPath) ?? lazyFileName(name, realPath);
+          chunks.files.set(realPath, file);
+          targetOf.set(realPath, `${chunks.requirePrefix}${file}`);
+        }
+        return { path: realPath, namespace: LAZY_NAMESPACE };
+      };
       build.onResolve({ filter }, async (args) => {
         // The stand-in's own require of the real package, and build.resolve below, resolve normally.
         if (args.pluginData === 'real' || args.namespace === LAZY_NAMESPACE) return undefined;
         const real = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: 'real' });
         if (real.errors.length > 0) return { errors: real.errors };
-        // One stand-in per resolved file: importers that resolve the name to different versions get different ones.
-        used.add(args.path);
-        if (callable.includes(args.path)) callablePaths.add(real.path);
-        if (chunks) {
-          const file = chunks.files.get(real.path) ?? lazyFileName(args.path, real.path);
-          chunks.files.set(real.path, file);
-          targetOf.set(real.path, `${chunks.requirePrefix}${file}`);
-        }
-        return { path: real.path, namespace: LAZY_NAMESPACE };
+        return standIn(args.path, real.path);
       });
+      if (modules.size > 0) {
+        const basenames = [...new Set([...modules.keys()].map((file) => escape(basename(file))))];
+        build.onResolve({ filter: new RegExp(`^\\.\\.?/(.*/)?(${basenames.join('|')})$`) }, async (args) => {
+          if (args.pluginData === 'real' || args.namespace === LAZY_NAMESPACE) return undefined;
+          const real = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: 'real' });
+          const name = modules.get(real.path);
+          // The module's own entry (a lazy file's entry point) and everything else resolve as usual.
+          return name === undefined || args.kind === 'entry-point' ? undefined : standIn(name, real.path);
+        });
+      }
       build.onResolve({ filter: /.*/, namespace: LAZY_NAMESPACE }, async (args) => {
         if (chunks && [...targetOf.values()].includes(args.path)) return { path: args.path, external: true };
         const real = await build.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: 'real' });

@@ -52,7 +52,17 @@ export function startTelemetry(config: TelemetrySettings, credential: TokenCrede
     samplingRatio: config.samplingRatio,
     tracesPerSecond: config.tracesPerSecond,
     enableLiveMetrics: false,
-    instrumentationOptions: { azureSdk: { enabled: true }, http: { enabled: true } },
+    // Only what this app uses. The distro's defaults also patch MongoDB, MySQL, PostgreSQL and Redis clients, which
+    // it has none of; disabled, their instrumentations are neither constructed nor loaded (scripts/bundle.ts).
+    instrumentationOptions: {
+      azureSdk: { enabled: true },
+      http: { enabled: true },
+      mongoDb: { enabled: false },
+      mySql: { enabled: false },
+      postgreSql: { enabled: false },
+      redis: { enabled: false },
+      redis4: { enabled: false },
+    },
   });
   started = true;
   return true;

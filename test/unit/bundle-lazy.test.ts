@@ -47,6 +47,20 @@ fetch.ponyfill = true;
 module.exports = exports = fetch;
 exports.default = fetch;`,
   );
+  // A package whose entry requires one of its own modules by a relative path (as zod requires its locales).
+  pkg(
+    'with-locales',
+    `globalThis.loaded.push('with-locales');
+Object.defineProperty(exports, '__esModule', { value: true });
+exports.locales = require('./locales/index.js');
+exports.english = require('./locales/en.js').message;`,
+  );
+  mkdirSync(join(dir, 'node_modules', 'with-locales', 'locales'));
+  writeFileSync(
+    join(dir, 'node_modules', 'with-locales', 'locales', 'index.js'),
+    `globalThis.loaded.push('with-locales/locales'); Object.defineProperty(exports, '__esModule', { value: true }); exports.en = require('./en.js').message; exports.fr = 'bonjour';`,
+  );
+  writeFileSync(join(dir, 'node_modules', 'with-locales', 'locales', 'en.js'), `globalThis.loaded.push('with-locales/locales/en'); exports.message = 'hello';`);
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -129,6 +143,28 @@ test('esbuild interop (import from a lazy package in ES module syntax) sees the 
   `);
   expect(exports.read!()).toEqual([42, 'plain']);
   expect(loaded.sort()).toEqual(['lazy-esm-interop', 'lazy-plain']);
+});
+
+test("a package's module listed by its path is lazy also where the package requires it by a relative path", async () => {
+  const lazy = new Set<string>();
+  const result = await build({
+    stdin: { contents: `const pkg = require('with-locales'); module.exports.english = () => pkg.english; module.exports.french = () => pkg.locales.fr;`, resolveDir: dir, loader: 'js' },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    logLevel: 'silent',
+    plugins: [lazyPackages(['with-locales/locales'], lazy)],
+  });
+  const loaded: string[] = [];
+  const module = { exports: {} as Record<string, () => unknown> };
+  runInNewContext(result.outputFiles[0]!.text, { module, exports: module.exports, globalThis: { loaded }, require }, { filename: 'bundle.js' });
+  expect(lazy).toEqual(new Set(['with-locales/locales']));
+  // The package and the module it requires directly loaded; the listed module did not.
+  expect(loaded).toEqual(['with-locales', 'with-locales/locales/en']);
+  expect(module.exports.english!()).toBe('hello');
+  expect(module.exports.french!()).toBe('bonjour');
+  expect(loaded).toEqual(['with-locales', 'with-locales/locales/en', 'with-locales/locales']);
 });
 
 test('no package is both external and lazy, and every entry says why', () => {
