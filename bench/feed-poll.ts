@@ -14,12 +14,11 @@
  * per hour are exact; the bill is that number times what the account charges for a change-feed read that finds
  * nothing.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from '../local/stack';
 import { ENTITY_FEED_PROCESSORS } from '../shared/monitoring/backlogs';
-import { runScenario } from './harness';
+import { runScenario, writeResults } from './harness';
 import type { ScenarioResult } from './scenario';
 
 export type FeedPollResult = ScenarioResult<'feedPoll'>;
@@ -86,9 +85,7 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`${formatFeedPoll(result, 1).join('\n')}\n`);
   if (!values['no-write']) {
-    mkdirSync(values.out, { recursive: true });
-    const file = join(values.out, `${startedAt.slice(0, 10)}-feed-poll.json`);
-    writeFileSync(file, `${JSON.stringify({ kind: 'feed-poll', startedAt, machine: { node: process.version }, result }, null, 2)}\n`);
+    const file = writeResults(values.out, startedAt, 'feed-poll', { kind: 'feed-poll', startedAt, machine: { node: process.version }, result });
     process.stderr.write(`[bench] wrote ${file}\n`);
   }
 }

@@ -6,6 +6,7 @@
  * Parent: `runScenario(name, args, { env, emulator })`. Child: `measured(() => work)` inside `bench/scenario.ts`.
  */
 import { fork } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
@@ -168,4 +169,21 @@ export function serveScenarios(scenarios: Record<string, (args: never) => Promis
       },
     );
   });
+}
+
+/**
+ * Writes a run's results to `<out>/<date>-<kind>.json`, or `-2`, `-3`… when a run of that kind on that date already
+ * wrote one: results are committed, and a second run the same day must not replace the first. Pass the `file` a
+ * previous call returned to write the same run again (a run that writes after every step). Returns the file.
+ */
+export function writeResults(out: string, startedAt: string, kind: string, data: unknown, file?: string): string {
+  mkdirSync(out, { recursive: true });
+  const base = `${startedAt.slice(0, 10)}-${kind}`;
+  let target = file;
+  for (let n = 1; target === undefined; n += 1) {
+    const candidate = join(out, `${base}${n === 1 ? '' : `-${n}`}.json`);
+    if (!existsSync(candidate)) target = candidate;
+  }
+  writeFileSync(target, `${JSON.stringify(data, null, 2)}\n`);
+  return target;
 }

@@ -13,7 +13,7 @@
  * Writes a Markdown report to stdout and the figures as JSON under bench/results/. docs/performance.md explains them.
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,7 +26,7 @@ import { measureAuthored, type AuthoredBenchResult } from './authored';
 import { formatDetection, measureDetection, type DetectionBenchResult } from './detection';
 import { GOAL_VS_PREVIOUS_DEPLOYED, GOAL_VS_UNBUNDLED_BARE, measureColdStart, type ColdStartResult } from './cold-start';
 import { ENTITY_FEED_PROCESSOR_COUNT, FEED_POLL_CANDIDATES_IN_MS, formatFeedPoll } from './feed-poll';
-import { runScenario, type ScenarioReport } from './harness';
+import { runScenario, writeResults, type ScenarioReport } from './harness';
 import { formatScale, SCALE_INSTANCE_MEMORY_IN_MB, SCALE_MEMORY_BUDGET_IN_MB, SCALE_THRESHOLD, scaleSize, type ScaleSizeReport } from './scale';
 import { formatStorm } from './storm';
 import type { ContainerCounts, ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
@@ -270,12 +270,7 @@ async function main(): Promise<void> {
     detection,
   };
   process.stdout.write(markdown(report));
-  if (opts.write) {
-    mkdirSync(opts.out, { recursive: true });
-    const file = join(opts.out, `${report.startedAt.slice(0, 10)}-${report.kind}.json`);
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    log(`wrote ${file}`);
-  }
+  if (opts.write) log(`wrote ${writeResults(opts.out, report.startedAt, report.kind, report)}`);
   const misses = [
     ...results.flatMap((r) => r.targets),
     ...('targets' in authored ? authored.targets : []),
@@ -617,15 +612,14 @@ async function scaleRun(opts: Options, started: number): Promise<void> {
   const local = await startLocalStack({ identity: true, cosmos: { appRoles: false }, serviceBus: true });
   const sizes: ScaleSizeReport[] = [];
   let report: ReturnType<typeof scaleReport> | undefined;
+  let file: string | undefined;
   try {
     for (const size of [...opts.sizes].sort((a, b) => a - b)) {
       sizes.push(await scaleSize(size, { seed: opts.seed, instanceMemoryMb: opts.instanceMemoryMb, local, log }));
       // Written after every size: a run of an hour or more keeps what it measured if a later size fails.
       report = scaleReport(opts, started, sizes);
       if (opts.write) {
-        mkdirSync(opts.out, { recursive: true });
-        const file = join(opts.out, `${report.startedAt.slice(0, 10)}-scale.json`);
-        writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+        file = writeResults(opts.out, report.startedAt, 'scale', report, file);
         log(`wrote ${file} (${sizes.length} of ${opts.sizes.length} sizes)`);
       }
     }

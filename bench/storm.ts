@@ -7,12 +7,12 @@
  *
  *   npm run bench:storm [-- --size 2000 --count 2000] [--no-write]
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCatalog } from '../local/catalog-generator';
 import { LOCAL_API_AUDIENCE, startLocalStack, waitForCatalog } from '../local/stack';
-import { runScenario } from './harness';
+import { runScenario, writeResults } from './harness';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 const ROOT = resolve(__dirname, '..');
@@ -97,9 +97,7 @@ if (require.main === module) {
     .then((result) => {
       process.stdout.write(`${formatStorm(result).join('\n')}\n`);
       if (!values['no-write']) {
-        mkdirSync(values.out, { recursive: true });
-        const file = join(values.out, `${startedAt.slice(0, 10)}-storm.json`);
-        writeFileSync(file, `${JSON.stringify({ kind: 'storm', startedAt, machine: { node: process.version }, result }, null, 2)}\n`);
+        const file = writeResults(values.out, startedAt, 'storm', { kind: 'storm', startedAt, machine: { node: process.version }, result });
         process.stderr.write(`[bench] wrote ${file}\n`);
       }
     })

@@ -4,7 +4,7 @@
  * `--check` fails when a committed chart is not what the results say (the unit tests run the same comparison).
  *
  * - reconcile-time.svg, reconcile-rss.svg: wall time and peak RSS of the reconcile runs against the catalog's size, from
- *   the full or scale run with the most sizes (the latest of those);
+ *   the full or scale run with the most sizes (of those, the one reaching the largest catalog, then the latest);
  * - latency.svg: p50 / p95 / p99 of every latency the benchmark measures, each from the latest result that has it;
  * - detection-idle.svg: what the change-events module reads in an idle minute, with publication generations and with
  *   the full diff.
@@ -81,15 +81,17 @@ export function chartSpecs(dir: string = RESULTS_DIR): Record<string, TopLevelSp
   const all = results(dir);
   const specs: Record<string, TopLevelSpec> = {};
   const full = all.filter((r): r is { file: string; data: BenchReport } => isReport(r.data) && r.data.kind === 'full');
-  // The reconcile by size: every run reduced to (entities, run, seconds, MB); the one with the most sizes wins.
-  const sized = [
-    ...full.map(({ file, data }) => ({
-      file,
-      sizes: data.sizes.map((s) => ({ entities: s.entities, initial: s.reconcile.initial, zeroChange: { ms: median(s.reconcile.zeroChange.map((z) => z.ms)), peakRssMb: Math.max(...s.reconcile.zeroChange.map((z) => z.peakRssMb)) }, onePercent: s.reconcile.onePercent })),
-    })),
-    ...all.filter((r): r is { file: string; data: ScaleReport } => isScale(r.data)).map(({ file, data }) => ({ file, sizes: data.scale })),
-  ];
-  const bySizes = sized.sort((a, b) => a.sizes.length - b.sizes.length || a.file.localeCompare(b.file)).at(-1);
+  // The reconcile by size: every full or scale run, oldest first, reduced to (entities, run, seconds, MB); the one
+  // with the most sizes wins, then the one reaching the largest catalog, then the latest (the sort is stable).
+  const sized = all.flatMap(({ file, data }) =>
+    isScale(data)
+      ? [{ file, sizes: data.scale }]
+      : isReport(data) && data.kind === 'full'
+        ? [{ file, sizes: data.sizes.map((s) => ({ entities: s.entities, initial: s.reconcile.initial, zeroChange: { ms: median(s.reconcile.zeroChange.map((z) => z.ms)), peakRssMb: Math.max(...s.reconcile.zeroChange.map((z) => z.peakRssMb)) }, onePercent: s.reconcile.onePercent })) }]
+        : [],
+  );
+  const largest = (run: (typeof sized)[number]) => Math.max(...run.sizes.map((s) => s.entities));
+  const bySizes = sized.sort((a, b) => a.sizes.length - b.sizes.length || largest(a) - largest(b)).at(-1);
   if (bySizes) {
     const rows = bySizes.sizes.flatMap((s) => [
       { entities: s.entities, run: 'initial load', seconds: s.initial.ms / 1000, mb: s.initial.peakRssMb },
