@@ -43,6 +43,11 @@ export interface CallOptions {
   abortSignal?: AbortSignal;
   /** Retries of transient failures for this call; the reader's setting by default. */
   maxRetries?: number;
+  /**
+   * Called for each HTTP request this call sends to Backstage, retries included: what one operation sent, where
+   * {@link CatalogReader.requestCount} also counts every other operation running in the process at the same time.
+   */
+  onRequest?: () => void;
 }
 
 /** What reconciliation needs to know about a catalog entity without reading it whole. */
@@ -66,7 +71,7 @@ const PROJECTION_FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metad
 export class CatalogReader {
   private readonly fetchImpl: typeof fetch;
   private readonly logger: Logger;
-  /** Number of HTTP requests sent to Backstage, retries included (for logs and benchmarks). */
+  /** Number of HTTP requests sent to Backstage by this reader, retries included (for benchmarks; per call: `onRequest`). */
   requestCount = 0;
 
   constructor(private readonly options: CatalogReaderOptions) {
@@ -133,13 +138,14 @@ export class CatalogReader {
   private client(options: CallOptions): CatalogClient {
     return new CatalogClient({
       discoveryApi: { getBaseUrl: (pluginId: string) => Promise.resolve(`${this.options.baseUrl}/api/${pluginId}`) },
-      fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options.abortSignal, options.maxRetries) },
+      fetchApi: { fetch: (input, init) => this.fetchWithPolicy(input, init, options) },
     });
   }
 
   /** One HTTP call under the policy: retries of transient failures (see {@link RETRYABLE_STATUS}) around {@link send}. */
-  private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, abortSignal?: AbortSignal, maxRetries?: number): Promise<Response> {
+  private async fetchWithPolicy(input: string | URL | Request, init: RequestInit | undefined, options: CallOptions): Promise<Response> {
     const o = this.options;
+    const { abortSignal, maxRetries } = options;
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const method = init?.method ?? 'GET';
     const path = safePath(url);
@@ -150,7 +156,7 @@ export class CatalogReader {
       const response = await withRetries(
         () => {
           attempts += 1;
-          return this.send(url, method, path, init, abortSignal);
+          return this.send(url, method, path, init, options);
         },
         {
           maxRetries: maxRetries ?? o.maxRetries,
@@ -181,14 +187,16 @@ export class CatalogReader {
    * One attempt: a bearer token, a per-attempt timeout combined with the caller's signal, one span. A 401 refreshes
    * the token and tries once more at once; a transient failure throws {@link TransientFailure} for the retry policy.
    */
-  private async send(url: string, method: string, path: string, init: RequestInit | undefined, abortSignal: AbortSignal | undefined): Promise<Response> {
+  private async send(url: string, method: string, path: string, init: RequestInit | undefined, options: CallOptions): Promise<Response> {
     const o = this.options;
+    const { abortSignal } = options;
     for (let forceRefresh = false; ; forceRefresh = true) {
       const token = await o.tokenProvider.getToken({ forceRefresh, ...(abortSignal && { abortSignal }) });
       const headers = new Headers(init?.headers);
       headers.set('authorization', `Bearer ${token}`);
       const started = performance.now();
       this.requestCount += 1;
+      options.onRequest?.();
       // One dependency per attempt, carrying the trace to Backstage; the timeout covers the whole body.
       const { response, failure } = await withDeadline(abortSignal, o.requestTimeoutInMs, (signal, timedOut) =>
         inSpan(

@@ -14,7 +14,7 @@ import { describeError, isTransient, OperationAbortedError } from '../platform/e
 import { silentLogger, type Logger } from '../platform/logger';
 import { abortOnly, type OperationOptions } from '../platform/options';
 import { trackEvent } from '../platform/telemetry';
-import type { CatalogProjectionItem } from './catalog-reader';
+import type { CallOptions as CatalogCallOptions, CatalogProjectionItem } from './catalog-reader';
 import { CONFLICT_STATUSES, type MirrorWriterOptions, type SyncEngine } from './engine';
 import type { MirrorIndexItem, WriteOperation } from './entity-store';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
@@ -94,7 +94,13 @@ export interface ReconcilerOptions extends MirrorWriterOptions {
 export const BULK_GROUP_SIZE = 1000;
 const BULK_GROUPS_IN_FLIGHT = 4;
 
-type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger };
+/** One operation's context: its abort signal, logger, Cosmos DB charges and Backstage requests (its own, not the process's). */
+type Call = StoreCallOptions & { charge: RequestChargeTracker; logger: Logger; backstage: { requests: number } };
+
+/** The catalog reader's options for a call: its abort signal, and its requests counted on it. */
+function catalogOptions(call: Call, abortSignal: AbortSignal | undefined = call.abortSignal): CatalogCallOptions {
+  return { ...(abortSignal && { abortSignal }), onRequest: () => (call.backstage.requests += 1) };
+}
 
 export class Reconciler {
   private readonly logger: Logger;
@@ -118,8 +124,7 @@ export class Reconciler {
     const abortSignal = options.abortSignal;
     const charge = new RequestChargeTracker();
     const logger = options.logger ?? this.logger;
-    const call: Call = { charge, logger, ...abortOnly(options) };
-    const backstageBefore = catalog.requestCount;
+    const call: Call = { charge, logger, backstage: { requests: 0 }, ...abortOnly(options) };
     const progress = options.onProgress ?? (() => {});
     const result = emptyResult();
     const scope = this.scope;
@@ -137,7 +142,7 @@ export class Reconciler {
     const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
     await Promise.all([
       (async () => {
-        for await (const page of catalog.streamProjection({ abortSignal: streamSignal, ...(scope.predicate && { query: scope.predicate }) })) {
+        for await (const page of catalog.streamProjection({ ...catalogOptions(call, streamSignal), ...(scope.predicate && { query: scope.predicate }) })) {
           for (const item of page) {
             result.seen += 1;
             const decision = decideByAnnotations(item.annotations);
@@ -154,7 +159,7 @@ export class Reconciler {
         }
       })(),
       (async () => {
-        if (scope.predicate) counts.excludedBySetting = await catalog.countEntities({ $not: scope.predicate }, { abortSignal: streamSignal });
+        if (scope.predicate) counts.excludedBySetting = await catalog.countEntities({ $not: scope.predicate }, catalogOptions(call, streamSignal));
       })(),
       (async () => {
         for await (const page of store.streamIndex({ ...call, abortSignal: streamSignal })) {
@@ -235,7 +240,7 @@ export class Reconciler {
 
     result.requestCharge = round(charge.total);
     result.writes = ['create', 'replace'].reduce((n, op) => n + charge.count(op), 0);
-    result.backstageRequests = catalog.requestCount - backstageBefore;
+    result.backstageRequests = call.backstage.requests;
     result.durationInMs = Math.round(performance.now() - started);
     progress({ phase: 'done', done: result.seen, total: result.seen });
     const m = this.options.metrics;
@@ -282,8 +287,7 @@ export class Reconciler {
   async syncMany(items: ReadonlyArray<{ entityRef: string; etag?: string }>, options: ReconcileOptions = {}): Promise<ReconcileResult> {
     const started = performance.now();
     const charge = new RequestChargeTracker();
-    const call: Call = { charge, logger: options.logger ?? this.logger, ...abortOnly(options) };
-    const backstageBefore = this.options.catalog.requestCount;
+    const call: Call = { charge, logger: options.logger ?? this.logger, backstage: { requests: 0 }, ...abortOnly(options) };
     if (items.length > MAX_FAILURES_KEPT) throw new RangeError(`syncMany takes at most ${MAX_FAILURES_KEPT} entities (every failure is kept)`);
     const result = emptyResult();
     const wanted = new Map<string, { entityRef: string; etag?: string }>();
@@ -300,7 +304,7 @@ export class Reconciler {
     for (const batch of chunk(toSync, this.options.fetchBatchSize)) await this.reconcileBatch(batch, inMirror, result, call);
     result.requestCharge = round(charge.total);
     result.writes = ['create', 'replace'].reduce((n, op) => n + charge.count(op), 0);
-    result.backstageRequests = this.options.catalog.requestCount - backstageBefore;
+    result.backstageRequests = call.backstage.requests;
     result.durationInMs = Math.round(performance.now() - started);
     for (const outcome of ['created', 'updated', 'unchanged', 'tombstoned', 'failed'] as const) {
       if (result[outcome] > 0) this.options.metrics?.increment('sync.entities', result[outcome], { outcome, path: 'batch' });
@@ -335,7 +339,7 @@ export class Reconciler {
     for (const batch of chunk(unknown, this.options.fetchBatchSize)) {
       const entities = await this.options.catalog.getEntitiesByRefs(
         batch.map((item) => item.entityRef),
-        abortOnly(call),
+        catalogOptions(call),
       );
       entities.forEach((entity, index) => {
         const item = batch[index]!;
@@ -368,7 +372,7 @@ export class Reconciler {
           try {
             return await this.options.catalog.getEntitiesByRefs(
               part.map((item) => item.entityRef),
-              abortOnly(call),
+              catalogOptions(call),
             );
           } catch (error) {
             if (!isTransient(error) || error instanceof OperationAbortedError) throw error;

@@ -102,6 +102,27 @@ test('502/503/504 are retried with backoff until success', async () => {
   expect(logs.filter((l) => l.message === 'Backstage request failed; retrying').map((l) => l.reason)).toEqual(['HTTP 503', 'HTTP 502', 'HTTP 504']);
 });
 
+test('each call counts its own requests, retries included, while others run at the same time', async () => {
+  // Whatever order the two calls' requests arrive in: the first request for `a` fails once, `b` succeeds at once.
+  let failedA = false;
+  const byPath: Handler = (req, body, res) => {
+    if (req.url!.endsWith('/a') && !failedA) {
+      failedA = true;
+      return error(503, 'down')(req, body, res);
+    }
+    return json(200, entity(req.url!.split('/').at(-1)!))(req, body, res);
+  };
+  script = [byPath, byPath, byPath];
+  const { r } = reader();
+  const counts = { a: 0, b: 0 };
+  await Promise.all([
+    r.getEntityByRef('component:default/a', { onRequest: () => (counts.a += 1) }),
+    r.getEntityByRef('component:default/b', { onRequest: () => (counts.b += 1) }),
+  ]);
+  expect(counts).toEqual({ a: 2, b: 1 });
+  expect(r.requestCount).toBe(3);
+});
+
 test('429 waits what Retry-After says', async () => {
   script = [error(429, 'slow down', { 'retry-after': '1' }), json(200, entity('a'))];
   const { r, logs } = reader();
