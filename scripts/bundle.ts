@@ -346,9 +346,10 @@ export async function buildLazyFiles(options: {
 
 /**
  * An esbuild plugin: a bare `require`/`import` of one of `packages` (not of its subpaths) from bundled code resolves
- * to a stand-in — and where a name is a module of a package (`zod/v4/locales`), so does a relative `require` of that
- * module's file from inside the package — a stand-in that requires the real package on the first property read, `in` or key listing — bundled as usual,
- * or, with `chunks`, from the package's own file (left for the caller to build; see {@link LazyChunks}).
+ * to a stand-in that requires the real package on the first property read, `in` or key listing — bundled as usual,
+ * or, with `chunks`, from the package's own file (left for the caller to build; see {@link LazyChunks}). A name may be
+ * a module of a package (`zod/v4/locales`): then a relative `require` of that module's file (by its file name, as
+ * `../locales/index.cjs`) from inside the package resolves to the stand-in too.
  * `used` receives the names that were resolved so. The stand-in is an object, or — for the names in `callable`, whose
  * exports are a function — a function that calls the real one (`typeof` then says `function` before loading, as it
  * would of the real exports, so the interop helpers that test for an object leave it unloaded).
