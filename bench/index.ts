@@ -251,7 +251,9 @@ async function main(): Promise<void> {
   let coldStart: BenchReport['coldStart'];
   try {
     log('cold start');
-    const result = await measureColdStart({ quick: opts.quick });
+    // A full run measures the goal with the package read from disk, as a fresh instance reads it (cold-start.ts);
+    // the quick run, a smoke check, on a warm file cache.
+    const result = await measureColdStart({ quick: opts.quick, coldCache: !opts.quick && process.platform === 'linux' });
     coldStart = { ...result, targets: coldStartTargets(result) };
   } catch (error) {
     coldStart = { error: error instanceof Error ? error.message : String(error) };
@@ -512,15 +514,16 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
 function coldStartTargets(result: ColdStartResult): Target[] {
   const goal = result.goal;
   const missing = goal ? undefined : 'a variant the goal compares was not measured (see the notes)';
+  const cache = result.coldCache ? ', the package read from disk' : ', warm file cache';
   return [
     target(
-      `cold start: deployed (bundle + App Insights) ≤ ${GOAL_VS_PREVIOUS_DEPLOYED}× the configuration deployed before (unbundled + App Insights)`,
+      `cold start${cache}: deployed (bundle + App Insights) ≤ ${GOAL_VS_PREVIOUS_DEPLOYED}× the configuration deployed before (unbundled + App Insights)`,
       goal?.vsPreviousDeployed ?? 0,
       GOAL_VS_PREVIOUS_DEPLOYED,
       'at-most',
       missing,
     ),
-    target(`cold start: deployed ≤ ${GOAL_VS_UNBUNDLED_BARE}× the unbundled app without App Insights`, goal?.vsUnbundledBare ?? 0, GOAL_VS_UNBUNDLED_BARE, 'at-most', missing),
+    target(`cold start${cache}: deployed ≤ ${GOAL_VS_UNBUNDLED_BARE}× the unbundled app without App Insights`, goal?.vsUnbundledBare ?? 0, GOAL_VS_UNBUNDLED_BARE, 'at-most', missing),
     target('cold start: bundles registering other functions, bindings or hooks than the unbundled app = 0', result.variants.filter((v) => !v.registrationsMatchUnbundled).length, 0, 'equal'),
   ];
 }
