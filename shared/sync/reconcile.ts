@@ -18,6 +18,7 @@ import type { CallOptions as CatalogCallOptions, CatalogProjectionItem } from '.
 import { CONFLICT_STATUSES, type MirrorWriterOptions, type SyncEngine } from './engine';
 import type { MirrorIndexItem, WriteOperation } from './entity-store';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
+import { ProjectionDiff } from './projection-diff';
 import { decideByAnnotations, SyncScope } from './scope';
 
 export interface ReconcileOptions extends OperationOptions {
@@ -133,10 +134,13 @@ export class Reconciler {
 
     // 1 and 2, side by side (they are independent, so a run costs the slower of the two, not their sum):
     // what the catalog has in scope — the cheap projection, never full entities, filtered by the catalog itself
-    // when the settings narrow the scope — and what the mirror has.
-    const inCatalog = new Map<string, CatalogProjectionItem>();
+    // when the settings narrow the scope — and what the mirror has, diffed as they arrive (3): an entity the mirror
+    // holds as the catalog has it is counted and dropped at once, so a run keeps only what differs.
+    // (A restricted document's sourceEtag is a digest of what it publishes, never the catalog's etag, so restricted
+    // entities are fetched every run and written only when what they publish changed.)
+    const diff = new ProjectionDiff();
     const excludedByOwner = new Set<string>();
-    const inMirror = new Map<string, MirrorIndexItem>();
+    let mirrorRead = 0;
     // If one stream fails, the other is stopped rather than left reading pages nobody will use.
     const streams = new AbortController();
     const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
@@ -153,7 +157,7 @@ export class Reconciler {
             }
             if (decision.publication.form === 'envelope') counts.envelopeOnly += 1;
             if (decision.publication.form === 'omit') counts.fieldsOmitted += 1;
-            inCatalog.set(item.id, item);
+            diff.addCatalog(item);
           }
           progress({ phase: 'catalog', done: result.seen, total: result.seen });
         }
@@ -163,8 +167,9 @@ export class Reconciler {
       })(),
       (async () => {
         for await (const page of store.streamIndex({ ...call, abortSignal: streamSignal })) {
-          for (const item of page) inMirror.set(item.id, item);
-          progress({ phase: 'mirror', done: inMirror.size, total: inMirror.size });
+          for (const item of page) diff.addMirror(item);
+          mirrorRead += page.length;
+          progress({ phase: 'mirror', done: mirrorRead, total: mirrorRead });
         }
       })(),
     ]).catch((error: unknown) => {
@@ -172,27 +177,13 @@ export class Reconciler {
       throw error;
     });
 
-    // 3. The diff. (A restricted document's sourceEtag is a digest of what it publishes, never the catalog's etag, so
-    // restricted entities are fetched every run and written only when what they publish changed.)
-    const toSync: CatalogProjectionItem[] = [];
-    for (const item of inCatalog.values()) {
-      const mirrored = inMirror.get(item.id);
-      if (mirrored && !mirrored.deleted && mirrored.sourceEtag === (item.etag ?? null) && mirrored.uid === (item.uid ?? null)) {
-        result.unchanged += 1;
-      } else {
-        toSync.push(item);
-      }
-    }
-    const live = [...inMirror.values()].filter((m) => !m.deleted);
-    const toTombstone = await this.classifyDepartures(
-      live.filter((m) => !inCatalog.has(m.id)),
-      excludedByOwner,
-      counts,
-      call,
-    );
+    result.unchanged = diff.unchanged;
+    const toSync = diff.toSync();
+    const inMirror = diff.mirrored;
+    const toTombstone = await this.classifyDepartures(diff.departing(), excludedByOwner, counts, call);
     const guard = evaluateDeletionGuard({
-      catalogCount: inCatalog.size,
-      liveMirrorCount: live.length,
+      catalogCount: diff.catalogCount,
+      liveMirrorCount: diff.liveMirrorCount,
       deleteCount: toTombstone.length,
       leftScope: counts.leftScope,
       maxDeleteRatio: settings.maxDeleteRatio,
@@ -359,7 +350,7 @@ export class Reconciler {
    */
   private async reconcileBatch(
     batch: CatalogProjectionItem[],
-    inMirror: Map<string, MirrorIndexItem>,
+    inMirror: ReadonlyMap<string, MirrorIndexItem>,
     result: ReconcileResult,
     call: Call,
     options: { bulk?: boolean; fetchLimit?: <T>(fn: () => Promise<T>) => Promise<T> } = {},
