@@ -1,7 +1,8 @@
 /**
  * Runs each benchmark scenario in a fresh child process (so its wall time and peak RSS are its own, not the
  * stand-ins') and counts the Cosmos requests of exactly its measured section: the child asks the parent to reset
- * the emulator's counters when the section starts and to snapshot them when it ends.
+ * the emulator's counters when the section starts and to snapshot them when it ends — and, on Linux, the CPU time
+ * the section took of the machine, of the scenario's process, of this one and of the stand-ins' processes.
  *
  * Parent: `runScenario(name, args, { env, emulator })`. Child: `measured(() => work)` inside `bench/scenario.ts`.
  */
@@ -12,6 +13,7 @@ import type { ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { CosmosEmulator, CosmosRequestCounts } from '../local/cosmos';
 import { SYNC_BATCH_SUBJECT } from '../shared/intake/events';
 import { toDocumentId } from '../shared/model/refs';
+import { cpuUse, snapshotCpu, type CpuSnapshot, type CpuUse } from './cpu';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
@@ -62,13 +64,18 @@ export interface ScenarioReport<T> {
   result: T;
   /** Peak resident set of the child process over its whole life (includes loading the app). */
   peakRssMb: number;
+  /**
+   * CPU time of each measured section, in order (Linux only): the scenario's process (`app`), this one (`bench`: the
+   * Cosmos emulator and the other stand-ins that run in it) and the processes `cpuOf` names.
+   */
+  cpu?: CpuUse[];
 }
 
 /** Runs `scenario` from bench/scenario.ts in a child process with `env`; counts Cosmos requests of its measured sections. */
 export function runScenario<K extends ScenarioName>(
   scenario: K,
   args: ScenarioArgs<K>,
-  options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number; nodeArgs?: string[] },
+  options: { env: Record<string, string>; emulator: CosmosEmulator; timeoutInMs?: number; nodeArgs?: string[]; cpuOf?: Record<string, () => readonly number[]> },
 ): Promise<ScenarioReport<ScenarioResult<K>>> {
   type T = ScenarioResult<K>;
   const child = fork(join(__dirname, 'scenario.ts'), [], {
@@ -97,15 +104,26 @@ export function runScenario<K extends ScenarioName>(
       if (error) reject(error);
       else resolve(report!);
     };
+    const processes = () => ({
+      app: child.pid === undefined ? [] : [child.pid],
+      bench: [process.pid],
+      ...Object.fromEntries(Object.entries(options.cpuOf ?? {}).map(([label, pids]) => [label, pids()])),
+    });
+    const cpu: CpuUse[] = [];
+    let sectionStart: CpuSnapshot | undefined;
     child.on('message', (raw) => {
       const message = raw as ToParent;
       if (message.type === 'begin') {
         options.emulator.resetRequests();
+        sectionStart = snapshotCpu(processes());
         child.send({ type: 'ack', id: message.id } satisfies ToChild);
       } else if (message.type === 'end') {
+        const sectionEnd = snapshotCpu(processes());
+        if (sectionStart && sectionEnd) cpu.push(cpuUse(sectionStart, sectionEnd));
         child.send({ type: 'ack', id: message.id, counts: { all: options.emulator.requests(), byContainer: options.emulator.requestsByContainer() } } satisfies ToChild);
       } else if (message.type === 'result') {
-        finish(undefined, message.value as ScenarioReport<T>);
+        const report = message.value as ScenarioReport<T>;
+        finish(undefined, cpu.length > 0 ? { ...report, cpu } : report);
       } else if (message.type === 'error') {
         finish(new Error(`scenario ${scenario} failed: ${message.error}`));
       }

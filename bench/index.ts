@@ -23,11 +23,12 @@ import { allEntities, catalogClient, LOCAL_API_AUDIENCE, startLocalStack, waitFo
 import { PROJECTION_FEED_POLL_DELAY_IN_MS } from '../shared/edges/projector';
 import { HISTORY_FEED_POLL_DELAY_IN_MS } from '../shared/history/history-recorder';
 import { measureAuthored, type AuthoredBenchResult } from './authored';
+import type { CpuUse } from './cpu';
 import { formatDetection, measureDetection, type DetectionBenchResult } from './detection';
 import { GOAL_VS_PREVIOUS_DEPLOYED, GOAL_VS_UNBUNDLED_BARE, measureColdStart, type ColdStartResult } from './cold-start';
 import { ENTITY_FEED_PROCESSOR_COUNT, FEED_POLL_CANDIDATES_IN_MS, formatFeedPoll } from './feed-poll';
 import { runScenario, writeResults, type ScenarioReport } from './harness';
-import { formatScale, SCALE_INSTANCE_MEMORY_IN_MB, SCALE_MEMORY_BUDGET_IN_MB, SCALE_THRESHOLD, scaleSize, type ScaleSizeReport } from './scale';
+import { CPU_TABLE_HEADER, formatCpuRow, formatScale, SCALE_INSTANCE_MEMORY_IN_MB, SCALE_MEMORY_BUDGET_IN_MB, SCALE_THRESHOLD, scaleSize, type ScaleSizeReport } from './scale';
 import { formatStorm } from './storm';
 import type { ContainerCounts, ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
@@ -94,9 +95,11 @@ interface Stack {
 // The report: what `npm run bench` prints as Markdown and writes to bench/results/*.json (docs/performance.md reads
 // both). Each scenario's part is what bench/scenario.ts answers, with the peak RSS the harness measured beside it.
 
-/** A scenario's result with the peak RSS of the child process that ran it. */
-type WithPeakRss<T> = T & { peakRssMb: number };
+/** A scenario's result with the peak RSS of the child process that ran it, and the CPU time of its measured section. */
+type WithPeakRss<T> = T & { peakRssMb: number; cpu?: CpuUse };
 type Reconcile = ScenarioResult<'reconcile'>;
+/** A scenario report as a result with its peak RSS and its (first) measured section's CPU time. */
+const withPeakRss = <T>(r: ScenarioReport<T>): WithPeakRss<T> => ({ ...r.result, peakRssMb: r.peakRssMb, ...(r.cpu?.[0] && { cpu: r.cpu[0] }) });
 type Naive = ScenarioResult<'naive'>;
 
 type TargetKind = 'at-most' | 'at-least' | 'equal';
@@ -346,7 +349,7 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
     });
     const run = <K extends ScenarioName>(name: K, args: ScenarioArgs<K>, overrides: Record<string, string> = {}) => {
       log(`${size}: ${name}${overrides.BENCH_LABEL ? ` (${overrides.BENCH_LABEL})` : ''}`);
-      return runScenario(name, args, { env: { ...env, ...overrides }, emulator: cosmos });
+      return runScenario(name, args, { env: { ...env, ...overrides }, emulator: cosmos, cpuOf: { backstage: () => backstage.pids() } });
     };
 
     await run('provision', {});
@@ -466,13 +469,13 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
       relationsPerEntity: round(relations.reduce((a, b) => a + b, 0) / relations.length, 1),
       backstageIngestInS: ingestInS,
       reconcile: {
-        initial: { ...initial.result, peakRssMb: initial.peakRssMb },
-        zeroChange: zeros.map((z) => ({ ...z.result, peakRssMb: z.peakRssMb })),
-        onePercent: { ...changed.result, peakRssMb: changed.peakRssMb },
+        initial: withPeakRss(initial),
+        zeroChange: zeros.map(withPeakRss),
+        onePercent: withPeakRss(changed),
       },
       baselines: {
-        bareStream: streams.map((s) => ({ ...s.result, peakRssMb: s.peakRssMb })),
-        bareIndex: indexes.map((s) => ({ ...s.result, peakRssMb: s.peakRssMb })),
+        bareStream: streams.map(withPeakRss),
+        bareIndex: indexes.map(withPeakRss),
         bareWrite: bare.result,
         naive: { ...naive.result, peakRssMb: naive.peakRssMb },
       },
@@ -691,6 +694,13 @@ function markdown(report: BenchReport): string {
     const w = size.withRtt;
     lines.push(`| initial load (ours), ${w.rttInMs} ms Cosmos round trip | ${(w.initial.ms / 1000).toFixed(2)} | ${w.initial.result.backstageRequests} | – | ${w.initial.result.writes} | – | – |`);
     lines.push(`| naive, ${w.rttInMs} ms Cosmos round trip | ${(w.naive.ms / 1000).toFixed(2)} | – | – | ${w.naive.writes} | – | – |`);
+    const cpuRows = [
+      ...(size.reconcile.initial.cpu ? [formatCpuRow(`${size.entities}`, 'initial load', size.reconcile.initial.ms, size.reconcile.initial.cpu)] : []),
+      ...size.reconcile.zeroChange.flatMap((z, i) => (z.cpu ? [formatCpuRow(`${size.entities}`, `zero-change reconcile #${i + 1}`, z.ms, z.cpu)] : [])),
+      ...size.baselines.bareStream.flatMap((z, i) => (z.cpu ? [formatCpuRow(`${size.entities}`, `bare catalog stream #${i + 1}`, z.ms, z.cpu)] : [])),
+      ...size.baselines.bareIndex.flatMap((z, i) => (z.cpu ? [formatCpuRow(`${size.entities}`, `bare mirror index stream #${i + 1}`, z.ms, z.cpu)] : [])),
+    ];
+    if (cpuRows.length > 0) lines.push('', ...CPU_TABLE_HEADER, ...cpuRows);
     lines.push('', '| ratio | value |', '| --- | ---: |');
     for (const [k, v] of Object.entries(size.ratios)) lines.push(`| ${k} | ${v} |`);
     const p = size.projection;

@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCatalog } from '../local/catalog-generator';
 import { allEntities, provisionerClient, startLocalStack, waitForCatalog, type LocalStack } from '../local/stack';
+import type { CpuUse } from './cpu';
 import { runScenario } from './harness';
 import type { ScenarioArgs, ScenarioName, ScenarioResult } from './scenario';
 
@@ -47,6 +48,8 @@ export interface ScaleRun {
   backstageRequests: number;
   cosmosRequests: number;
   writes: number;
+  /** CPU time of the run (Linux): the app's process, this one (the emulator) and Backstage's. */
+  cpu?: CpuUse;
 }
 
 export interface ScaleSizeReport {
@@ -57,8 +60,8 @@ export interface ScaleSizeReport {
   initial: ScaleRun;
   zeroChange: ScaleRun;
   onePercent: ScaleRun & { stale: number };
-  bareStream: { ms: number; peakRssMb: number; backstageRequests: number };
-  bareIndex: { ms: number; peakRssMb: number; cosmosRequests: number };
+  bareStream: { ms: number; peakRssMb: number; backstageRequests: number; cpu?: CpuUse };
+  bareIndex: { ms: number; peakRssMb: number; cosmosRequests: number; cpu?: CpuUse };
   /** The bare writes: the documents in bulk and as point writes, and — what an initial load writes — the documents with their history records in bulk. */
   bareWrite: { bulkMs: number; pointMs: number; bulkWithHistoryMs?: number };
   /** Per 1 000 entities, for reading the growth. */
@@ -67,12 +70,13 @@ export interface ScaleSizeReport {
 
 type Reconcile = ScenarioResult<'reconcile'>;
 
-const run = (r: { result: Reconcile; peakRssMb: number }): ScaleRun => ({
+const run = (r: { result: Reconcile; peakRssMb: number; cpu?: CpuUse[] }): ScaleRun => ({
   ms: Math.round(r.result.ms),
   peakRssMb: r.peakRssMb,
   backstageRequests: r.result.result.backstageRequests,
   cosmosRequests: (r.result.cosmos).all.total,
   writes: r.result.result.writes,
+  ...(r.cpu?.[0] && { cpu: r.cpu[0] }),
 });
 
 export async function scaleSize(size: number, options: { seed: number; instanceMemoryMb: number; local: LocalStack; log: (line: string) => void }): Promise<ScaleSizeReport> {
@@ -112,7 +116,7 @@ export async function scaleSize(size: number, options: { seed: number; instanceM
     const scenario = async <K extends ScenarioName>(name: K, args: ScenarioArgs<K>, heapLimit = true) => {
       log(`scale ${size}: ${name}`);
       const nodeArgs = heapLimit ? heapArgsFor(options.instanceMemoryMb) : [];
-      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000, nodeArgs });
+      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000, nodeArgs, cpuOf: { backstage: () => backstage.pids() } });
       // In the log too: a run of hours keeps what each step measured even if a later step fails.
       log(`scale ${size}: ${name} → ${JSON.stringify({ peakRssMb: report.peakRssMb, ...summaryOf(report.result) })}`);
       return report;
@@ -133,8 +137,8 @@ export async function scaleSize(size: number, options: { seed: number; instanceM
       initial: run(initial),
       zeroChange: run(zero),
       onePercent: { ...run(changed), stale: changed.result.stale },
-      bareStream: { ms: Math.round(stream.result.ms), peakRssMb: stream.peakRssMb, backstageRequests: stream.result.backstageRequests },
-      bareIndex: { ms: Math.round(index.result.ms), peakRssMb: index.peakRssMb, cosmosRequests: index.result.cosmosRequests },
+      bareStream: { ms: Math.round(stream.result.ms), peakRssMb: stream.peakRssMb, backstageRequests: stream.result.backstageRequests, ...(stream.cpu?.[0] && { cpu: stream.cpu[0] }) },
+      bareIndex: { ms: Math.round(index.result.ms), peakRssMb: index.peakRssMb, cosmosRequests: index.result.cosmosRequests, ...(index.cpu?.[0] && { cpu: index.cpu[0] }) },
       bareWrite: { bulkMs: Math.round(bare.result.bulk.ms), pointMs: Math.round(bare.result.point.ms), bulkWithHistoryMs: Math.round(bare.result.bulkWithHistory.ms) },
       perThousand: { initialMs: perThousand(initial.result.ms), zeroChangeMs: perThousand(zero.result.ms), onePercentMs: perThousand(changed.result.ms) },
     };
@@ -170,7 +174,30 @@ export function formatScale(sizes: ScaleSizeReport[]): string[] {
     row(`1 % changed (${s.onePercent.stale})`, s.onePercent);
     lines.push(`| ${s.entities} | bare catalog stream / mirror index / bulk write / point writes / bulk write with history | ${(s.bareStream.ms / 1000).toFixed(1)} / ${(s.bareIndex.ms / 1000).toFixed(1)} / ${(s.bareWrite.bulkMs / 1000).toFixed(1)} / ${(s.bareWrite.pointMs / 1000).toFixed(1)} / ${s.bareWrite.bulkWithHistoryMs === undefined ? '–' : (s.bareWrite.bulkWithHistoryMs / 1000).toFixed(1)} | – | ${Math.max(s.bareStream.peakRssMb, s.bareIndex.peakRssMb)} | ${s.bareStream.backstageRequests} | ${s.bareIndex.cosmosRequests} | – |`);
   }
+  const cpuRows = sizes.flatMap((s) =>
+    (
+      [
+        ['initial load', s.initial],
+        ['zero-change reconcile', s.zeroChange],
+        ['bare catalog stream', s.bareStream],
+        ['bare mirror index', s.bareIndex],
+      ] as const
+    ).flatMap(([label, r]) => (r.cpu ? [formatCpuRow(`${s.entities}`, label, r.ms, r.cpu)] : [])),
+  );
+  if (cpuRows.length > 0) lines.push('', ...CPU_TABLE_HEADER, ...cpuRows);
   return lines;
+}
+
+/** The CPU table's header: where a run's time went on this machine's cores. */
+export const CPU_TABLE_HEADER = [
+  '| entities | run | wall s | CPU s: app / emulator (bench process) / Backstage | machine busy | floor s (CPU ÷ cores) | wall ÷ floor |',
+  '| ---: | --- | ---: | --- | ---: | ---: | ---: |',
+];
+
+/** One row of the CPU table. */
+export function formatCpuRow(entities: string, label: string, ms: number, cpu: CpuUse): string {
+  const s = (label: string) => (cpu.processMs[label] === undefined ? '–' : (cpu.processMs[label] / 1000).toFixed(1));
+  return `| ${entities} | ${label} | ${(ms / 1000).toFixed(1)} | ${s('app')} / ${s('bench')} / ${s('backstage')} | ${Math.round(cpu.machineBusy * 100)} % of ${cpu.cores} | ${(cpu.floorMs / 1000).toFixed(1)} | ${cpu.floorMs > 0 ? (ms / cpu.floorMs).toFixed(2) : '–'} |`;
 }
 
 /** A scenario result's figures for the log line: its numbers, one level deep (nested objects' numbers too). */
