@@ -13,6 +13,7 @@ import { LOCAL_ONLY_SETTINGS, settingDefaults, settingNames } from '../../shared
 const defaults = settingDefaults();
 const DEFAULT_QUEUE_NAME = String(defaults.SERVICEBUS_QUEUE_NAME);
 import { loadEmulatorConfig } from '../../local/servicebus/config';
+import { heapArgsFor, WORKER_SEMI_SPACE_IN_MB } from '../../bench/scale';
 
 const INFRA = join(__dirname, '..', '..', 'infra');
 const files = [join(INFRA, 'main.bicep'), ...readdirSync(join(INFRA, 'app')).filter((f) => f.endsWith('.bicep')).map((f) => join(INFRA, 'app', f))];
@@ -418,10 +419,13 @@ test("the host's request-size limit sits just above the intake's own", () => {
   expect(fn).toMatch(/FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string\(intakeMaxBodyBytes \+ 65536\)/);
 });
 
-test("the worker's heap limit is half the instance's memory, which is a parameter with 512 MB among its values", () => {
+test("the worker's heap limit is half the instance's memory, which is a parameter with 512 MB among its values; its semi-space the benchmark's", () => {
   const fn = sources.get('app/function.bicep')!;
   expect(fn).toMatch(/scaleAndConcurrency: \{ maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: instanceMemoryMB \}/);
-  expect(fn).toMatch(/^\s{4}languageWorkers__node__arguments: '--max-heap-size=\$\{instanceMemoryMB \/ 2\}'$/m);
+  const workerArguments = fn.match(/^\s{4}languageWorkers__node__arguments: '(.*)'$/m)?.[1];
+  expect(workerArguments).toBe(`--max-heap-size=\${instanceMemoryMB / 2} --max-semi-space-size=${WORKER_SEMI_SPACE_IN_MB}`);
+  // The benchmark's processes get the same flags as the worker on the instance they emulate.
+  expect(heapArgsFor(512)).toEqual(['--max-heap-size=256', `--max-semi-space-size=${WORKER_SEMI_SPACE_IN_MB}`]);
   const main = sources.get('main.bicep')!;
   expect(main).toMatch(/@allowed\(\[512, 2048, 4096\]\)\nparam instanceMemoryMB int = 2048$/m);
   expect(main).toMatch(/^\s{4}instanceMemoryMB: instanceMemoryMB$/m);
