@@ -157,11 +157,12 @@ interface VariantSpec {
   description: string;
   layout: 'unbundled' | 'bundle';
   telemetry: boolean;
-  /** Bundle name, output, externals, lazy packages, minification and input (bundles only). */
+  /** Bundle name, output, externals, lazy packages and exports, minification and input (bundles only). */
   bundle?: string;
   outfile?: string;
   external?: string[];
   lazy?: string[];
+  lazyExports?: string[];
   minify?: boolean;
   from?: 'dist' | 'sources';
   quickToo: boolean;
@@ -221,6 +222,7 @@ function variantSpecs(): VariantSpec[] {
     outfile: join(BENCH_BUNDLES, 'before', 'main.js'),
     external: [...DEFAULT_EXTERNALS, 'applicationinsights', '@azure/functions-extensions-servicebus'],
     lazy: [],
+    lazyExports: [],
     minify: false,
   };
   const sources = {
@@ -285,6 +287,7 @@ export async function measureColdStart(options: MeasureColdStartOptions = {}): P
         outfile: spec.outfile!,
         external: spec.external!,
         ...(spec.lazy && { lazy: spec.lazy }),
+        ...(spec.lazyExports && { lazyExports: spec.lazyExports }),
         ...(spec.minify !== undefined && { minify: spec.minify }),
         ...(spec.from && { from: spec.from }),
       });

@@ -19,15 +19,20 @@
  * instrumentations the Application Insights distro (through `@opentelemetry/sdk-node`) requires whatever its
  * configuration, what the Azure SDKs require for features this app does not use (Cosmos DB's client-side encryption,
  * Service Bus administration, MSAL's certificate assertions), zod's translations, and the gRPC stack of the Service
- * Bus extension, needed at the first message settlement. Each is
+ * Bus extension, needed at the first message settlement — and what only some requests use (ajv for the authoring
+ * API, zod's v3 API for a configured filter). Each is
  * replaced in `main.js` by a small module whose properties load the real one on first access, from its own file
  * (`lazy/<package>.<hash>.js` next to `main.js`, a bundle of the package and what it requires): what is never
- * touched is neither read nor parsed at start (3.2 MiB of the 8.3 MiB the bundle would hold with them inside).
+ * touched is neither read nor parsed at start (3.6 MiB of the 8.3 MiB the bundle would hold with them inside).
+ *
+ * Bundled export by export ({@link BUNDLE_LAZY_EXPORTS}): packages whose entry only re-exports its modules, where
+ * requiring the entry would run every module (the catalog model builds every kind when loaded); each export runs
+ * its own module when first read.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BuildOptions, Plugin } from 'esbuild';
 
@@ -81,11 +86,31 @@ export const BUNDLE_LAZY: Readonly<Record<string, string>> = {
   'zod/v4/locales': "zod's error messages in every language (required by `zod` for its `locales` export): only English is used, which zod loads itself",
   '@grpc/grpc-js': 'the Service Bus extension settles messages over gRPC with the host: first needed at the first settlement',
   '@grpc/proto-loader': 'as @grpc/grpc-js (reads proto/settlement.proto, copied next to the bundle)',
+  ajv: "JSON-schema validation: the catalog model's kind validators and entity policies, which only the authoring API runs (shared/authored/validate.ts)",
+  'ajv-errors': "ajv's custom error messages: required by the catalog model with ajv, loaded with it",
+  lodash: "the catalog model's validator functions use it for one deep-equality check (isJsonSafe), which the app's entity refs never reach",
+  'zod/v3': "zod's v3 API: @backstage/filter-predicates parses a SYNC_CATALOG_FILTER with it, read only when one is set",
+  'zod-validation-error/v3': "zod v3's error formatter, required by @backstage/filter-predicates with zod/v3: loaded with it",
+  'uri-template': "@backstage/catalog-client's request paths: read at the first Backstage request",
+  '@backstage/errors': "@backstage/catalog-client's and filter-predicates' error types: read when one of them reports an error",
+  'serialize-error': '@backstage/errors requires it: loaded with it',
   'cross-fetch': "@backstage/catalog-client's default fetch (node-fetch and its URL parser): the app always passes its own fetchApi",
 };
 
+/**
+ * Packages whose entry only re-exports its modules (as the Backstage CLI builds a package: `var a = require('./a.cjs.js')`
+ * lines, then `exports.x = a.x` lines): in the bundle each export reads its module on first use, instead of the entry
+ * loading every module when required (see {@link lazyExports}), with what that saves at start.
+ */
+export const BUNDLE_LAZY_EXPORTS: Readonly<Record<string, string>> = {
+  '@backstage/catalog-model':
+    'its entry builds the catalog model at load (every kind, its JSON schema and annotations, with ajv and zod): the app reads the name validators on each invocation and the kind validators only in the authoring API',
+  '@backstage/filter-predicates': 'its schema module loads zod v3 and zod-validation-error; the app evaluates predicates and parses one only when SYNC_CATALOG_FILTER is set',
+  '@backstage/catalog-client': 'CatalogClient and what it requires load when the first Backstage client is built, not with the function files',
+};
+
 /** Of {@link BUNDLE_LAZY}, the packages whose exports are a function: their stand-in is a function too (see lazyPackages). */
-export const BUNDLE_LAZY_CALLABLE: readonly string[] = ['cross-fetch'];
+export const BUNDLE_LAZY_CALLABLE: readonly string[] = ['cross-fetch', 'lodash'];
 
 export interface BundleOptions {
   /** Default `dist-bundle/main.js` under the repository. */
@@ -94,6 +119,8 @@ export interface BundleOptions {
   external?: readonly string[];
   /** Packages initialised on first use; default the keys of {@link BUNDLE_LAZY}. */
   lazy?: readonly string[];
+  /** Packages bundled export by export; default the keys of {@link BUNDLE_LAZY_EXPORTS}. */
+  lazyExports?: readonly string[];
   /**
    * Minify whitespace and syntax, not identifiers (function and class names, and so stack traces, stay as they
    * are): less source for V8 to scan at load. Default true.
@@ -254,7 +281,7 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
       loader: fromSources ? 'ts' : 'js',
     },
     outfile,
-    plugins: lazy.length > 0 ? [lazyPackages(lazy, lazyUsed, BUNDLE_LAZY_CALLABLE, chunks)] : [],
+    plugins: [...(lazy.length > 0 ? [lazyPackages(lazy, lazyUsed, BUNDLE_LAZY_CALLABLE, chunks)] : []), lazyExports(options.lazyExports ?? Object.keys(BUNDLE_LAZY_EXPORTS))],
   });
   const { files: lazyFiles, sharedWithMain } = await buildLazyFiles({
     chunks,
@@ -288,6 +315,8 @@ export async function bundleFunctions(options: BundleOptions = {}): Promise<Bund
 }
 
 const LAZY_NAMESPACE = 'lazy-package';
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 /** The directory next to the bundle that holds the lazy packages' files. */
 export const LAZY_DIR = 'lazy';
 
@@ -360,7 +389,6 @@ export async function buildLazyFiles(options: {
 export function lazyPackages(packages: readonly string[], used: Set<string> = new Set(), callable: readonly string[] = [], chunks?: LazyChunks): Plugin {
   const callablePaths = new Set<string>();
   const targetOf = new Map<string, string>();
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   const filter = new RegExp(`^(${packages.map(escape).join('|')})$`);
   return {
     name: 'lazy-packages',
@@ -433,6 +461,58 @@ export function lazyPackages(packages: readonly string[], used: Set<string> = ne
             `});`,
           ].join('\n'),
         };
+      });
+    },
+  };
+}
+
+/**
+ * An esbuild plugin: the entry file of each of `packages` that is a barrel — `'use strict'`, `var a = require('./a.js');`
+ * lines and `exports.x = a.y;` lines, nothing else (comments and blank lines aside) — becomes one getter per export,
+ * each requiring its module on first read: requiring the package runs none of its modules, and reading an export runs
+ * only the module that defines it (and what that one requires). Any other entry fails the build, naming the package,
+ * so an upgrade that changes its shape is noticed rather than silently bundled whole. Every copy of a package in
+ * node_modules is matched (by its entry's path below a `node_modules/<name>/` directory).
+ */
+export function lazyExports(packages: readonly string[]): Plugin {
+  return {
+    name: 'lazy-exports',
+    setup(build) {
+      if (packages.length === 0) return;
+      const from = build.initialOptions.stdin?.resolveDir ?? build.initialOptions.absWorkingDir ?? ROOT;
+      // The entry's path inside its package (`dist/index.cjs.js`), as Node resolves it for a `require`.
+      const entries = new Map<string, string>();
+      for (const name of packages) {
+        let entry: string;
+        try {
+          entry = require.resolve(name, { paths: [from] });
+        } catch {
+          continue; // not installed: nothing requires it
+        }
+        const inPackage = entry.split(sep).join('/').split(`/node_modules/${name}/`).pop()!;
+        entries.set(`node_modules/${name}/${inPackage}`, name);
+      }
+      if (entries.size === 0) return;
+      const filter = new RegExp(`[\\\\/](${[...entries.keys()].map((e) => e.split('/').map(escape).join('[\\\\/]')).join('|')})$`);
+      build.onLoad({ filter }, (args) => {
+        const path = args.path.split(sep).join('/');
+        const name = [...entries].find(([entry]) => path.endsWith(`/${entry}`))?.[1] ?? args.path;
+        const source = readFileSync(args.path, 'utf8');
+        const modules = new Map<string, string>();
+        const getters: string[] = [];
+        for (const [index, raw] of source.split(/\r?\n/).entries()) {
+          const line = raw.trim();
+          if (line === '' || line.startsWith('//') || /^['"]use strict['"];$/.test(line)) continue;
+          const required = /^var (\w+) = require\(('[^']+'|"[^"]+")\);$/.exec(line);
+          const reexport = /^exports\.(\w+) = (\w+)\.(\w+);$/.exec(line);
+          if (required) modules.set(required[1]!, required[2]!);
+          else if (reexport && modules.has(reexport[2]!)) {
+            getters.push(`Object.defineProperty(exports, ${JSON.stringify(reexport[1])}, { enumerable: true, get: () => require(${modules.get(reexport[2]!)}).${reexport[3]} });`);
+          } else {
+            return { errors: [{ text: `${name}: its entry is not a barrel of re-exports (line ${index + 1}: ${line.slice(0, 80)}); take it out of BUNDLE_LAZY_EXPORTS` }] };
+          }
+        }
+        return { loader: 'js', resolveDir: dirname(args.path), contents: ["'use strict';", ...getters].join('\n') };
       });
     },
   };

@@ -17,6 +17,7 @@ import {
   systemEntityV1alpha1Validator,
   userEntityV1alpha1Validator,
   type Entity,
+  type EntityPolicy,
   type KindValidator,
 } from '@backstage/catalog-model';
 import type { EntityName } from '../model/refs';
@@ -34,7 +35,9 @@ export interface AuthoringPolicy {
 /** Annotations the entity provider sets; an author may not. */
 export const PROVIDER_ANNOTATIONS = ['backstage.io/managed-by-location', 'backstage.io/managed-by-origin-location'];
 
-const KIND_VALIDATORS: Record<string, KindValidator> = {
+// Built on first use: reading a kind's validator loads its part of the catalog model (its JSON schema, compiled with
+// ajv when first checked), which only this validation needs.
+const kindValidators = (): Record<string, KindValidator> => ({
   api: apiEntityV1alpha1Validator,
   component: componentEntityV1alpha1Validator,
   domain: domainEntityV1alpha1Validator,
@@ -42,9 +45,11 @@ const KIND_VALIDATORS: Record<string, KindValidator> = {
   resource: resourceEntityV1alpha1Validator,
   system: systemEntityV1alpha1Validator,
   user: userEntityV1alpha1Validator,
-};
+});
 
-const policies = EntityPolicies.allOf([new DefaultNamespaceEntityPolicy(), new NoForeignRootFieldsEntityPolicy(), new FieldFormatEntityPolicy(), new SchemaValidEntityPolicy()]);
+let policies: EntityPolicy | undefined;
+const entityPolicies = (): EntityPolicy =>
+  (policies ??= EntityPolicies.allOf([new DefaultNamespaceEntityPolicy(), new NoForeignRootFieldsEntityPolicy(), new FieldFormatEntityPolicy(), new SchemaValidEntityPolicy()]));
 
 /**
  * `body` as an authored entity named `name` (the request path), or a typed error: {@link InvalidEntityError} listing
@@ -65,7 +70,7 @@ export async function validateAuthoredEntity(body: unknown, name: EntityName, po
 
   let entity: Entity;
   try {
-    entity = (await policies.enforce(structuredClone(candidate) as unknown as Entity)) ?? (candidate as unknown as Entity);
+    entity = (await entityPolicies().enforce(structuredClone(candidate) as unknown as Entity)) ?? (candidate as unknown as Entity);
   } catch (error) {
     throw new InvalidEntityError([error instanceof Error ? error.message : String(error)]);
   }
@@ -84,7 +89,7 @@ export async function validateAuthoredEntity(body: unknown, name: EntityName, po
   if (policy.namespaces.length > 0 && !policy.namespaces.some((n) => n.toLowerCase() === namespace.toLowerCase())) {
     throw new AuthoringPolicyError(`Namespace ${namespace} may not be authored here; AUTHORED_NAMESPACES allows ${policy.namespaces.join(', ')}`);
   }
-  const validator = KIND_VALIDATORS[kind];
+  const validator = kindValidators()[kind];
   if (!validator) throw new InvalidEntityError([`kind ${entity.kind} has no schema this API can check`]);
   try {
     if ((await validator.check(entity)) !== true) throw new Error(`not a valid ${entity.apiVersion} ${entity.kind}`);

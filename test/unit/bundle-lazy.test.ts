@@ -7,12 +7,16 @@
  * files (what `npm run build` does), a lazy package is in a file of its own, read only when first used.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { build } from 'esbuild';
-import { BUNDLE_EXTERNALS, BUNDLE_LAZY, buildLazyFiles, lazyPackages, type LazyChunks } from '../../scripts/bundle';
+import { InvalidEntityError } from '../../shared/platform/errors';
+import { validateAuthoredEntity } from '../../shared/authored/validate';
+import { parseEntityRef } from '../../shared/model/refs';
+import { BUNDLE_EXTERNALS, BUNDLE_LAZY, BUNDLE_LAZY_CALLABLE, BUNDLE_LAZY_EXPORTS, buildLazyFiles, compileIfStale, lazyExports, lazyPackages, ROOT, type LazyChunks } from '../../scripts/bundle';
 
 let dir: string;
 
@@ -61,6 +65,33 @@ exports.english = require('./locales/en.js').message;`,
     `globalThis.loaded.push('with-locales/locales'); Object.defineProperty(exports, '__esModule', { value: true }); exports.en = require('./en.js').message; exports.fr = 'bonjour';`,
   );
   writeFileSync(join(dir, 'node_modules', 'with-locales', 'locales', 'en.js'), `globalThis.loaded.push('with-locales/locales/en'); exports.message = 'hello';`);
+  // Barrels as the Backstage CLI builds a package's CommonJS entry; and an entry that does more than re-export.
+  const barrel = (name: string, index: string, modules: Record<string, string>) => {
+    mkdirSync(join(dir, 'node_modules', name, 'dist', 'kinds'), { recursive: true });
+    writeFileSync(join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: './dist/index.cjs.js' }));
+    writeFileSync(join(dir, 'node_modules', name, 'dist', 'index.cjs.js'), index);
+    for (const [file, source] of Object.entries(modules)) writeFileSync(join(dir, 'node_modules', name, 'dist', file), source);
+  };
+  barrel(
+    'barrel',
+    `'use strict';
+
+var ref = require('./ref.cjs.js');
+var Api = require("./kinds/Api.cjs.js");
+
+
+
+exports.parseRef = ref.parseRef;
+exports.DEFAULT_NAMESPACE = ref.DEFAULT_NAMESPACE;
+exports.apiValidator = Api.validator;
+//# sourceMappingURL=index.cjs.js.map
+`,
+    {
+      'ref.cjs.js': `'use strict'; globalThis.loaded.push('barrel/ref'); exports.parseRef = (r) => r.split(':'); exports.DEFAULT_NAMESPACE = 'default';`,
+      'kinds/Api.cjs.js': `'use strict'; globalThis.loaded.push('barrel/kinds/Api'); require('eager'); exports.validator = { check: (e) => e.kind === 'API' };`,
+    },
+  );
+  barrel('not-a-barrel', `'use strict';\nvar ref = require('./ref.cjs.js');\nref.setUp();\nexports.parseRef = ref.parseRef;\n`, { 'ref.cjs.js': `exports.setUp = () => {}; exports.parseRef = () => [];` });
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -169,7 +200,7 @@ test("a package's module listed by its path is lazy also where the package requi
 
 test('no package is both external and lazy, and every entry says why', () => {
   for (const name of Object.keys(BUNDLE_LAZY)) expect(Object.keys(BUNDLE_EXTERNALS)).not.toContain(name);
-  for (const reason of [...Object.values(BUNDLE_LAZY), ...Object.values(BUNDLE_EXTERNALS)]) expect(reason.length).toBeGreaterThan(10);
+  for (const reason of [...Object.values(BUNDLE_LAZY), ...Object.values(BUNDLE_EXTERNALS), ...Object.values(BUNDLE_LAZY_EXPORTS)]) expect(reason.length).toBeGreaterThan(10);
   // The bundle script reads the Service Bus extension's contract from its package; it must exist to be copied.
   const proto = join(require.resolve('@azure/functions-extensions-servicebus').replace(/[/\\][^/\\]+$/, ''), 'proto', 'settlement.proto');
   expect(readFileSync(proto, 'utf8')).toContain('service Settlement');
@@ -246,4 +277,118 @@ test('lazy files: each lazy package in its own file, read on first use; a lazy p
     delete (globalThis as { loaded?: string[] }).loaded;
   }
   expect(existsSync(join(out, 'lazy'))).toBe(true);
+});
+
+test('lazy exports: requiring a barrel runs none of its modules; reading an export runs only the module that defines it', async () => {
+  const result = await build({
+    stdin: {
+      // As tsc compiles a named import (a property read at each use) and as esbuild imports an ES module's (__toESM).
+      contents: `const barrel = require('barrel');
+        import * as star from 'barrel';
+        module.exports = { keys: () => Object.keys(barrel), ref: (r) => barrel.parseRef(r), ns: () => star.DEFAULT_NAMESPACE, check: (e) => barrel.apiValidator.check(e) };`,
+      resolveDir: dir,
+      loader: 'js',
+    },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'cjs',
+    logLevel: 'silent',
+    plugins: [lazyExports(['barrel'])],
+  });
+  const loaded: string[] = [];
+  const module = { exports: {} as Record<string, (...args: unknown[]) => unknown> };
+  runInNewContext(result.outputFiles[0]!.text, { module, exports: module.exports, globalThis: { loaded }, require }, { filename: 'bundle.js' });
+  expect(loaded).toEqual([]);
+  expect(module.exports.keys!()).toEqual(['parseRef', 'DEFAULT_NAMESPACE', 'apiValidator']);
+  expect(loaded).toEqual([]);
+  expect(module.exports.ref!('component:a')).toEqual(['component', 'a']);
+  expect(module.exports.ns!()).toBe('default');
+  expect(loaded).toEqual(['barrel/ref']);
+  expect(module.exports.check!({ kind: 'API' })).toBe(true);
+  expect(loaded).toEqual(['barrel/ref', 'barrel/kinds/Api', 'eager']);
+});
+
+test('lazy exports: an entry that does more than re-export fails the build, naming the package', async () => {
+  await expect(
+    build({ stdin: { contents: `require('not-a-barrel');`, resolveDir: dir, loader: 'js' }, bundle: true, write: false, platform: 'node', format: 'cjs', logLevel: 'silent', plugins: [lazyExports(['not-a-barrel'])] }),
+  ).rejects.toThrow(/not-a-barrel: its entry is not a barrel of re-exports \(line 3: ref\.setUp\(\);\); take it out of BUNDLE_LAZY_EXPORTS/);
+});
+
+test('every package of BUNDLE_LAZY_EXPORTS, as installed, is a barrel the plugin takes: every export a getter', async () => {
+  const entry = Object.keys(BUNDLE_LAZY_EXPORTS).map((name) => `require(${JSON.stringify(name)});`).join('\n');
+  const result = await build({ stdin: { contents: entry, resolveDir: ROOT, loader: 'js' }, bundle: true, write: false, platform: 'node', format: 'cjs', logLevel: 'silent', plugins: [lazyExports(Object.keys(BUNDLE_LAZY_EXPORTS))], metafile: true });
+  for (const name of Object.keys(BUNDLE_LAZY_EXPORTS)) {
+    const index = readFileSync(require.resolve(name), 'utf8');
+    // Each export of the real entry is a getter in the bundle.
+    const exported = [...index.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
+    expect(exported.length).toBeGreaterThan(0);
+    for (const key of exported) expect(result.outputFiles[0]!.text).toMatch(new RegExp(`Object\\.defineProperty\\(exports\\d*, "${key}", \\{ enumerable: true, get: \\(\\) =>`));
+  }
+});
+
+test('the app bundled as `npm run build` bundles it: the catalog model builds its kinds and ajv loads at the first authored entity validated, not at start or at the first ref parsed, with the same outcomes', async () => {
+  const out = join(dir, 'out-app');
+  const chunks: LazyChunks = { requirePrefix: './lazy/', files: new Map() };
+  const used = new Set<string>();
+  const packages = Object.keys(BUNDLE_LAZY);
+  const esbuildOptions = { bundle: true, platform: 'node', format: 'cjs', logLevel: 'silent', metafile: true } as const;
+  // From tsc's CommonJS output, as the bundle is built: every package resolves to its `require` build.
+  compileIfStale();
+  const main = await build({
+    ...esbuildOptions,
+    stdin: {
+      contents: ['authored/validate', 'model/refs', 'platform/errors'].map((file) => `Object.assign(module.exports, require('./dist/shared/${file}.js'));`).join('\n'),
+      resolveDir: ROOT,
+      loader: 'js',
+    },
+    outfile: join(out, 'main.js'),
+    plugins: [lazyPackages(packages, used, BUNDLE_LAZY_CALLABLE, chunks), lazyExports(Object.keys(BUNDLE_LAZY_EXPORTS))],
+  });
+  await buildLazyFiles({ chunks, packages, used, callable: BUNDLE_LAZY_CALLABLE, lazyDir: join(out, 'lazy'), esbuildOptions, mainInputs: Object.keys(main.metafile.inputs) });
+  const policy = { kinds: ['Component'], namespaces: [], maxBytes: 65536 };
+  const name = { kind: 'component', namespace: 'default', name: 'provisioned-service' };
+  const valid = { apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata: { name: 'provisioned-service' }, spec: { type: 'service', lifecycle: 'experimental', owner: 'group:default/platform' } };
+  const invalid = [{ ...valid, spec: { type: 'service' } }, { ...valid, metadata: { name: 'provisioned-service', labels: { 'a b': 'c' } } }];
+  // In a fresh process: which lazy files are read when, and what the bundled validation answers.
+  const child = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const Module = require('node:module');
+       const read = [];
+       const load = Module._load;
+       Module._load = function (request, ...rest) {
+         if (request.startsWith('./lazy/')) read.push(request.slice('./lazy/'.length).replace(/\\.[0-9a-f]{8}\\.js$/, ''));
+         return load.call(this, request, ...rest);
+       };
+       const app = require(process.argv[1]);
+       const [policy, name, valid, invalid] = JSON.parse(process.argv[2]);
+       const problems = (body) => app.validateAuthoredEntity(body, name, policy).then(() => null, (e) => (e instanceof app.InvalidEntityError ? e.problems : String(e)));
+       (async () => {
+         const atStart = [...read];
+         const ref = app.parseEntityRef('component:default/provisioned-service');
+         const afterRef = [...read];
+         const accepted = await app.validateAuthoredEntity(valid, name, policy);
+         const refused = [];
+         for (const body of invalid) refused.push(await problems(body));
+         process.stdout.write(JSON.stringify({ atStart, ref, afterRef, accepted, refused, read }));
+       })();`,
+      join(out, 'main.js'),
+      JSON.stringify([policy, name, valid, invalid]),
+    ],
+    { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+  );
+  expect(child.stderr).toBe('');
+  const bundled = JSON.parse(child.stdout) as { atStart: string[]; ref: unknown; afterRef: string[]; accepted: unknown; refused: unknown[]; read: string[] };
+  expect(bundled.atStart).toEqual([]);
+  // Parsing a ref runs the catalog model's name validators, which require lodash for a check refs never reach: no file read.
+  expect(bundled.ref).toEqual(parseEntityRef('component:default/provisioned-service'));
+  expect(bundled.afterRef).toEqual([]);
+  expect(bundled.read).toEqual(expect.arrayContaining(['ajv']));
+  // The same answers as the unbundled validation.
+  expect(bundled.accepted).toEqual(await validateAuthoredEntity(valid, name, policy));
+  const unbundledProblems = await Promise.all(invalid.map((body) => validateAuthoredEntity(body, name, policy).then(() => null, (e: unknown) => (e instanceof InvalidEntityError ? e.problems : String(e)))));
+  expect(unbundledProblems.every((p) => Array.isArray(p) && p.length > 0)).toBe(true);
+  expect(bundled.refused).toEqual(unbundledProblems);
 });
