@@ -433,8 +433,8 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
     const streamMs = median(streams.map((s) => s.result.ms));
     const indexMs = median(indexes.map((s) => s.result.ms));
     const bareWriteMs = Math.min(bare.result.bulk.ms, bare.result.point.ms);
-    // What an initial load must write: every document and its first history record.
-    const bareWriteWithHistoryMs = bare.result.bulkWithHistory.ms;
+    // What an initial load must write: every document and its first history record, as the app's stores write them.
+    const bareWriteWithHistoryMs = bare.result.batchWithHistory.ms;
     const writesOf = (r: Reconcile) => r.result.writes;
     const incrementalLatency = incremental.result.latencyMs;
     const incrementalWrites = mirrorWrites(incremental.result.perChange.entities);
@@ -451,7 +451,8 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
       target('1 % changed (the same entities rewritten): history records = 0', changed.result.history.records, 0, 'equal'),
       target('event path: history records = mirror writes', incremental.result.history.records, incrementalWrites, 'equal'),
       target('change log followed from the beginning: records = history records', changeLog.records, changeLog.inContainer, 'equal'),
-      target('initial load ≤ 2× the bare write of what it writes (documents and their history records, bulk)', initial.result.ms / bareWriteWithHistoryMs, 2),
+      target('initial load ≤ 2× the bare write of what it writes (documents and their history records, batch requests as the stores write them)', initial.result.ms / bareWriteWithHistoryMs, 2),
+      target('… against the same written through the SDK\'s bulk executor, one call per container', initial.result.ms / bare.result.bulkWithHistory.ms, 2, 'at-most', 'information: the executor the app wrote with before'),
       target('… against the bare write of the documents alone (half of what it writes)', initial.result.ms / bareWriteMs, 2, 'at-most', 'information: the history records double the writes'),
       target('initial load ≥ 5× faster than the naive sync', naive.result.ms / initial.result.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
       target(`… the same with a ${opts.rttInMs} ms Cosmos round trip`, withRtt.naive.ms / withRtt.initial.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
@@ -688,7 +689,8 @@ function markdown(report: BenchReport): string {
     const b = size.baselines.bareWrite;
     lines.push(`| bare bulk write (${b.documents} docs) | ${(b.bulk.ms / 1000).toFixed(2)} | – | ${b.bulk.requests} requests | ${b.documents} | – | – |`);
     lines.push(`| bare point writes, 64 in flight | ${(b.point.ms / 1000).toFixed(2)} | – | ${b.point.requests} requests | ${b.documents} | – | – |`);
-    lines.push(`| bare bulk write of the documents and their history records | ${(b.bulkWithHistory.ms / 1000).toFixed(2)} | – | ${b.bulkWithHistory.requests} requests | ${b.documents + b.bulkWithHistory.records} | – | – |`);
+    lines.push(`| bare write of the documents and their history records, batch requests (the stores) | ${(b.batchWithHistory.ms / 1000).toFixed(2)} | – | ${b.batchWithHistory.requests} requests | ${b.documents + b.bulkWithHistory.records} | – | – |`);
+    lines.push(`| bare bulk write of the documents and their history records (bulk executor) | ${(b.bulkWithHistory.ms / 1000).toFixed(2)} | – | ${b.bulkWithHistory.requests} requests | ${b.documents + b.bulkWithHistory.records} | – | – |`);
     const n = size.baselines.naive;
     lines.push(`| naive: full pages + sequential upserts | ${(n.ms / 1000).toFixed(2)} | ${n.backstageRequests} | ${n.cosmos.total} requests | ${n.writes} | – | ${n.peakRssMb} |`);
     const w = size.withRtt;

@@ -25,6 +25,8 @@ import { isTombstone, toEntityDocument, type EntityDocument } from '../shared/mo
 import { seededRandom } from '../local/catalog-generator';
 import type { HistoryRecorder } from '../shared/history/history-recorder';
 import { buildHistoryRecord, type HistoryRecord } from '../shared/history/record';
+import { HistoryStore } from '../shared/history/history-store';
+import { EntityStore } from '../shared/sync/entity-store';
 import { DEPENDENCY_DURATION } from '../shared/platform/dependencies';
 import type { InMemoryMetrics } from '../shared/platform/metrics';
 import { getRuntime, resetRuntime } from '../shared/runtime';
@@ -283,7 +285,8 @@ const scenarios = {
   /**
    * The lower bound of an initial load: the same documents written into the same emulator with nothing else to
    * do — the SDK's bulk executor in one call, and point creates with 64 in flight — and, since an initial load also
-   * writes each entity's first history record, the documents and those records in bulk, side by side.
+   * writes each entity's first history record, the documents and those records side by side: as the app's stores
+   * write them (batch requests; the initial load's baseline) and through the SDK's bulk executor in one call each.
    */
   async bareWrite(args: { entitiesFile: string }) {
     const docs = readEntities(args.entitiesFile).map((entity) => toEntityDocument(entity));
@@ -324,6 +327,25 @@ const scenarios = {
       ]);
       return 0;
     });
+    // The same, as the app writes them: its stores' batch requests (the entity store's creates, the history store's
+    // records), the two containers side by side.
+    const batchContainers = {
+      docs: await scratchContainer(`bare-batch-docs-${randomUUID().slice(0, 8)}`),
+      history: await scratchContainer(`bare-batch-history-${randomUUID().slice(0, 8)}`, '/entityId'),
+    };
+    const storeOptions = { throttleRetry: getRuntime().config.cosmos.throttleRetry };
+    const batch = await measured(async () => {
+      const [written, recorded] = await Promise.all([
+        new EntityStore(batchContainers.docs, storeOptions).writeMany(
+          docs.map((doc) => ({ kind: 'create', doc })),
+          { bulk: true },
+        ),
+        new HistoryStore(batchContainers.history, storeOptions).addMany(records),
+      ]);
+      const failed = written.filter((w) => w.statusCode !== 201).length + recorded.filter((r) => r !== true).length;
+      if (failed > 0) throw new Error(`${failed} batch writes failed`);
+      return 0;
+    });
     const pointContainer = await scratchContainer(`bare-point-${randomUUID().slice(0, 8)}`);
     const point = await measured(async () => {
       const limit = pLimit(64);
@@ -337,6 +359,11 @@ const scenarios = {
       point: { ms: point.ms, requests: stats(point.cosmos, pointContainer.id).total },
       /** Bulk operations sent again after a transient failure, over the three bulk writes. */
       retried,
+      /** The documents and their history records as the app writes them (batch requests): the initial load's baseline. */
+      batchWithHistory: {
+        ms: batch.ms,
+        requests: stats(batch.cosmos, batchContainers.docs.id).total + stats(batch.cosmos, batchContainers.history.id).total,
+      },
       bulkWithHistory: {
         ms: withHistory.ms,
         records: records.length,

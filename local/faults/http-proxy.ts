@@ -25,6 +25,12 @@ export interface Fault {
   dropResponse?: boolean;
   /** Delay before forwarding or answering. */
   delayInMs?: number;
+  /**
+   * A Cosmos DB batch request (its body a JSON array of operations): its first `count` operations — all but the last
+   * one at most — are not forwarded and are answered 429 in the batch's answer, each with `retryAfterMs`, as Cosmos
+   * answers the operations of a batch it throttled; the others are forwarded and answered by the target.
+   */
+  throttleOperations?: { count: number; retryAfterMs: number };
 }
 
 /** Which requests a scripted fault applies to. */
@@ -112,17 +118,11 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
         res.end(fault.body ?? JSON.stringify({ code: 'InjectedFault', message: `injected ${fault.status}` }));
         return;
       }
-      const request = secureTarget ? https.request : http.request;
-      const upstream = request(
-        {
-          hostname: targetUrl.hostname,
-          port: targetUrl.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: targetUrl.host },
-          agent: upstreamAgent,
-        },
-        (answer) => {
+      if (fault?.throttleOperations) {
+        throttleBatch(req, res, fault.throttleOperations);
+        return;
+      }
+      const upstream = toTarget(req, res, {}, (answer) => {
           count(answer.statusCode ?? 502);
           if (fault?.dropResponse) {
             answer.resume();
@@ -131,16 +131,52 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
           }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
-        },
-      );
-      upstream.on('error', () => {
-        if (!res.headersSent) res.writeHead(502).end();
-        else res.destroy();
       });
       req.pipe(upstream);
     };
     if (fault?.delayInMs) setTimeout(act, fault.delayInMs);
     else act();
+  };
+
+  /** A request to the target like `req` (its headers, with `headers` over them); a failure answers 502. */
+  const toTarget = (req: http.IncomingMessage, res: http.ServerResponse, headers: http.OutgoingHttpHeaders, onAnswer: (answer: http.IncomingMessage) => void) => {
+    const request = secureTarget ? https.request : http.request;
+    const upstream = request(
+      { hostname: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: { ...req.headers, host: targetUrl.host, ...headers }, agent: upstreamAgent },
+      onAnswer,
+    );
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    return upstream;
+  };
+
+  /** Forwards a batch without its first operations, then answers them 429 in front of the target's answers. */
+  const throttleBatch = (req: http.IncomingMessage, res: http.ServerResponse, throttle: { count: number; retryAfterMs: number }) => {
+    void readBody(req).then((body) => {
+      const operations = JSON.parse(body.toString('utf8')) as unknown[];
+      const throttled = Math.min(throttle.count, operations.length - 1);
+      const forwarded = Buffer.from(JSON.stringify(operations.slice(throttled)));
+      const upstream = toTarget(req, res, { 'content-length': String(forwarded.length) }, (answer) => {
+          void readBody(answer).then((answered) => {
+            const status = answer.statusCode ?? 502;
+            count(status);
+            let results: unknown[];
+            try {
+              results = JSON.parse(answered.toString('utf8')) as unknown[];
+            } catch {
+              res.writeHead(status, answer.headers).end(answered);
+              return;
+            }
+            const merged = Buffer.from(
+              JSON.stringify([...Array.from({ length: throttled }, () => ({ statusCode: 429, subStatusCode: 3200, requestCharge: 0, retryAfterMilliseconds: throttle.retryAfterMs })), ...results]),
+            );
+            res.writeHead(status === 200 ? 207 : status, { ...answer.headers, 'content-length': String(merged.length) }).end(merged);
+          });
+      });
+      upstream.end(forwarded);
+    });
   };
 
   const server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key, keepAlive: true }, onRequest) : http.createServer(onRequest);
@@ -174,6 +210,15 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
         server.close(() => resolve());
       }),
   };
+}
+
+function readBody(stream: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    stream.once('error', reject);
+  });
 }
 
 function matches(match: FaultMatch, req: http.IncomingMessage): boolean {

@@ -60,7 +60,7 @@ export interface HistoryRecorderOptions {
 }
 
 export interface RecordWrittenOptions extends OperationOptions {
-  /** Write the records that need no query through the bulk executor (for hundreds at once). */
+  /** Write the records that need no query as batch requests (for hundreds at once). */
   bulk?: boolean;
 }
 

@@ -30,7 +30,7 @@ export class HistoryStore extends CosmosStore {
   }
 
   /**
-   * Records many at once through the bulk executor (for hundreds: each call costs at least a second): per record,
+   * Records many at once as batch requests (for hundreds): per record,
    * `true` when recorded, `false` when a record of that version was already there; a failure that did not heal in the
    * store's retry rounds is its {@link CosmosOperationError}.
    */

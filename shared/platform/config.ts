@@ -141,7 +141,7 @@ export interface ReconcileConfig {
   maxDeleteRatio: number;
   fetchBatchSize: number;
   concurrency: number;
-  /** A run with at least this many entities to write writes them through the bulk executor; 0 = never. */
+  /** A run with at least this many entities to write writes them as batch requests, in bulk groups; 0 = never. */
   bulkMinEntities: number;
 }
 

@@ -12,15 +12,16 @@
  *   status, sub-status, request charge, retries);
  * - every SDK failure becomes a {@link CosmosOperationError} (status, `retryAfterInMs`, the SDK error as `cause`), or an
  *   {@link OperationAbortedError} when the caller's signal fired;
- * - many writes at once run as concurrent point writes, or through the SDK's bulk executor for hundreds at a time, and
- *   the ones that failed transiently (429 after the SDK's own retries, 408, 449, 5xx, no answer) are retried in
+ * - many writes at once run as concurrent point writes, or as batch requests (100 operations each, as many in flight
+ *   as throttling allows) for hundreds at a time, and the ones that failed transiently (429 after the SDK's own retries, 408, 449, 5xx, no answer) are retried in
  *   rounds with backoff that honours the server's `retry-after`.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { TokenCredential } from '@azure/core-auth';
-import { ChangeFeedStartFrom, CosmosClient, type BulkOperationResult, type Container, type CosmosDiagnostics, type ErrorResponse, type JSONObject, type OperationInput, type SqlQuerySpec } from '@azure/cosmos';
+import { ChangeFeedStartFrom, CosmosClient, type Container, type CosmosDiagnostics, type ErrorResponse, type JSONObject, type OperationInput, type OperationResponse, type SqlQuerySpec } from '@azure/cosmos';
+import { AdaptiveLimit } from './adaptive-limit';
 import pLimit from 'p-limit';
 import type { SystemProperties } from '../model/documents';
 import { withRetries } from './backoff';
@@ -103,6 +104,12 @@ export interface CosmosStoreOptions {
   slowCallThresholds?: SlowCallThresholds;
 }
 
+/** Operations per batch call: what one call of `items.bulk` takes, the service's limit for one partition key range. */
+export const BATCH_OPERATIONS = 100;
+
+/** Batch calls in flight per container at first and at most (see {@link CosmosStore.bulkWriteAll}). */
+export const BATCH_CONCURRENCY = { initial: 4, max: 16 } as const;
+
 /** One write of {@link CosmosStore.bulkWriteAll}: the document, its partition key value, and for a replace its `IfMatch`. */
 export type BulkWrite =
   | { kind: 'create'; doc: { id: string }; partitionKey: string }
@@ -122,6 +129,8 @@ type RequestOptions = { abortSignal?: AbortSignal };
 export abstract class CosmosStore {
   /** Diagnostics log lines: at most 10 a minute per operation and status (slow calls count as one status). */
   private readonly logAllowance = new LogAllowance(10, 60_000);
+  /** Batch calls in flight for this container ({@link CosmosStore.bulkWriteAll}). */
+  private readonly batchLimit = new AdaptiveLimit(BATCH_CONCURRENCY);
 
   protected constructor(
     protected readonly container: Container,
@@ -289,31 +298,57 @@ export abstract class CosmosStore {
   }
 
   /**
-   * The same writes through the SDK's bulk executor (`executeBulkOperations`): the SDK packs them into batch requests
-   * of up to 100 operations per partition key range and paces them to the account's throughput, so a large one-shot
-   * write — an initial load — costs about a hundredth of the requests and much less client time than point writes.
-   * Each call costs at least a second (the executor waits in steps of one second for its partial batches), so callers
-   * use it for hundreds of writes, not a few. Failed operations are retried as {@link CosmosStore.inRounds} says;
-   * each operation's request charge is recorded under its own kind (`create`, `replace`), the call itself as one
-   * `bulk` dependency call.
+   * The same writes as batch requests (`items.bulk`, {@link BATCH_OPERATIONS} operations per call, each call one
+   * batch request per partition key range it touches, every operation answered on its own): an initial load costs
+   * about a hundredth of the requests of point writes and much less client time. How many calls are in flight follows
+   * throttling ({@link AdaptiveLimit}, one per store and so per container, shared by every caller): it halves when an
+   * answer holds a 429 and grows by one per window of unthrottled answers, up to {@link BATCH_CONCURRENCY}`.max`.
+   * (The SDK's bulk executor, `executeBulkOperations`, paces per partition as well, but waits in steps of one second
+   * for its partial batches and starts each call at one request in flight: groups of a thousand writes took twice the
+   * time of one call for all of them, and batch requests a fifth of it — docs/performance.md.) Failed operations are
+   * retried as {@link CosmosStore.inRounds} says; each operation's request charge is recorded under its own kind
+   * (`create`, `replace`), each batch call as one `bulk` dependency call.
    */
   protected async bulkWriteAll(operations: readonly BulkWrite[], options: StoreCallOptions = {}): Promise<WriteOutcome[]> {
     return this.inRounds(operations, (pending) => this.bulkRound(pending, options), options);
   }
 
   private async bulkRound(operations: readonly BulkWrite[], options: StoreCallOptions): Promise<WriteOutcome[]> {
+    const outcomes = new Array<WriteOutcome>(operations.length);
+    const calls: Array<Promise<void>> = [];
+    for (let start = 0; start < operations.length; start += BATCH_OPERATIONS) {
+      const part = operations.slice(start, start + BATCH_OPERATIONS);
+      calls.push(
+        this.batchLimit
+          .run(
+            () => this.batchCall(part, options),
+            (answers) => answers.some((answer) => answer.statusCode === 429),
+          )
+          .then((answers) => answers.forEach((answer, i) => (outcomes[start + i] = answer))),
+      );
+    }
+    // Every call settles before an abort is passed on, so no write is still in flight when the caller hears of it.
+    const settled = await Promise.allSettled(calls);
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    return outcomes;
+  }
+
+  /** One batch call of at most {@link BATCH_OPERATIONS} writes: an outcome per write; throws only when aborted. */
+  private async batchCall(operations: readonly BulkWrite[], options: StoreCallOptions): Promise<WriteOutcome[]> {
     const inputs: OperationInput[] = operations.map((operation) =>
       operation.kind === 'create'
         ? { operationType: 'Create', partitionKey: operation.partitionKey, resourceBody: operation.doc }
         : { operationType: 'Replace', id: operation.doc.id, partitionKey: operation.partitionKey, resourceBody: operation.doc, ifMatch: operation.ifMatch },
     );
-    const what = `write ${operations.length} documents in bulk`;
+    const what = `write ${operations.length} documents in a batch`;
     const started = performance.now();
-    let results: BulkOperationResult[];
+    let answers: OperationResponse[];
     try {
-      results = await this.container.items.executeBulkOperations(inputs, abortOnly(options));
+      // continueOnError: an operation's 409 or 412 must not fail the ones after it (they would answer 424).
+      answers = await this.container.items.bulk(inputs, { continueOnError: true }, abortOnly(options));
     } catch (error) {
-      // The whole call failed (no operation has an answer): every operation keeps that failure.
+      // The call failed (no operation has an answer): every operation of it keeps that failure.
       const failure = toCosmosError(what, error, options);
       this.observe('bulk', what, options, performance.now() - started, {
         statusCode: statusOf(error) ?? noAnswerStatus(error, failure instanceof OperationAbortedError),
@@ -326,17 +361,14 @@ export abstract class CosmosStore {
     let throttled = 0;
     let requestCharge = 0;
     const outcomes = operations.map((operation, index): WriteOutcome => {
-      const result = results[index];
-      const statusCode = result?.response?.statusCode ?? statusOf(result?.error) ?? 0;
-      const charge = result?.response?.requestCharge ?? chargeOf(result?.error);
+      const answer = answers[index];
+      const statusCode = answer?.statusCode ?? 0;
+      const charge = answer?.requestCharge;
       requestCharge += charge ?? 0;
       this.charge(operation.kind, charge, options);
       if (statusCode === 429) throttled += 1;
-      if (statusCode >= 200 && statusCode < 300) return { statusCode, ...(result?.response?.eTag && { etag: result.response.eTag }) };
-      const error = new CosmosOperationError(`Cosmos DB ${operation.kind} ${operation.doc.id} in bulk failed${statusCode ? ` with ${statusCode}` : ''}: ${result?.error?.message ?? 'no answer'}`, statusCode || undefined, result?.error);
-      const retryAfterInMs = result?.error?.retryAfterInMs;
-      if (typeof retryAfterInMs === 'number') error.retryAfterInMs = retryAfterInMs;
-      return { statusCode, error };
+      if (statusCode >= 200 && statusCode < 300) return { statusCode, ...(answer?.eTag && { etag: answer.eTag }) };
+      return { statusCode, error: new CosmosOperationError(`Cosmos DB ${operation.kind} ${operation.doc.id} in a batch failed${statusCode ? ` with ${statusCode}` : ': no answer'}`, statusCode || undefined) };
     });
     // The call answered: each operation's own status is in its outcome (409 and 412 are answers the callers expect).
     this.observe('bulk', what, options, performance.now() - started, { statusCode: 200, requestCharge });

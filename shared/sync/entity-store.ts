@@ -57,8 +57,8 @@ export class EntityStore extends CosmosStore {
   }
 
   /**
-   * Runs creates and conditional replaces — as concurrent point writes, or with `bulk` through the bulk executor (for
-   * hundreds at once: each bulk call costs at least a second); one outcome per operation, in order.
+   * Runs creates and conditional replaces — as concurrent point writes, or with `bulk` as batch requests of 100 (for
+   * hundreds at once); one outcome per operation, in order.
    */
   async writeMany(operations: readonly WriteOperation[], options: StoreCallOptions & { concurrency?: number; bulk?: boolean } = {}): Promise<WriteOutcome[]> {
     if (options.bulk) {

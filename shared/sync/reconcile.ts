@@ -81,16 +81,16 @@ export interface ReconcilerOptions extends MirrorWriterOptions {
   writeConcurrency?: number;
   /**
    * A run with at least this many entities to fetch and write (an initial load, a re-stitched catalog) writes them —
-   * and their history records — through the bulk executor, {@link BULK_GROUP_SIZE} at a time; 0 = never (default 1 000).
+   * and their history records — as batch requests, {@link BULK_GROUP_SIZE} at a time; 0 = never (default 1 000).
    */
   bulkMinEntities?: number;
 }
 
 /**
- * Entities per bulk group: read in `fetchBatchSize` requests, written in one bulk call (which costs at least a second,
- * so it pays off only for hundreds of writes). Four groups are in flight, so that reads overlap writes and the calls'
- * one-second steps overlap one another (a group makes two calls one after the other: its documents, then their
- * history records); their memory is bounded by the groups, whatever the catalog's size.
+ * Entities per bulk group: read in `fetchBatchSize` requests, written as batch requests of 100 (the entity store's
+ * bulk write: its documents, then their history records). Four groups are in flight, so that reads overlap writes;
+ * their memory is bounded by the groups, whatever the catalog's size. The batch requests in flight are the store's
+ * to pace (one limit per container, following throttling), not the groups'.
  */
 export const BULK_GROUP_SIZE = 1000;
 const BULK_GROUPS_IN_FLIGHT = 4;

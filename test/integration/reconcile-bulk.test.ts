@@ -1,7 +1,7 @@
 /**
  * The reconcile's bulk path against the real stand-ins: with `RECONCILE_BULK_MIN_ENTITIES` at 1 the fixture catalog
- * is large enough to take it, so the initial load and a re-stitched catalog go through the SDK's bulk executor (batch
- * requests, not one request per document) — with the same mirror, the same history and the same conditional writes
+ * is large enough to take it, so the initial load and a re-stitched catalog are written as batch requests (not one
+ * request per document) — with the same mirror, the same history and the same conditional writes
  * as the point-write path. The store's bulk writes are held to Cosmos's answers: 201/200 with the new etag, 409 for a
  * create of a document that exists, 412 for a replace whose `IfMatch` is stale.
  */

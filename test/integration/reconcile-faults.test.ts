@@ -9,6 +9,7 @@ import { startLocalStack, type LocalStack } from '../../local/stack';
 import type { LiveEntityDocument } from '../../shared/model/documents';
 import { toDocumentId } from '../../shared/model/refs';
 import { loadConfig } from '../../shared/platform/config';
+import type { InMemoryMetrics } from '../../shared/platform/metrics';
 import { createRuntime, type Runtime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
 import { rawContainers } from '../support/containers';
@@ -111,3 +112,22 @@ test('bulk writes answered 503, reset, or applied with their answer lost are ret
   expect(result.created + result.unchanged).toBe(catalog.length);
   await expectMirrorEqualsCatalog(bulk);
 });
+
+test('batch operations Cosmos DB throttles are written in a later round, and counted: no entity fails', async () => {
+  const bulk = await runtimeBehindProxy({ RECONCILE_BULK_MIN_ENTITIES: '1' });
+  const catalog = await fixture.entities();
+  const throttledBefore = throttledCount(bulk);
+  proxy.failNext(2, { throttleOperations: { count: 3, retryAfterMs: 10 } }, BULK_CALLS);
+  const injected = proxy.faultsInjected;
+  const result = await bulk.reconciler.reconcile();
+  expect(proxy.faultsInjected - injected).toBe(2);
+  expect({ failed: result.failed, failures: result.failures }).toEqual({ failed: 0, failures: [] });
+  expect(result.created).toBe(catalog.length);
+  // Three of the first batch, then two of the three sent again (the proxy forwards one of each batch at least).
+  expect(throttledCount(bulk) - throttledBefore).toBe(5);
+  await expectMirrorEqualsCatalog(bulk);
+});
+
+function throttledCount(runtime: Runtime): number {
+  return (runtime.inMemoryMetrics as InMemoryMetrics).snapshot().counters['cosmos.throttled{container=entities,operation=bulk}'] ?? 0;
+}
