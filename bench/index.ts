@@ -451,7 +451,8 @@ async function benchSize(size: number, opts: Options, stack: Stack): Promise<Siz
       target('1 % changed (the same entities rewritten): history records = 0', changed.result.history.records, 0, 'equal'),
       target('event path: history records = mirror writes', incremental.result.history.records, incrementalWrites, 'equal'),
       target('change log followed from the beginning: records = history records', changeLog.records, changeLog.inContainer, 'equal'),
-      target('initial load ≤ 2× the bare write of what it writes (documents and their history records, batch requests as the stores write them)', initial.result.ms / bareWriteWithHistoryMs, 2),
+      // Below RECONCILE_BULK_MIN_ENTITIES an initial load writes point by point, and the goal names the 10k catalog.
+      target('initial load ≤ 2× the bare write of what it writes (documents and their history records, batch requests as the stores write them)', initial.result.ms / bareWriteWithHistoryMs, 2, 'at-most', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),
       target('… against the same written through the SDK\'s bulk executor, one call per container', initial.result.ms / bare.result.bulkWithHistory.ms, 2, 'at-most', 'information: the executor the app wrote with before'),
       target('… against the bare write of the documents alone (half of what it writes)', initial.result.ms / bareWriteMs, 2, 'at-most', 'information: the history records double the writes'),
       target('initial load ≥ 5× faster than the naive sync', naive.result.ms / initial.result.ms, 5, 'at-least', size >= 10_000 ? undefined : 'the goal names the 10k catalog'),

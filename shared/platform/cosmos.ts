@@ -368,7 +368,11 @@ export abstract class CosmosStore {
       this.charge(operation.kind, charge, options);
       if (statusCode === 429) throttled += 1;
       if (statusCode >= 200 && statusCode < 300) return { statusCode, ...(answer?.eTag && { etag: answer.eTag }) };
-      return { statusCode, error: new CosmosOperationError(`Cosmos DB ${operation.kind} ${operation.doc.id} in a batch failed${statusCode ? ` with ${statusCode}` : ': no answer'}`, statusCode || undefined) };
+      const error = new CosmosOperationError(`Cosmos DB ${operation.kind} ${operation.doc.id} in a batch failed${statusCode ? ` with ${statusCode}` : ': no answer'}`, statusCode || undefined);
+      // A throttled operation's answer says how long to wait (the SDK's type leaves it out).
+      const retryAfterInMs = (answer as { retryAfterMilliseconds?: unknown } | undefined)?.retryAfterMilliseconds;
+      if (typeof retryAfterInMs === 'number') error.retryAfterInMs = retryAfterInMs;
+      return { statusCode, error };
     });
     // The call answered: each operation's own status is in its outcome (409 and 412 are answers the callers expect).
     this.observe('bulk', what, options, performance.now() - started, { statusCode: 200, requestCharge });

@@ -113,13 +113,16 @@ test('bulk writes answered 503, reset, or applied with their answer lost are ret
   await expectMirrorEqualsCatalog(bulk);
 });
 
-test('batch operations Cosmos DB throttles are written in a later round, and counted: no entity fails', async () => {
+test('batch operations Cosmos DB throttles are written in a later round, after the wait their answers ask for, and counted: no entity fails', async () => {
   const bulk = await runtimeBehindProxy({ RECONCILE_BULK_MIN_ENTITIES: '1' });
   const catalog = await fixture.entities();
   const throttledBefore = throttledCount(bulk);
-  proxy.failNext(2, { throttleOperations: { count: 3, retryAfterMs: 10 } }, BULK_CALLS);
+  proxy.failNext(2, { throttleOperations: { count: 3, retryAfterMs: 400 } }, BULK_CALLS);
   const injected = proxy.faultsInjected;
+  const started = performance.now();
   const result = await bulk.reconciler.reconcile();
+  // The throttled operations were sent again after the wait their answers asked for (400 ms, twice), not sooner.
+  expect(performance.now() - started).toBeGreaterThanOrEqual(800);
   expect(proxy.faultsInjected - injected).toBe(2);
   expect({ failed: result.failed, failures: result.failures }).toEqual({ failed: 0, failures: [] });
   expect(result.created).toBe(catalog.length);
