@@ -123,14 +123,14 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
         return;
       }
       const upstream = toTarget(req, res, {}, (answer) => {
-          count(answer.statusCode ?? 502);
-          if (fault?.dropResponse) {
-            answer.resume();
-            answer.on('end', () => req.socket.destroy());
-            return;
-          }
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
+        count(answer.statusCode ?? 502);
+        if (fault?.dropResponse) {
+          answer.resume();
+          answer.on('end', () => req.socket.destroy());
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
       });
       req.pipe(upstream);
     };
@@ -159,21 +159,21 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
       const throttled = Math.min(throttle.count, operations.length - 1);
       const forwarded = Buffer.from(JSON.stringify(operations.slice(throttled)));
       const upstream = toTarget(req, res, { 'content-length': String(forwarded.length) }, (answer) => {
-          void readBody(answer).then((answered) => {
-            const status = answer.statusCode ?? 502;
-            count(status);
-            let results: unknown[];
-            try {
-              results = JSON.parse(answered.toString('utf8')) as unknown[];
-            } catch {
-              res.writeHead(status, answer.headers).end(answered);
-              return;
-            }
-            const merged = Buffer.from(
-              JSON.stringify([...Array.from({ length: throttled }, () => ({ statusCode: 429, subStatusCode: 3200, requestCharge: 0, retryAfterMilliseconds: throttle.retryAfterMs })), ...results]),
-            );
-            res.writeHead(status === 200 ? 207 : status, { ...answer.headers, 'content-length': String(merged.length) }).end(merged);
-          });
+        void readBody(answer).then((answered) => {
+          const status = answer.statusCode ?? 502;
+          count(status);
+          let results: unknown[];
+          try {
+            results = JSON.parse(answered.toString('utf8')) as unknown[];
+          } catch {
+            res.writeHead(status, answer.headers).end(answered);
+            return;
+          }
+          const merged = Buffer.from(
+            JSON.stringify([...Array.from({ length: throttled }, () => ({ statusCode: 429, subStatusCode: 3200, requestCharge: 0, retryAfterMilliseconds: throttle.retryAfterMs })), ...results]),
+          );
+          res.writeHead(status === 200 ? 207 : status, { ...answer.headers, 'content-length': String(merged.length) }).end(merged);
+        });
       });
       upstream.end(forwarded);
     });

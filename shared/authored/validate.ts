@@ -37,7 +37,8 @@ export const PROVIDER_ANNOTATIONS = ['backstage.io/managed-by-location', 'backst
 
 // Built on first use: reading a kind's validator loads its part of the catalog model (its JSON schema, compiled with
 // ajv when first checked), which only this validation needs.
-const kindValidators = (): Record<string, KindValidator> => ({
+let validators: Record<string, KindValidator> | undefined;
+const kindValidators = (): Record<string, KindValidator> => (validators ??= {
   api: apiEntityV1alpha1Validator,
   component: componentEntityV1alpha1Validator,
   domain: domainEntityV1alpha1Validator,
