@@ -23,7 +23,7 @@ import { noAnswerStatus, recordDependencyCall } from '../platform/dependencies';
 import type { Metrics } from '../platform/metrics';
 import { entityNameOf, formatEntityRef, toDocumentId } from '../model/refs';
 import { injectTraceContext, inSpan, SpanKind } from '../platform/telemetry';
-import { SCOPE_ANNOTATION_FIELDS } from './scope';
+import { SCOPE_ANNOTATION_FIELDS, scopeAnnotationsOf } from './scope';
 
 export interface CatalogReaderOptions {
   baseUrl: string;
@@ -65,6 +65,22 @@ export interface StreamProjectionOptions extends CallOptions {
   query?: FilterPredicate;
 }
 
+export interface StreamCatalogOptions extends StreamProjectionOptions {
+  /**
+   * Asked before each page after the first: `true` reads that page's entities whole instead of their projection (the
+   * same cursor serves both). A reconcile that must fetch most of what it sees reads it in the stream, rather than
+   * the projection first and the entities again by ref.
+   */
+  readWhole?: () => boolean;
+}
+
+/** A page of the catalog: every entity's projection, and the entities themselves when the page was read whole. */
+export interface CatalogPage {
+  items: CatalogProjectionItem[];
+  /** The page's entities, index for index with `items`, when it was read whole. */
+  entities?: Entity[];
+}
+
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const PROJECTION_FIELDS = ['kind', 'metadata.namespace', 'metadata.name', 'metadata.uid', 'metadata.etag', ...SCOPE_ANNOTATION_FIELDS];
 
@@ -84,29 +100,37 @@ export class CatalogReader {
    * matching `query`, a page at a time, following the `queryEntities` cursor.
    */
   async *streamProjection(options: StreamProjectionOptions = {}): AsyncGenerator<CatalogProjectionItem[]> {
+    for await (const page of this.streamCatalog(options)) yield page.items;
+  }
+
+  /** {@link streamProjection}, with pages read whole when `readWhole` says so. */
+  async *streamCatalog(options: StreamCatalogOptions = {}): AsyncGenerator<CatalogPage> {
     const client = this.client(options);
     let cursor: string | undefined;
     do {
+      const whole = cursor !== undefined && options.readWhole?.() === true;
+      const fields = whole ? {} : { fields: PROJECTION_FIELDS };
       const page = cursor
-        ? await client.queryEntities({ cursor, limit: this.options.pageSize, fields: PROJECTION_FIELDS })
+        ? await client.queryEntities({ cursor, limit: this.options.pageSize, ...fields })
         : await client.queryEntities({
             limit: this.options.pageSize,
-            fields: PROJECTION_FIELDS,
+            ...fields,
             ...(options.query && { query: options.query }),
             totalItems: 'exclude',
           });
       const items: CatalogProjectionItem[] = [];
       for (const entity of page.items) {
         const name = entityNameOf(entity);
+        const annotations = whole ? scopeAnnotationsOf(entity) : entity.metadata.annotations;
         items.push({
           id: toDocumentId(name),
           entityRef: formatEntityRef(name),
           uid: entity.metadata.uid,
           etag: entity.metadata.etag,
-          ...(entity.metadata.annotations && { annotations: entity.metadata.annotations }),
+          ...(annotations && { annotations }),
         });
       }
-      if (items.length > 0) yield items;
+      if (items.length > 0) yield whole ? { items, entities: page.items } : { items };
       cursor = page.pageInfo.nextCursor;
     } while (cursor);
   }

@@ -18,6 +18,8 @@ export class ProjectionDiff {
   private readonly mirror = new Map<string, MirrorIndexItem>();
   /** Ids whose halves agreed, with the catalog etag they agreed on (to tell a repeated item from a changed one). */
   private readonly matched = new Map<string, string | undefined>();
+  /** Catalog items set in {@link catalog} since the last {@link takeToSync} (some may have agreed since). */
+  private fresh: CatalogProjectionItem[] = [];
 
   /** An in-scope item of the catalog's projection. */
   addCatalog(item: CatalogProjectionItem): void {
@@ -27,8 +29,11 @@ export class ProjectionDiff {
       if (this.matched.get(id) === item.etag) return;
       this.matched.delete(id);
       this.catalog.set(id, item);
+      this.fresh.push(item);
       return;
     }
+    // The same version again: nothing new to sync (and it may have been handed out already).
+    if (this.catalog.get(id)?.etag === item.etag) return;
     const mirrored = this.mirror.get(id);
     if (mirrored && agrees(item, mirrored)) {
       this.mirror.delete(id);
@@ -36,6 +41,7 @@ export class ProjectionDiff {
       this.matched.set(id, item.etag);
     } else {
       this.catalog.set(id, item);
+      this.fresh.push(item);
     }
   }
 
@@ -72,6 +78,18 @@ export class ProjectionDiff {
   /** Catalog items the mirror does not hold as they are: new, changed, or tombstoned in the mirror. */
   toSync(): CatalogProjectionItem[] {
     return [...this.catalog.values()];
+  }
+
+  /**
+   * The catalog items to sync that no earlier call handed out: once the mirror's index has been read whole, each is
+   * final (no mirror item can still agree with it), so a run can sync them while the catalog is still streaming in.
+   * (Before that, an item handed out may yet agree with a mirror item that arrives later.) An entity handed out and
+   * then seen again in a newer version is handed out again.
+   */
+  takeToSync(): CatalogProjectionItem[] {
+    const out = this.fresh.filter((item) => this.catalog.get(item.id) === item);
+    this.fresh = [];
+    return out;
   }
 
   /** Live mirror documents the in-scope catalog does not have. */

@@ -19,6 +19,7 @@ import { CONFLICT_STATUSES, type MirrorWriterOptions, type SyncEngine } from './
 import type { MirrorIndexItem, WriteOperation } from './entity-store';
 import { evaluateDeletionGuard, type DeletionGuardDecision } from './guard';
 import { ProjectionDiff } from './projection-diff';
+import { SyncDispatch } from './sync-dispatch';
 import { decideByAnnotations, SyncScope } from './scope';
 
 export interface ReconcileOptions extends OperationOptions {
@@ -87,10 +88,11 @@ export interface ReconcilerOptions extends MirrorWriterOptions {
 }
 
 /**
- * Entities per bulk group: read in `fetchBatchSize` requests, written as batch requests of 100 (the entity store's
- * bulk write: its documents, then their history records). Four groups are in flight, so that reads overlap writes;
- * their memory is bounded by the groups, whatever the catalog's size. The batch requests in flight are the store's
- * to pace (one limit per container, following throttling), not the groups'.
+ * Entities per bulk group: read in `fetchBatchSize` requests (or whole, in the catalog's stream), written as batch
+ * requests of 100 (the entity store's bulk write: its documents, then their history records). Four groups are in
+ * flight, so that reads overlap writes; their memory is bounded by the groups (entities read whole in the stream wait
+ * at most a group or two ahead of them), whatever the catalog's size. The batch requests in flight are the store's to
+ * pace (one limit per container, following throttling), not the groups'.
  */
 export const BULK_GROUP_SIZE = 1000;
 const BULK_GROUPS_IN_FLIGHT = 4;
@@ -133,21 +135,46 @@ export class Reconciler {
     logger.info('Reconcile started', { force: options.force === true });
 
     // 1 and 2, side by side (they are independent, so a run costs the slower of the two, not their sum):
-    // what the catalog has in scope — the cheap projection, never full entities, filtered by the catalog itself
-    // when the settings narrow the scope — and what the mirror has, diffed as they arrive (3): an entity the mirror
-    // holds as the catalog has it is counted and dropped at once, so a run keeps only what differs.
+    // what the catalog has in scope — the cheap projection, filtered by the catalog itself when the settings narrow
+    // the scope — and what the mirror has, diffed as they arrive (3): an entity the mirror holds as the catalog has
+    // it is counted and dropped at once, so a run keeps only what differs.
     // (A restricted document's sourceEtag is a digest of what it publishes, never the catalog's etag, so restricted
     // entities are fetched every run and written only when what they publish changed.)
     const diff = new ProjectionDiff();
+    const inMirror = diff.mirrored;
     const excludedByOwner = new Set<string>();
     let mirrorRead = 0;
     // If one stream fails, the other is stopped rather than left reading pages nobody will use.
     const streams = new AbortController();
     const streamSignal = abortSignal ? AbortSignal.any([abortSignal, streams.signal]) : streams.signal;
+
+    // 5. Fetch what is new or changed, in batches, and write it: batch by batch after the deletion guard (4), or — for
+    // many, an initial load or a re-stitched catalog — in bulk groups that start while the catalog still streams in:
+    // once the mirror's index has been read whole, what the diff hands out is final, and the groups' reads and writes
+    // overlap the rest of the stream instead of following it. (Writes never wait for the guard: it decides tombstones.)
+    const limit = pLimit(settings.concurrency);
+    const bulkMin = settings.bulkMinEntities ?? 1000;
+    // Entities read whole in the stream, by id, until their group writes them (a group or two ahead: whenRoom).
+    const prefetched = new Map<string, Entity>();
+    const writes = new SyncDispatch<CatalogProjectionItem>({
+      bulkMin,
+      run: (group, bulk) => this.reconcileBatch(group, inMirror, result, call, bulk ? { bulk, fetchLimit: (fn) => limit(fn), prefetched } : { prefetched }),
+      limit: (bulk) => (bulk ? pLimit(BULK_GROUPS_IN_FLIGHT) : limit),
+      groupSize: (bulk) => (bulk ? BULK_GROUP_SIZE : settings.fetchBatchSize),
+      onWritten: (done, total) => progress({ phase: 'write', done, total }),
+      onFailure: () => streams.abort(),
+      logger,
+    });
+    let mirrorComplete = false;
+    // A bulk run that must fetch at least half of what it has seen reads the rest of the catalog whole, in the
+    // stream (an initial load: every page after the first two at the default sizes), rather than its projection and
+    // then its entities by ref: half the Backstage requests, and the catalog serializes each entity once, not twice.
+    const readWhole = () => mirrorComplete && writes.isBulk && writes.handedOver * 2 >= diff.catalogCount;
     await Promise.all([
       (async () => {
-        for await (const page of catalog.streamProjection({ ...catalogOptions(call, streamSignal), ...(scope.predicate && { query: scope.predicate }) })) {
-          for (const item of page) {
+        const stream = catalog.streamCatalog({ ...catalogOptions(call, streamSignal), ...(scope.predicate && { query: scope.predicate }), readWhole });
+        for await (const page of stream) {
+          for (const item of page.items) {
             result.seen += 1;
             const decision = decideByAnnotations(item.annotations);
             if (!decision.inScope) {
@@ -160,6 +187,17 @@ export class Reconciler {
             diff.addCatalog(item);
           }
           progress({ phase: 'catalog', done: result.seen, total: result.seen });
+          if (!mirrorComplete) continue;
+          const toSync = diff.takeToSync();
+          if (page.entities) {
+            const read = new Map(page.items.map((item, index) => [item.id, page.entities![index]!]));
+            for (const item of toSync) {
+              const entity = read.get(item.id);
+              if (entity) prefetched.set(item.id, entity);
+            }
+          }
+          writes.offer(toSync);
+          if (page.entities) await writes.whenRoom();
         }
       })(),
       (async () => {
@@ -171,15 +209,17 @@ export class Reconciler {
           mirrorRead += page.length;
           progress({ phase: 'mirror', done: mirrorRead, total: mirrorRead });
         }
+        mirrorComplete = true;
+        writes.offer(diff.takeToSync());
       })(),
-    ]).catch((error: unknown) => {
+    ]).catch(async (error: unknown) => {
       streams.abort();
-      throw error;
+      // Groups already writing finish (their writes are sound); none starts after this. A group's own failure is
+      // what stopped the streams, and is the one to report.
+      throw (await writes.stop()) ?? error;
     });
 
     result.unchanged = diff.unchanged;
-    const toSync = diff.toSync();
-    const inMirror = diff.mirrored;
     const toTombstone = await this.classifyDepartures(diff.departing(), excludedByOwner, counts, call);
     const guard = evaluateDeletionGuard({
       catalogCount: diff.catalogCount,
@@ -190,26 +230,9 @@ export class Reconciler {
       force: options.force === true,
     });
     result.deletionGuard = { ...guard, pendingTombstones: guard.allowed ? 0 : toTombstone.length };
+    await writes.finish(diff.takeToSync());
 
-    // 4. Fetch what is new or changed, in batches, and write it: batch by batch, or — for many — in bulk groups.
-    const limit = pLimit(settings.concurrency);
-    const bulkMin = settings.bulkMinEntities ?? 1000;
-    const bulk = bulkMin > 0 && toSync.length >= bulkMin;
-    const groups = chunk(toSync, bulk ? BULK_GROUP_SIZE : settings.fetchBatchSize);
-    const groupLimit = bulk ? pLimit(BULK_GROUPS_IN_FLIGHT) : limit;
-    if (bulk) logger.info('Reconcile writes in bulk', { entities: toSync.length, groups: groups.length });
-    let written = 0;
-    await Promise.all(
-      groups.map((group) =>
-        groupLimit(async () => {
-          await this.reconcileBatch(group, inMirror, result, call, bulk ? { bulk, fetchLimit: (fn) => limit(fn) } : {});
-          written += group.length;
-          progress({ phase: 'write', done: written, total: toSync.length });
-        }),
-      ),
-    );
-
-    // 5. Tombstones, unless the guard refuses.
+    // 6. Tombstones, unless the guard refuses.
     if (guard.tripped) {
       const details = { reason: guard.reason, pendingTombstones: toTombstone.length };
       if (guard.allowed) logger.warn('Mass-deletion guard overridden by force', details);
@@ -345,30 +368,41 @@ export class Reconciler {
   }
 
   /**
-   * Fetches the batch's entities (one `by-refs` request per `fetchBatchSize`, under `fetchLimit` when given) and writes
-   * those that changed — in bulk when told. A read that failed transiently fails only its own entities.
+   * Fetches the batch's entities (one `by-refs` request per `fetchBatchSize`, under `fetchLimit` when given; those in
+   * `prefetched` are taken from it instead) and writes those that changed — in bulk when told. A read that failed
+   * transiently fails only its own entities.
    */
   private async reconcileBatch(
     batch: CatalogProjectionItem[],
     inMirror: ReadonlyMap<string, MirrorIndexItem>,
     result: ReconcileResult,
     call: Call,
-    options: { bulk?: boolean; fetchLimit?: <T>(fn: () => Promise<T>) => Promise<T> } = {},
+    options: { bulk?: boolean; fetchLimit?: <T>(fn: () => Promise<T>) => Promise<T>; prefetched?: Map<string, Entity> } = {},
   ): Promise<void> {
     const fetchLimit = options.fetchLimit ?? (<T>(fn: () => Promise<T>) => fn());
-    const parts = chunk(batch, this.options.fetchBatchSize);
-    const fetched = await Promise.all(
-      parts.map((part) =>
+    const entities = new Map<string, Entity | undefined>();
+    const toFetch: CatalogProjectionItem[] = [];
+    for (const item of batch) {
+      const entity = options.prefetched?.get(item.id);
+      if (entity) {
+        entities.set(item.id, entity);
+        options.prefetched!.delete(item.id);
+      } else {
+        toFetch.push(item);
+      }
+    }
+    await Promise.all(
+      chunk(toFetch, this.options.fetchBatchSize).map((part) =>
         fetchLimit(async () => {
           try {
-            return await this.options.catalog.getEntitiesByRefs(
+            const fetched = await this.options.catalog.getEntitiesByRefs(
               part.map((item) => item.entityRef),
               catalogOptions(call),
             );
+            part.forEach((item, index) => entities.set(item.id, fetched[index]));
           } catch (error) {
             if (!isTransient(error) || error instanceof OperationAbortedError) throw error;
             for (const item of part) this.recordFailure(result, item.entityRef, error, call.logger);
-            return undefined;
           }
         }),
       ),
@@ -377,28 +411,30 @@ export class Reconciler {
     const operations: WriteOperation[] = [];
     const fallbacks: string[] = [];
     const revived: boolean[] = [];
-    fetched.forEach((entities: Array<Entity | undefined> | undefined, partIndex) => entities?.forEach((entity, index) => {
-      const item = parts[partIndex]![index]!;
+    for (const item of batch) {
+      // A read that failed has no entry: its entities are counted as failed already.
+      if (!entities.has(item.id)) continue;
+      const entity = entities.get(item.id);
       if (!entity) {
         // Gone between the projection and the fetch: let the level-triggered path decide.
         fallbacks.push(item.entityRef);
-        return;
+        continue;
       }
       const decision = this.scope.decide(entity);
       if (!decision.inScope) {
         // Left the scope between the projection and the fetch: let the level-triggered path decide.
         fallbacks.push(item.entityRef);
-        return;
+        continue;
       }
       const doc = toEntityDocument(entity, this.now(), this.trace(), decision.publication);
       const mirrored = inMirror.get(doc.id);
       if (mirrored && !mirrored.deleted && mirrored.sourceEtag === doc.sourceEtag && mirrored.uid === doc.uid) {
         result.unchanged += 1;
-        return;
+        continue;
       }
       operations.push(mirrored ? { kind: 'replace', doc, ifMatch: mirrored._etag } : { kind: 'create', doc });
       revived.push(!mirrored || mirrored.deleted);
-    }));
+    }
 
     const writes = await this.write(operations, call, options.bulk === true);
     writes.forEach((write, index) => {

@@ -25,6 +25,15 @@ export const SCOPE_ANNOTATIONS = {
 /** The catalog field paths that carry the annotations above (requested with the reconcile's projection). */
 export const SCOPE_ANNOTATION_FIELDS: readonly string[] = Object.values(SCOPE_ANNOTATIONS).map((key) => `metadata.annotations.${key}`);
 
+/** The scope annotations `entity` carries, as the projection would read them (`undefined` when it has none). */
+export function scopeAnnotationsOf(entity: Entity): Record<string, string> | undefined {
+  const all = entity.metadata.annotations;
+  if (!all) return undefined;
+  let found: Record<string, string> | undefined;
+  for (const key of Object.values(SCOPE_ANNOTATIONS)) if (all[key] !== undefined) (found ??= {})[key] = all[key];
+  return found;
+}
+
 /** Fields an owner cannot omit: without them the document is not a mirror of anything. */
 const IDENTITY_PATHS = new Set(['apiversion', 'kind', 'metadata', 'metadata.name', 'metadata.namespace', 'metadata.uid']);
 

@@ -218,6 +218,39 @@ test('streamProjection follows the cursor and asks only for the projection field
   expect(new URL(seen[2]!.url, baseUrl).searchParams.get('cursor')).toBe('c1'); // the retried page
 });
 
+test('streamCatalog reads a page whole when readWhole says so, on the same cursor, keeping only the scope annotations in its items', async () => {
+  const annotated = {
+    ...entity('c'),
+    metadata: { ...entity('c').metadata, annotations: { 'backstage-cosmos-sync/envelope-only': 'true', 'backstage.io/source-location': 'url:x' } },
+  };
+  script = [
+    json(200, { items: [entity('a'), entity('b')], pageInfo: { nextCursor: 'c1' } }),
+    json(200, { items: [annotated, entity('d')], pageInfo: { nextCursor: 'c2' } }),
+    json(200, { items: [entity('e')], pageInfo: {} }),
+  ];
+  const { r } = reader();
+  const asked: number[] = [];
+  const answers = [true, false];
+  const pages = [];
+  for await (const page of r.streamCatalog({ readWhole: () => (asked.push(asked.length), answers.shift()!) })) pages.push(page);
+  // Asked before each page after the first (the first one's projection tells a run whether to read whole at all).
+  expect(asked).toHaveLength(2);
+  expect(pages.map((p) => p.items.map((i) => i.id.split(':')[2]))).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+  expect(pages[0]!.entities).toBeUndefined();
+  expect(pages[1]!.entities).toEqual([annotated, entity('d')]);
+  expect(pages[1]!.items[0]).toEqual({
+    id: 'component:default:c',
+    entityRef: 'Component:default/c',
+    uid: 'uid-c',
+    etag: 'etag-c',
+    annotations: { 'backstage-cosmos-sync/envelope-only': 'true' },
+  });
+  expect(pages[2]!.entities).toBeUndefined();
+  const urls = seen.map((s) => new URL(s.url, baseUrl));
+  expect(urls.map((u) => u.searchParams.get('cursor'))).toEqual([null, 'c1', 'c2']);
+  expect(urls.map((u) => u.searchParams.getAll('fields').length > 0)).toEqual([true, false, true]);
+});
+
 test('getEntitiesByRefs posts the refs and keeps their order, with gaps for unknown refs', async () => {
   script = [json(200, { items: [entity('a'), null, entity('c')] })];
   const { r } = reader();

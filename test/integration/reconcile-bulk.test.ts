@@ -44,12 +44,25 @@ function calls(container: string, operation: string): number {
     .reduce((n, s) => n + s.summary.count, 0);
 }
 
-async function mirrorDocuments(): Promise<Array<LiveEntityDocument & SystemProperties>> {
-  const { resources } = await rawContainers(runtime).entities.items.query<LiveEntityDocument & SystemProperties>('SELECT * FROM c').fetchAll();
+async function mirrorDocuments(of: Runtime = runtime): Promise<Array<LiveEntityDocument & SystemProperties>> {
+  const { resources } = await rawContainers(of).entities.items.query<LiveEntityDocument & SystemProperties>('SELECT * FROM c').fetchAll();
   return resources;
 }
 
 const idOf = (e: Entity) => toDocumentId({ kind: e.kind, namespace: e.metadata.namespace ?? 'default', name: e.metadata.name });
+
+/** After an initial load: one document per entity, holding it as the catalog has it, and one `created` record each. */
+async function expectInitialLoad(of: Runtime, catalog: Entity[]): Promise<void> {
+  const docs = new Map((await mirrorDocuments(of)).map((d) => [d.id, d]));
+  expect(docs.size).toBe(catalog.length);
+  for (const entity of catalog) {
+    const doc = docs.get(idOf(entity));
+    expect(doc?.entity).toEqual(entity);
+    expect(doc?.sourceEtag).toBe(entity.metadata.etag);
+  }
+  const records = await Promise.all(catalog.map((e) => of.historyStore.all(idOf(e))));
+  expect(records.map((r) => r.map((x) => x.operation))).toEqual(catalog.map(() => ['created']));
+}
 
 describe('reconcile in bulk', () => {
   test('the initial load writes the mirror and every entity\'s first history record in bulk calls, not one request per document', async () => {
@@ -64,15 +77,7 @@ describe('reconcile in bulk', () => {
     expect(calls('history', 'bulk') - before.historyBulk).toBe(1);
     expect(calls('history', 'create') - before.historyCreate).toBe(0);
 
-    const docs = new Map((await mirrorDocuments()).map((d) => [d.id, d]));
-    expect(docs.size).toBe(catalog.length);
-    for (const entity of catalog) {
-      const doc = docs.get(idOf(entity));
-      expect(doc?.entity).toEqual(entity);
-      expect(doc?.sourceEtag).toBe(entity.metadata.etag);
-    }
-    const records = await Promise.all(catalog.map((e) => runtime.historyStore.all(idOf(e))));
-    expect(records.map((r) => r.map((x) => x.operation))).toEqual(catalog.map(() => ['created']));
+    await expectInitialLoad(runtime, catalog);
   });
 
   test('a second reconcile of the unchanged catalog writes nothing, in bulk or otherwise', async () => {
@@ -97,6 +102,45 @@ describe('reconcile in bulk', () => {
       const after = await runtime.entityStore.read(doc.id);
       expect(after).toMatchObject({ sourceEtag: doc.sourceEtag });
     }
+  });
+});
+
+describe('a bulk run reads the catalog whole in its stream', () => {
+  // Small pages and by-refs requests, so that reading whole shows in the requests: with the projection first, the
+  // initial load would send one by-refs request per 3 entities besides the pages.
+  let whole: Runtime;
+  beforeAll(async () => {
+    const wholeConfig = testConfig({ BACKSTAGE_BASE_URL: fixture.baseUrl, RECONCILE_BULK_MIN_ENTITIES: '1', BACKSTAGE_PAGE_SIZE: '3', RECONCILE_FETCH_BATCH_SIZE: '3' });
+    (await provisionCosmos(wholeConfig)).dispose();
+    whole = createRuntime(wholeConfig);
+  });
+  afterAll(() => whole?.dispose());
+
+  const documents = async () => new Map((await mirrorDocuments(whole)).map((d) => [d.id, d]));
+
+  test('an initial load: the pages after the first read whole, the same mirror and history as entities read by ref', async () => {
+    const catalog = await fixture.entities();
+    const pages = Math.ceil(catalog.length / 3);
+    const result = await whole.reconciler.reconcile();
+
+    expect(result).toMatchObject({ seen: catalog.length, created: catalog.length, failed: 0, writes: catalog.length });
+    // Every page once; by ref at most the first two pages' entities (the mirror's index may finish after the first page).
+    expect(result.backstageRequests).toBeGreaterThanOrEqual(pages);
+    expect(result.backstageRequests).toBeLessThanOrEqual(pages + 2);
+    await expectInitialLoad(whole, catalog);
+  });
+
+  test('a re-stitched catalog (every mirror document stale): replaced with IfMatch from entities read whole; nothing tombstoned', async () => {
+    const catalog = await fixture.entities();
+    const raw = rawContainers(whole).entities;
+    for (const doc of (await documents()).values()) await raw.item(doc.id, doc.id).replace({ ...doc, sourceEtag: 'stale' });
+    const result = await whole.reconciler.reconcile();
+    expect(result).toMatchObject({ seen: catalog.length, created: 0, updated: catalog.length, tombstoned: 0, failed: 0, writes: catalog.length });
+    // The index is read whole before the catalog's third page at the latest: most pages are read whole.
+    expect(result.backstageRequests).toBeLessThan(Math.ceil(catalog.length / 3) * 2);
+    const docs = await documents();
+    for (const entity of catalog) expect(docs.get(idOf(entity))).toMatchObject({ sourceEtag: entity.metadata.etag, entity });
+    expect(await whole.reconciler.reconcile()).toMatchObject({ writes: 0, unchanged: catalog.length });
   });
 });
 
@@ -126,5 +170,16 @@ describe('the entity store\'s bulk writes', () => {
     // Each operation's charge under its own kind; no retry rounds for answers that are not transient.
     expect(charge.count('create')).toBe(2);
     expect(charge.count('replace')).toBe(2);
+  });
+
+  test('a batch asked for minimal answers, as the store asks, is answered as Cosmos answers it: each write its status and etag, not its document', async () => {
+    const raw = rawContainers(runtime).entities;
+    const doc = (name: string) => toEntityDocument({ apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata: { name, namespace: 'default', uid: `u-${name}`, etag: `e-${name}` }, spec: {} });
+    const [minimal, full] = [doc('minimal-answer'), doc('full-answer')];
+    const [withoutBody] = await raw.items.bulk([{ operationType: 'Create', partitionKey: minimal.id, resourceBody: minimal as never }], { continueOnError: true }, { contentResponseOnWriteEnabled: false });
+    const [withBody] = await raw.items.bulk([{ operationType: 'Create', partitionKey: full.id, resourceBody: full as never }], { continueOnError: true });
+    expect(withoutBody).toMatchObject({ statusCode: 201, eTag: ((await runtime.entityStore.read(minimal.id)) as SystemProperties)._etag });
+    expect(withoutBody!.resourceBody).toBeUndefined();
+    expect(withBody).toMatchObject({ statusCode: 201, resourceBody: { id: full.id } });
   });
 });

@@ -9,6 +9,7 @@ import { startLocalStack, type LocalStack } from '../../local/stack';
 import type { LiveEntityDocument } from '../../shared/model/documents';
 import { toDocumentId } from '../../shared/model/refs';
 import { loadConfig } from '../../shared/platform/config';
+import { BackstageUnavailableError } from '../../shared/platform/errors';
 import type { InMemoryMetrics } from '../../shared/platform/metrics';
 import { createRuntime, type Runtime } from '../../shared/runtime';
 import { startFixtureCatalog, type FixtureCatalog } from '../support/backstage';
@@ -129,6 +130,22 @@ test('batch operations Cosmos DB throttles are written in a later round, after t
   // Three of the first batch, then two of the three sent again (the proxy forwards one of each batch at least).
   expect(throttledCount(bulk) - throttledBefore).toBe(5);
   await expectMirrorEqualsCatalog(bulk);
+});
+
+test('a bulk run whose catalog stream fails part-way reports the catalog\'s error, not an abort; the next run completes the mirror', async () => {
+  const backstage = await startFaultProxy(fixture.baseUrl);
+  try {
+    const bulk = await runtimeBehindProxy({ RECONCILE_BULK_MIN_ENTITIES: '1', BACKSTAGE_PAGE_SIZE: '3', BACKSTAGE_BASE_URL: backstage.url, BACKSTAGE_MAX_RETRIES: '0' });
+    // Every page after the first: the run has handed entities to its writes by then.
+    backstage.failAll({ status: 503, body: 'injected' }, { path: /\/entities\/by-query\?.*cursor=/ });
+    await expect(bulk.reconciler.reconcile()).rejects.toBeInstanceOf(BackstageUnavailableError);
+    backstage.heal();
+    const result = await bulk.reconciler.reconcile();
+    expect({ failed: result.failed, tombstoned: result.tombstoned }).toEqual({ failed: 0, tombstoned: 0 });
+    await expectMirrorEqualsCatalog(bulk);
+  } finally {
+    await backstage.close();
+  }
 });
 
 function throttledCount(runtime: Runtime): number {

@@ -92,3 +92,42 @@ test('a repeated mirror item is counted once', () => {
   expect(diff.liveMirrorCount).toBe(2);
   expect(ids(diff.departing())).toEqual(['z']);
 });
+
+describe('takeToSync: what a run may sync while the catalog still streams in', () => {
+  test('hands out each item to sync once, only what was added since, and never one that agreed since', () => {
+    const diff = new ProjectionDiff();
+    diff.addCatalog(catalog('a'));
+    diff.addCatalog(catalog('b', 'e-b2'));
+    diff.addMirror(mirror('a'));
+    diff.addMirror(mirror('b'));
+    // The index is read whole: 'a' agreed, 'b' changed.
+    expect(ids(diff.takeToSync())).toEqual(['b']);
+    expect(diff.takeToSync()).toEqual([]);
+    diff.addCatalog(catalog('c'));
+    diff.addCatalog(catalog('d'));
+    expect(ids(diff.takeToSync())).toEqual(['c', 'd']);
+    // Everything handed out is still what the run syncs, and none of it looks departed.
+    expect(ids(diff.toSync())).toEqual(['b', 'c', 'd']);
+    expect(diff.departing()).toEqual([]);
+    expect(diff.catalogCount).toBe(4);
+  });
+
+  test('a repeated item is not handed out again; a newer version of one is', () => {
+    const diff = new ProjectionDiff();
+    diff.addCatalog(catalog('a'));
+    expect(ids(diff.takeToSync())).toEqual(['a']);
+    diff.addCatalog(catalog('a'));
+    expect(diff.takeToSync()).toEqual([]);
+    diff.addCatalog(catalog('a', 'e-a2'));
+    const again = diff.takeToSync();
+    expect(again.map((item) => item.etag)).toEqual(['e-a2']);
+    expect(diff.catalogCount).toBe(1);
+  });
+
+  test('an item replaced by a newer version before it was handed out is handed out once, as the newer one', () => {
+    const diff = new ProjectionDiff();
+    diff.addCatalog(catalog('a'));
+    diff.addCatalog(catalog('a', 'e-a2'));
+    expect(diff.takeToSync().map((item) => item.etag)).toEqual(['e-a2']);
+  });
+});
