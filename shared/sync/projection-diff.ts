@@ -18,8 +18,11 @@ export class ProjectionDiff {
   private readonly mirror = new Map<string, MirrorIndexItem>();
   /** Ids whose halves agreed, with the catalog etag they agreed on (to tell a repeated item from a changed one). */
   private readonly matched = new Map<string, string | undefined>();
-  /** Catalog items set in {@link catalog} since the last {@link takeToSync} (some may have agreed since). */
-  private fresh: CatalogProjectionItem[] = [];
+  /**
+   * Once the mirror's index is complete ({@link completeMirror}): catalog items set in {@link catalog} since the last
+   * {@link takeToSync}. (Not kept before: an item that agrees later would be held here for nothing.)
+   */
+  private fresh: CatalogProjectionItem[] | undefined;
 
   /** An in-scope item of the catalog's projection. */
   addCatalog(item: CatalogProjectionItem): void {
@@ -29,7 +32,7 @@ export class ProjectionDiff {
       if (this.matched.get(id) === item.etag) return;
       this.matched.delete(id);
       this.catalog.set(id, item);
-      this.fresh.push(item);
+      this.fresh?.push(item);
       return;
     }
     // The same version again: nothing new to sync (and it may have been handed out already).
@@ -41,7 +44,7 @@ export class ProjectionDiff {
       this.matched.set(id, item.etag);
     } else {
       this.catalog.set(id, item);
-      this.fresh.push(item);
+      this.fresh?.push(item);
     }
   }
 
@@ -81,12 +84,20 @@ export class ProjectionDiff {
   }
 
   /**
-   * The catalog items to sync that no earlier call handed out: once the mirror's index has been read whole, each is
-   * final (no mirror item can still agree with it), so a run can sync them while the catalog is still streaming in.
-   * (Before that, an item handed out may yet agree with a mirror item that arrives later.) An entity handed out and
-   * then seen again in a newer version is handed out again.
+   * Marks the mirror's index as read whole and hands out what the catalog has to sync so far: each item is final now
+   * (no mirror item can still agree with it), so a run can sync it while the catalog still streams in.
+   */
+  completeMirror(): CatalogProjectionItem[] {
+    this.fresh = [];
+    return [...this.catalog.values()];
+  }
+
+  /**
+   * After {@link completeMirror}: the catalog items to sync that arrived since the last hand-out. An entity handed out
+   * and then seen again in a newer version is handed out again; the same version is not.
    */
   takeToSync(): CatalogProjectionItem[] {
+    if (!this.fresh) throw new Error('takeToSync before completeMirror: an item handed out could still agree with the mirror');
     const out = this.fresh.filter((item) => this.catalog.get(item.id) === item);
     this.fresh = [];
     return out;

@@ -210,7 +210,7 @@ export class Reconciler {
           progress({ phase: 'mirror', done: mirrorRead, total: mirrorRead });
         }
         mirrorComplete = true;
-        writes.offer(diff.takeToSync());
+        writes.offer(diff.completeMirror());
       })(),
     ]).catch(async (error: unknown) => {
       streams.abort();

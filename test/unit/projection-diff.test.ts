@@ -93,7 +93,7 @@ test('a repeated mirror item is counted once', () => {
   expect(ids(diff.departing())).toEqual(['z']);
 });
 
-describe('takeToSync: what a run may sync while the catalog still streams in', () => {
+describe('completeMirror and takeToSync: what a run may sync while the catalog still streams in', () => {
   test('hands out each item to sync once, only what was added since, and never one that agreed since', () => {
     const diff = new ProjectionDiff();
     diff.addCatalog(catalog('a'));
@@ -101,7 +101,7 @@ describe('takeToSync: what a run may sync while the catalog still streams in', (
     diff.addMirror(mirror('a'));
     diff.addMirror(mirror('b'));
     // The index is read whole: 'a' agreed, 'b' changed.
-    expect(ids(diff.takeToSync())).toEqual(['b']);
+    expect(ids(diff.completeMirror())).toEqual(['b']);
     expect(diff.takeToSync()).toEqual([]);
     diff.addCatalog(catalog('c'));
     diff.addCatalog(catalog('d'));
@@ -115,7 +115,7 @@ describe('takeToSync: what a run may sync while the catalog still streams in', (
   test('a repeated item is not handed out again; a newer version of one is', () => {
     const diff = new ProjectionDiff();
     diff.addCatalog(catalog('a'));
-    expect(ids(diff.takeToSync())).toEqual(['a']);
+    expect(ids(diff.completeMirror())).toEqual(['a']);
     diff.addCatalog(catalog('a'));
     expect(diff.takeToSync()).toEqual([]);
     diff.addCatalog(catalog('a', 'e-a2'));
@@ -126,8 +126,19 @@ describe('takeToSync: what a run may sync while the catalog still streams in', (
 
   test('an item replaced by a newer version before it was handed out is handed out once, as the newer one', () => {
     const diff = new ProjectionDiff();
+    diff.completeMirror();
     diff.addCatalog(catalog('a'));
     diff.addCatalog(catalog('a', 'e-a2'));
     expect(diff.takeToSync().map((item) => item.etag)).toEqual(['e-a2']);
+  });
+
+  test('before the index is complete nothing is held for a hand-out: what agrees later is dropped whole', () => {
+    const diff = new ProjectionDiff();
+    expect(() => diff.takeToSync()).toThrow(/before completeMirror/);
+    for (let i = 0; i < 100; i += 1) diff.addCatalog(catalog(`n${i}`));
+    for (let i = 0; i < 100; i += 1) diff.addMirror(mirror(`n${i}`));
+    expect(diff.completeMirror()).toEqual([]);
+    expect(diff.takeToSync()).toEqual([]);
+    expect(diff.unchanged).toBe(100);
   });
 });
