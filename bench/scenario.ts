@@ -220,6 +220,20 @@ async function getJson<T>(
   return JSON.parse(response.body as string) as T;
 }
 
+/**
+ * The runtime as a started worker has it: the Functions host's start-up hook (functions/lib/http.ts) has run the
+ * self-check — a token for every dependency and one harmless call to each — and a timer's maintenance run checks again
+ * before it reconciles, so the reconcile of a running app finds its tokens cached. A timed run then measures its own
+ * work, not the first token (which here would wait behind the emulator: the local identity endpoint shares its
+ * process). The check's own calls are left out of the run's dependency figures.
+ */
+async function startedRuntime(): Promise<ReturnType<typeof getRuntime>> {
+  const runtime = getRuntime();
+  await runtime.selfCheck.run('start-up');
+  (runtime.inMemoryMetrics as InMemoryMetrics).clear();
+  return runtime;
+}
+
 const scenarios = {
   /** Creates the database and containers, as infrastructure does. */
   async provision() {
@@ -231,7 +245,7 @@ const scenarios = {
 
   /** The app's reconcile, as the timer runs it. */
   async reconcile(args: { staleCount?: number }) {
-    const runtime = getRuntime();
+    const runtime = await startedRuntime();
     let stale = 0;
     if (args.staleCount) {
       // "n entities changed in Backstage", as the reconcile sees it: their mirror documents carry an older etag.
@@ -258,7 +272,7 @@ const scenarios = {
 
   /** The lower bound of a zero-change reconcile: streaming the catalog's uid/etag projection, nothing else. */
   async bareStream() {
-    const runtime = getRuntime();
+    const runtime = await startedRuntime();
     const before = runtime.catalog.requestCount;
     const run = await measured(async () => {
       let items = 0;
@@ -272,7 +286,7 @@ const scenarios = {
 
   /** The other half of a zero-change reconcile's reading: streaming the mirror's index, nothing else. */
   async bareIndex() {
-    const runtime = getRuntime();
+    const runtime = await startedRuntime();
     const run = await measured(async () => {
       let items = 0;
       for await (const page of runtime.entityStore.streamIndex()) items += page.length;

@@ -13,6 +13,7 @@
  */
 import type { z } from 'zod';
 import type { AuthoringPolicy } from '../authored/validate';
+import type { BackstageCompression } from '../sync/catalog-reader';
 import type { SyncScopeSettings } from '../sync/scope';
 import { ConfigurationError, type ConfigurationIssue } from './errors';
 import { fields, parseCosmosConnectionString, settingsSchema, type IntakeAuthMode, type SettingName, type Settings } from './settings';
@@ -64,6 +65,8 @@ export interface BackstageConfig {
   retryBaseDelayInMs: number;
   retryMaxDelayInMs: number;
   pageSize: number;
+  /** The encoding the reader asks Backstage's answers in (`Accept-Encoding`): `none` (default), `gzip` or `br`. */
+  compression: BackstageCompression;
 }
 
 /** An issuer whose tokens this API accepts, and how its tokens carry roles. */
@@ -203,6 +206,7 @@ function toAppConfig(s: Settings): AppConfig {
       retryBaseDelayInMs: s.BACKSTAGE_RETRY_BASE_DELAY_MS,
       retryMaxDelayInMs: s.BACKSTAGE_RETRY_MAX_DELAY_MS,
       pageSize: s.BACKSTAGE_PAGE_SIZE,
+      compression: s.BACKSTAGE_COMPRESSION,
     },
     sync: {
       tombstoneTtlInSeconds: s.SYNC_TOMBSTONE_TTL_SECONDS,

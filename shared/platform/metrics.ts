@@ -74,6 +74,13 @@ export class InMemoryMetrics implements Metrics {
     return out;
   }
 
+  /** Forgets everything recorded so far. */
+  clear(): void {
+    this.counters.clear();
+    this.measurements.clear();
+    this.dimensionsOf.clear();
+  }
+
   snapshot(): { counters: Record<string, number>; measurements: Record<string, MetricSummary> } {
     return { counters: Object.fromEntries(this.counters), measurements: Object.fromEntries(this.measurements) };
   }

@@ -106,6 +106,7 @@ export const fields = {
   BACKSTAGE_RETRY_BASE_DELAY_MS: int(1, 60_000).default(500),
   BACKSTAGE_RETRY_MAX_DELAY_MS: int(1, 600_000).default(30_000),
   BACKSTAGE_PAGE_SIZE: int(1, 10_000).default(500),
+  BACKSTAGE_COMPRESSION: z.enum(['none', 'gzip', 'br'], { error: "must be 'none', 'gzip' or 'br'" }).default('none'),
 
   SYNC_TOMBSTONE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
   SYNC_MAX_ATTEMPTS: int(1, 50).default(5),

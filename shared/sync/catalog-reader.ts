@@ -33,11 +33,24 @@ export interface CatalogReaderOptions {
   retryBaseDelayInMs: number;
   retryMaxDelayInMs: number;
   pageSize: number;
+  /** The encoding to ask Backstage's answers in (see {@link BackstageCompression}); `none` by default. */
+  compression?: BackstageCompression;
   logger?: Logger;
   metrics?: Metrics;
   /** The fetch implementation; Node's global fetch by default. */
   fetch?: typeof fetch;
 }
+
+/**
+ * How Backstage's answers travel. Backstage compresses what it sends when the client offers an encoding (brotli first,
+ * which Node's fetch offers by default); compressing a page of 500 whole entities costs Backstage ≈ 30 ms of CPU and the
+ * reader as much again to decompress, several times what sending it plain costs on a fast link. `none` asks for plain
+ * answers (`Accept-Encoding: identity`): the choice next to Backstage, e.g. in the same virtual network; `gzip` or `br`
+ * trade that CPU for about a tenth of the bytes, for a slow or metered link.
+ */
+export type BackstageCompression = 'none' | 'gzip' | 'br';
+
+const ACCEPT_ENCODING: Record<BackstageCompression, string> = { none: 'identity', gzip: 'gzip', br: 'br' };
 
 export interface CallOptions {
   abortSignal?: AbortSignal;
@@ -218,6 +231,7 @@ export class CatalogReader {
       const token = await o.tokenProvider.getToken({ forceRefresh, ...(abortSignal && { abortSignal }) });
       const headers = new Headers(init?.headers);
       headers.set('authorization', `Bearer ${token}`);
+      headers.set('accept-encoding', ACCEPT_ENCODING[o.compression ?? 'none']);
       const started = performance.now();
       this.requestCount += 1;
       options.onRequest?.();

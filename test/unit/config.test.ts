@@ -31,7 +31,7 @@ test('a complete production configuration with defaults', () => {
     mode: 'production',
     managedIdentityClientId: 'client-id',
     cosmos: { endpoint: 'https://acct.documents.azure.com:443/', databaseName: 'catalog', entitiesContainer: 'entities', maxRetryAttempts: 9 },
-    backstage: { baseUrl: 'https://backstage.example.com', requestTimeoutInMs: 10_000, maxRetries: 4, pageSize: 500 },
+    backstage: { baseUrl: 'https://backstage.example.com', requestTimeoutInMs: 10_000, maxRetries: 4, pageSize: 500, compression: 'none' },
     sync: { tombstoneTtlInSeconds: 604_800, maxAttempts: 5 },
     reconcile: { schedule: '0 */30 * * * *', maxDeleteRatio: 0.2 },
     auth: {
@@ -60,6 +60,12 @@ test('the error message lists each setting on its own line', () => {
   expect(() => loadConfig({ ...production, BACKSTAGE_BASE_URL: 'backstage.example.com', BACKSTAGE_PAGE_SIZE: 'lots' })).toThrow(
     /Invalid configuration \(2 problems\):\n {2}- BACKSTAGE_BASE_URL: must be an absolute http\(s\) URL\n {2}- BACKSTAGE_PAGE_SIZE: must be a number/,
   );
+});
+
+test('BACKSTAGE_COMPRESSION takes none, gzip or br', () => {
+  expect(loadConfig({ ...production, BACKSTAGE_COMPRESSION: 'gzip' }).backstage.compression).toBe('gzip');
+  expect(loadConfig({ ...production, BACKSTAGE_COMPRESSION: 'br' }).backstage.compression).toBe('br');
+  expect(issuesOf({ ...production, BACKSTAGE_COMPRESSION: 'deflate' })).toEqual({ BACKSTAGE_COMPRESSION: "must be 'none', 'gzip' or 'br'" });
 });
 
 test('production mode refuses keys, static tokens and extra CAs', () => {

@@ -16,6 +16,17 @@ test('counters and measurements by dimension', () => {
   expect(m.summary('latency')).toEqual({ count: 2, sum: 40, min: 10, max: 30 });
 });
 
+test('clear forgets every counter and series, and what comes after is counted afresh', () => {
+  const m = new InMemoryMetrics();
+  m.increment('sync.entities', 2, { outcome: 'created' });
+  m.record('latency', 30, { path: 'x' });
+  m.clear();
+  expect(m.snapshot()).toEqual({ counters: {}, measurements: {} });
+  expect(m.series('latency')).toEqual([]);
+  m.record('latency', 5, { path: 'y' });
+  expect(m.series('latency')).toEqual([{ dimensions: { path: 'y' }, summary: { count: 1, sum: 5, min: 5, max: 5 } }]);
+});
+
 test('fan-out reaches every target', () => {
   const a = new InMemoryMetrics();
   const b = new InMemoryMetrics();
