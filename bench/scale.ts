@@ -72,6 +72,8 @@ export interface ScaleSizeReport {
   zeroChange: ScaleRun;
   onePercent: ScaleRun & { stale: number };
   bareStream: { ms: number; peakRssMb: number; backstageRequests: number; cpu?: CpuUse };
+  /** The same stream with Backstage's answers compressed (`BACKSTAGE_COMPRESSION=br`): what the default saves. */
+  bareStreamCompressed?: { ms: number; peakRssMb: number; backstageRequests: number; cpu?: CpuUse };
   bareIndex: { ms: number; peakRssMb: number; cosmosRequests: number; cpu?: CpuUse };
   /** The bare writes: the documents in bulk and as point writes, and — what an initial load writes — the documents with their history records in bulk. */
   bareWrite: { bulkMs: number; pointMs: number; bulkWithHistoryMs?: number; batchWithHistoryMs?: number };
@@ -124,17 +126,19 @@ export async function scaleSize(size: number, options: { seed: number; instanceM
     });
     // The app's runs get the instance's heap limit; the bare write does not: it holds every document of the catalog in
     // memory to write them as fast as the emulator takes them (a floor for the time, not a process that is deployed).
-    const scenario = async <K extends ScenarioName>(name: K, args: ScenarioArgs<K>, heapLimit = true) => {
-      log(`scale ${size}: ${name}`);
+    const scenario = async <K extends ScenarioName>(name: K, args: ScenarioArgs<K>, heapLimit = true, settings: Record<string, string> = {}) => {
+      const label = Object.keys(settings).length > 0 ? `${name} (${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')})` : name;
+      log(`scale ${size}: ${label}`);
       const nodeArgs = heapLimit ? heapArgsFor(options.instanceMemoryMb) : [];
-      const report = await runScenario(name, args, { env, emulator: cosmos, timeoutInMs: 2 * 3_600_000, nodeArgs, cpuOf: { backstage: () => backstage.pids() } });
+      const report = await runScenario(name, args, { env: { ...env, ...settings }, emulator: cosmos, timeoutInMs: 2 * 3_600_000, nodeArgs, cpuOf: { backstage: () => backstage.pids() } });
       // In the log too: a run of hours keeps what each step measured even if a later step fails.
-      log(`scale ${size}: ${name} → ${JSON.stringify({ peakRssMb: report.peakRssMb, ...summaryOf(report.result) })}`);
+      log(`scale ${size}: ${label} → ${JSON.stringify({ peakRssMb: report.peakRssMb, ...summaryOf(report.result) })}`);
       return report;
     };
     await scenario('provision', {});
     const initial = await scenario('reconcile', {});
     const stream = await scenario('bareStream', {});
+    const compressedStream = await scenario('bareStream', {}, true, { BACKSTAGE_COMPRESSION: 'br' });
     const index = await scenario('bareIndex', {});
     const zero = await scenario('reconcile', {});
     const stale = Math.max(1, Math.round(entities.length / 100));
@@ -148,7 +152,8 @@ export async function scaleSize(size: number, options: { seed: number; instanceM
       initial: run(initial),
       zeroChange: run(zero),
       onePercent: { ...run(changed), stale: changed.result.stale },
-      bareStream: { ms: Math.round(stream.result.ms), peakRssMb: stream.peakRssMb, backstageRequests: stream.result.backstageRequests, ...(stream.cpu?.[0] && { cpu: stream.cpu[0] }) },
+      bareStream: bareStreamOf(stream),
+      bareStreamCompressed: bareStreamOf(compressedStream),
       bareIndex: { ms: Math.round(index.result.ms), peakRssMb: index.peakRssMb, cosmosRequests: index.result.cosmosRequests, ...(index.cpu?.[0] && { cpu: index.cpu[0] }) },
       bareWrite: { bulkMs: Math.round(bare.result.bulk.ms), pointMs: Math.round(bare.result.point.ms), bulkWithHistoryMs: Math.round(bare.result.bulkWithHistory.ms), batchWithHistoryMs: Math.round(bare.result.batchWithHistory.ms) },
       perThousand: { initialMs: perThousand(initial.result.ms), zeroChangeMs: perThousand(zero.result.ms), onePercentMs: perThousand(changed.result.ms) },
@@ -159,6 +164,10 @@ export async function scaleSize(size: number, options: { seed: number; instanceM
     // The emulator runs in this process and keeps every database in memory: the next size starts without this one.
     await dropDatabase(local, databaseName).catch((error: unknown) => log(`scale ${size}: could not drop ${databaseName}: ${String(error)}`));
   }
+}
+
+function bareStreamOf(r: { result: ScenarioResult<'bareStream'>; peakRssMb: number; cpu?: CpuUse[] }): ScaleSizeReport['bareStream'] {
+  return { ms: Math.round(r.result.ms), peakRssMb: r.peakRssMb, backstageRequests: r.result.backstageRequests, ...(r.cpu?.[0] && { cpu: r.cpu[0] }) };
 }
 
 async function dropDatabase(local: LocalStack, databaseName: string): Promise<void> {
@@ -184,6 +193,10 @@ export function formatScale(sizes: ScaleSizeReport[]): string[] {
     row('zero-change reconcile', s.zeroChange);
     row(`1 % changed (${s.onePercent.stale})`, s.onePercent);
     lines.push(`| ${s.entities} | bare catalog stream / mirror index / bulk write / point writes / bulk write with history / batch write with history | ${(s.bareStream.ms / 1000).toFixed(1)} / ${(s.bareIndex.ms / 1000).toFixed(1)} / ${(s.bareWrite.bulkMs / 1000).toFixed(1)} / ${(s.bareWrite.pointMs / 1000).toFixed(1)} / ${s.bareWrite.bulkWithHistoryMs === undefined ? '–' : (s.bareWrite.bulkWithHistoryMs / 1000).toFixed(1)} / ${s.bareWrite.batchWithHistoryMs === undefined ? '–' : (s.bareWrite.batchWithHistoryMs / 1000).toFixed(1)} | – | ${Math.max(s.bareStream.peakRssMb, s.bareIndex.peakRssMb)} | ${s.bareStream.backstageRequests} | ${s.bareIndex.cosmosRequests} | – |`);
+    if (s.bareStreamCompressed) {
+      const c = s.bareStreamCompressed;
+      lines.push(`| ${s.entities} | bare catalog stream, answers compressed (br) | ${(c.ms / 1000).toFixed(1)} | – | ${c.peakRssMb} | ${c.backstageRequests} | – | – |`);
+    }
   }
   const cpuRows = sizes.flatMap((s) =>
     (
@@ -191,6 +204,7 @@ export function formatScale(sizes: ScaleSizeReport[]): string[] {
         ['initial load', s.initial],
         ['zero-change reconcile', s.zeroChange],
         ['bare catalog stream', s.bareStream],
+        ...(s.bareStreamCompressed ? [['bare catalog stream, answers compressed (br)', s.bareStreamCompressed] as const] : []),
         ['bare mirror index', s.bareIndex],
       ] as const
     ).flatMap(([label, r]) => (r.cpu ? [formatCpuRow(`${s.entities}`, label, r.ms, r.cpu)] : [])),
