@@ -358,7 +358,8 @@ export abstract class CosmosStore {
       });
       if (failure instanceof OperationAbortedError) throw failure;
       const cosmosFailure = failure as CosmosOperationError;
-      return operations.map(() => ({ statusCode: cosmosFailure.statusCode ?? 0, error: cosmosFailure }));
+      if (cosmosFailure.statusCode !== undefined) return operations.map(() => ({ statusCode: cosmosFailure.statusCode!, error: cosmosFailure }));
+      return this.diagnoseBatchFailure(operations, cosmosFailure, options);
     }
     let throttled = 0;
     let requestCharge = 0;
@@ -380,6 +381,41 @@ export abstract class CosmosStore {
     this.observe('bulk', what, options, performance.now() - started, { statusCode: 200, requestCharge });
     if (throttled > 0) this.storeOptions.metrics?.increment('cosmos.throttled', throttled, { container: this.container.id, operation: 'bulk' });
     return outcomes;
+  }
+
+  /**
+   * A batch call that failed without a status. `items.bulk` rethrows a failed batch request as a plain Error, its
+   * status lost, so a refused token or a missing role (401, 403) would look like a request that got no answer — and
+   * be sent again and again as one. The call's first operation, sent alone as a point write, answers with its status:
+   * a refusal is the whole call's (the same identity, container and kind of write); any other answer is that
+   * operation's own outcome, and the rest keep "no answer" (transient: the next round sends them again).
+   */
+  private async diagnoseBatchFailure(operations: readonly BulkWrite[], failure: CosmosOperationError, options: StoreCallOptions): Promise<WriteOutcome[]> {
+    const [first, ...rest] = operations;
+    const answer = await this.pointWrite(first!, options);
+    if (answer.statusCode === 401 || answer.statusCode === 403) {
+      const refused = new CosmosOperationError(`Cosmos DB refused a batch of ${operations.length} writes with ${answer.statusCode}`, answer.statusCode, answer.error);
+      return operations.map(() => ({ statusCode: answer.statusCode, error: refused }));
+    }
+    return [answer, ...rest.map(() => ({ statusCode: 0, error: failure }))];
+  }
+
+  /** One operation of a batch, written alone: its outcome, as a batch call gives it; throws only when aborted. */
+  private async pointWrite(operation: BulkWrite, options: StoreCallOptions): Promise<WriteOutcome> {
+    const { doc, partitionKey } = operation;
+    try {
+      const response =
+        operation.kind === 'create'
+          ? await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as JSONObject, o))
+          : await this.request('replace', `replace ${doc.id}`, options, (o) =>
+              this.container.item(doc.id, partitionKey).replace(doc as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: operation.ifMatch } }),
+            );
+      return { statusCode: response.statusCode, etag: response.etag };
+    } catch (error) {
+      if (error instanceof OperationAbortedError) throw error;
+      const failure = error as CosmosOperationError;
+      return { statusCode: failure.statusCode ?? 0, error: failure };
+    }
   }
 
   /**

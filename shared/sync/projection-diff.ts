@@ -78,14 +78,10 @@ export class ProjectionDiff {
     return live;
   }
 
-  /** Catalog items the mirror does not hold as they are: new, changed, or tombstoned in the mirror. */
-  toSync(): CatalogProjectionItem[] {
-    return [...this.catalog.values()];
-  }
-
   /**
-   * Marks the mirror's index as read whole and hands out what the catalog has to sync so far: each item is final now
-   * (no mirror item can still agree with it), so a run can sync it while the catalog still streams in.
+   * Marks the mirror's index as read whole and hands out what the catalog has to sync so far — items the mirror does
+   * not hold as they are: new, changed, or tombstoned in the mirror. Each is final now (no mirror item can still agree
+   * with it), so a run can sync it while the catalog still streams in.
    */
   completeMirror(): CatalogProjectionItem[] {
     this.fresh = [];

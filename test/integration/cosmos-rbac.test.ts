@@ -10,6 +10,8 @@ import { startCosmosEmulator, type CosmosEmulator } from '../../local/cosmos';
 import { ensureCosmosResources, provisionerCredential } from '../../local/cosmos-setup';
 import { loadCosmosRoles } from '../../local/cosmos-rbac';
 import { identityAdmin, uniqueName } from '../support/stack';
+import { EntityStore } from '../../shared/sync/entity-store';
+import type { LiveEntityDocument } from '../../shared/model/documents';
 
 const DATABASE = 'catalog';
 const NAMES = { databaseName: DATABASE, entitiesContainer: 'entities', edgesContainer: 'edges', leasesContainer: 'leases', deliveriesContainer: 'webhook-deliveries', authoredContainer: 'authored', historyContainer: 'history', runsContainer: 'maintenance-runs' };
@@ -146,4 +148,26 @@ test('readers: read and query the mirror, write nothing, see nothing else', asyn
     refused(reader.principal, 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery', 'leases'),
   );
   expect(new Set(emulator.rbac.denials().filter((d) => d.principal === reader.principal).map((d) => `${d.action} ${d.resource}`)).size).toBe(2);
+});
+
+test('a store\'s batch write the identity may not make comes back 403 at once, naming the action, and is not sent again', async () => {
+  // The SDK's items.bulk rethrows a refused batch request without its status; the store finds it out with one point write.
+  const reader = as('readers');
+  const store = new EntityStore(reader.container('entities'), { throttleRetry: { maxRetries: 3, baseDelayInMs: 1, maxDelayInMs: 5 } });
+  const doc = (name: string) => ({ id: `component:default:${name}` }) as LiveEntityDocument;
+  const outcomes = await store.writeMany([{ kind: 'create', doc: doc('refused-1') }, { kind: 'create', doc: doc('refused-2') }], { bulk: true });
+  expect(outcomes.map((o) => o.statusCode)).toEqual([403, 403]);
+  expect(outcomes.every((o) => o.error?.transient === false)).toBe(true);
+  const cause = (outcomes[0]!.error as Error & { cause?: Error }).cause;
+  expect(cause?.message).toContain(`principal [${reader.principal}] does not have required RBAC permissions to perform action [${items('create')}]`);
+  // One batch request and the one point write that told its status: no rounds of retries.
+  expect(emulator.rbac.denials().filter((d) => d.principal === reader.principal)).toHaveLength(2);
+
+  // An identity that may write: the same path writes the batch.
+  const app = as('app');
+  const written = await new EntityStore(app.container('entities'), { throttleRetry: { maxRetries: 3, baseDelayInMs: 1, maxDelayInMs: 5 } }).writeMany(
+    [{ kind: 'create', doc: doc('allowed-1') }, { kind: 'create', doc: doc('allowed-2') }],
+    { bulk: true },
+  );
+  expect(written.map((o) => o.statusCode)).toEqual([201, 201]);
 });
