@@ -43,8 +43,8 @@ export interface CatalogReaderOptions {
 
 /**
  * How Backstage's answers travel. Backstage compresses what it sends when the client offers an encoding (brotli first,
- * which Node's fetch offers by default); compressing a page of 500 whole entities costs Backstage ≈ 30 ms of CPU and the
- * reader as much again to decompress, several times what sending it plain costs on a fast link. `none` asks for plain
+ * which Node's fetch offers by default); compressing a page of 500 whole entities costs Backstage ≈ 30 ms of CPU, and
+ * the reader a few more to decompress — several times what sending it plain costs on a fast link. `none` asks for plain
  * answers (`Accept-Encoding: identity`): the choice next to Backstage, e.g. in the same virtual network; `gzip` or `br`
  * trade that CPU for about a tenth of the bytes, for a slow or metered link.
  */
