@@ -128,6 +128,49 @@ describe('reconcile', () => {
   });
 });
 
+// Before the mass-deletion guard's test, which empties the fixture catalog.
+describe('how Backstage answers travel (BACKSTAGE_COMPRESSION)', () => {
+  /** A reader whose every exchange with the real Backstage backend is recorded: what it asked for, how it was answered. */
+  function recordingReader(compression?: BackstageCompression) {
+    const exchanges: Array<{ acceptEncoding: string | null; contentEncoding: string | null }> = [];
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const response = await globalThis.fetch(input, init);
+      exchanges.push({ acceptEncoding: new Headers(init?.headers).get('accept-encoding'), contentEncoding: response.headers.get('content-encoding') });
+      return response;
+    };
+    const reader = new CatalogReader({ ...config.backstage, pageSize: 2, ...(compression && { compression }), tokenProvider: runtime.tokenProvider, fetch });
+    return { reader, exchanges };
+  }
+
+  /** The catalog's stream, every other page read whole, and three entities by ref. */
+  async function readEverything(reader: CatalogReader) {
+    const pages: Array<{ refs: string[]; whole: Entity[] | undefined }> = [];
+    for await (const page of reader.streamCatalog({ readWhole: () => pages.length % 2 === 1 })) pages.push({ refs: page.items.map((i) => i.entityRef), whole: page.entities });
+    return { pages, byRefs: await reader.getEntitiesByRefs(pages.flatMap((p) => p.refs).slice(0, 3)) };
+  }
+
+  test('by default the reader asks for plain answers, and Backstage sends them so', async () => {
+    expect(config.backstage.compression).toBe('none');
+    const { reader, exchanges } = recordingReader();
+    const read = await readEverything(reader);
+    expect(read.pages.length).toBeGreaterThan(2);
+    expect(exchanges.length).toBe(read.pages.length + 1);
+    expect(exchanges.every((e) => e.acceptEncoding === 'identity' && e.contentEncoding === null)).toBe(true);
+  });
+
+  test.each(['gzip', 'br'] as const)('with %s Backstage compresses its answers, and what the reader returns is the same', async (compression) => {
+    const plain = await readEverything(recordingReader('none').reader);
+    const { reader, exchanges } = recordingReader(compression);
+    const read = await readEverything(reader);
+    expect(exchanges.length).toBe(read.pages.length + 1);
+    // Every answer that has a body worth compressing comes compressed (Backstage leaves the smallest plain).
+    expect(exchanges.every((e) => e.acceptEncoding === compression)).toBe(true);
+    expect(exchanges.filter((e) => e.contentEncoding === compression).length).toBeGreaterThan(0);
+    expect(exchanges.every((e) => e.contentEncoding === compression || e.contentEncoding === null)).toBe(true);
+    expect(read).toEqual(plain);
+  });
+});
+
 describe('syncEntity', () => {
   test('an unchanged entity costs one mirror read and one Backstage read, and no write', async () => {
     const charge = new RequestChargeTracker();
@@ -273,47 +316,5 @@ describe('Backstage rejects our token', () => {
     const reader = await readerFor({});
     await expect(reader.getEntityByRef('component:default/does-not-exist')).resolves.toBeUndefined();
     expect(reader.requestCount).toBe(1);
-  });
-});
-
-describe('how Backstage answers travel (BACKSTAGE_COMPRESSION)', () => {
-  /** A reader whose every exchange with the real Backstage backend is recorded: what it asked for, how it was answered. */
-  function recordingReader(compression?: BackstageCompression) {
-    const exchanges: Array<{ acceptEncoding: string | null; contentEncoding: string | null }> = [];
-    const fetch: typeof globalThis.fetch = async (input, init) => {
-      const response = await globalThis.fetch(input, init);
-      exchanges.push({ acceptEncoding: new Headers(init?.headers).get('accept-encoding'), contentEncoding: response.headers.get('content-encoding') });
-      return response;
-    };
-    const reader = new CatalogReader({ ...config.backstage, pageSize: 2, ...(compression && { compression }), tokenProvider: runtime.tokenProvider, fetch });
-    return { reader, exchanges };
-  }
-
-  /** The catalog's stream, every other page read whole, and three entities by ref. */
-  async function readEverything(reader: CatalogReader) {
-    const pages: Array<{ refs: string[]; whole: Entity[] | undefined }> = [];
-    for await (const page of reader.streamCatalog({ readWhole: () => pages.length % 2 === 1 })) pages.push({ refs: page.items.map((i) => i.entityRef), whole: page.entities });
-    return { pages, byRefs: await reader.getEntitiesByRefs(pages.flatMap((p) => p.refs).slice(0, 3)) };
-  }
-
-  test('by default the reader asks for plain answers, and Backstage sends them so', async () => {
-    expect(config.backstage.compression).toBe('none');
-    const { reader, exchanges } = recordingReader();
-    const read = await readEverything(reader);
-    expect(read.pages.length).toBeGreaterThan(2);
-    expect(exchanges.length).toBe(read.pages.length + 1);
-    expect(exchanges.every((e) => e.acceptEncoding === 'identity' && e.contentEncoding === null)).toBe(true);
-  });
-
-  test.each(['gzip', 'br'] as const)('with %s Backstage compresses its answers, and what the reader returns is the same', async (compression) => {
-    const plain = await readEverything(recordingReader('none').reader);
-    const { reader, exchanges } = recordingReader(compression);
-    const read = await readEverything(reader);
-    expect(exchanges.length).toBe(read.pages.length + 1);
-    // Every answer that has a body worth compressing comes compressed (Backstage leaves the smallest plain).
-    expect(exchanges.every((e) => e.acceptEncoding === compression)).toBe(true);
-    expect(exchanges.filter((e) => e.contentEncoding === compression).length).toBeGreaterThan(0);
-    expect(exchanges.every((e) => e.contentEncoding === compression || e.contentEncoding === null)).toBe(true);
-    expect(read).toEqual(plain);
   });
 });
