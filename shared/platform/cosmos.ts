@@ -224,16 +224,19 @@ export abstract class CosmosStore {
     else logger.warn(`Cosmos DB call failed: ${what}`, { ...fields, error: outcome.error });
   }
 
-  /** Creates `doc` in a container partitioned by `/id`; {@link CosmosOperationError} 409 when it exists. Returns the new `_etag`. */
+  /** Creates `doc`; {@link CosmosOperationError} 409 when it exists. Returns the new `_etag`. */
   protected async createDocument(doc: { id: string }, options: StoreCallOptions): Promise<string> {
     const response = await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as JSONObject, o));
     return response.etag;
   }
 
-  /** Replaces `doc` (partition key `/id`) if its `_etag` is still `ifMatch`; {@link CosmosOperationError} 412 otherwise. */
-  protected async replaceDocument(doc: { id: string }, ifMatch: string, options: StoreCallOptions): Promise<string> {
+  /**
+   * Replaces `doc` (partition key `/id` unless given) if its `_etag` is still `ifMatch`; {@link CosmosOperationError}
+   * 412 otherwise. Returns the new `_etag`.
+   */
+  protected async replaceDocument(doc: { id: string }, ifMatch: string, options: StoreCallOptions, partitionKey = doc.id): Promise<string> {
     const response = await this.request('replace', `replace ${doc.id}`, options, (o) =>
-      this.container.item(doc.id, doc.id).replace(doc as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
+      this.container.item(doc.id, partitionKey).replace(doc as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: ifMatch } }),
     );
     return response.etag;
   }
@@ -402,15 +405,10 @@ export abstract class CosmosStore {
 
   /** One operation of a batch, written alone: its outcome, as a batch call gives it; throws only when aborted. */
   private async pointWrite(operation: BulkWrite, options: StoreCallOptions): Promise<WriteOutcome> {
-    const { doc, partitionKey } = operation;
     try {
-      const response =
-        operation.kind === 'create'
-          ? await this.request('create', `create ${doc.id}`, options, (o) => this.container.items.create(doc as JSONObject, o))
-          : await this.request('replace', `replace ${doc.id}`, options, (o) =>
-              this.container.item(doc.id, partitionKey).replace(doc as JSONObject, { ...o, accessCondition: { type: 'IfMatch', condition: operation.ifMatch } }),
-            );
-      return { statusCode: response.statusCode, etag: response.etag };
+      return operation.kind === 'create'
+        ? { statusCode: 201, etag: await this.createDocument(operation.doc, options) }
+        : { statusCode: 200, etag: await this.replaceDocument(operation.doc, operation.ifMatch, options, operation.partitionKey) };
     } catch (error) {
       if (error instanceof OperationAbortedError) throw error;
       const failure = error as CosmosOperationError;
